@@ -1,0 +1,34 @@
+# Shared CMake helpers: dependencies, warnings, sanitizers.
+
+function(udrpc_find_deps)
+  find_path(XXHASH_INCLUDE_DIR xxhash.h)
+  find_library(XXHASH_LIBRARY xxhash)
+  if(NOT XXHASH_INCLUDE_DIR OR NOT XXHASH_LIBRARY)
+    message(FATAL_ERROR "xxHash not found: apt-get install libxxhash-dev (./build.sh does it)")
+  endif()
+  set(XXHASH_INCLUDE_DIR ${XXHASH_INCLUDE_DIR} PARENT_SCOPE)
+  set(XXHASH_LIBRARY ${XXHASH_LIBRARY} PARENT_SCOPE)
+
+  find_path(IBVERBS_INCLUDE_DIR infiniband/verbs.h)
+  find_library(IBVERBS_LIBRARY ibverbs)
+  if(IBVERBS_INCLUDE_DIR AND IBVERBS_LIBRARY)
+    message(STATUS "udrpc: rdma-core found (${IBVERBS_LIBRARY}); the verbs and mlx5 transports are not implemented yet")
+  else()
+    message(STATUS "udrpc: rdma-core headers not found: verbs and mlx5 transports left out")
+  endif()
+endfunction()
+
+# Warnings and sanitizers for one target of ours.
+function(udrpc_target_flags tgt)
+  target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wmissing-prototypes -Wshadow
+                         -Wformat=2 -Wno-unused-parameter)
+  if(UDRPC_WERROR)
+    target_compile_options(${tgt} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(UDRPC_SANITIZE)
+  string(REPLACE ";" "," _san "${UDRPC_SANITIZE}")
+  add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${_san})
+endif()

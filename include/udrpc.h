@@ -1,0 +1,310 @@
+/*
+ * udrpc.h — the whole public API of udrpc, a datagram RPC runtime in the
+ * line of eRPC (NSDI 2019).
+ *
+ * Model: one process creates one Nexus (udrpc_nexus_t), which owns the UDP
+ * port used for session management (SM) and the table of request handlers.
+ * Each thread that sends or serves RPCs creates its own endpoint (udrpc_t)
+ * and drives it with udrpc_run_event_loop_once(); an endpoint is never shared
+ * between threads. Clients open sessions to remote endpoints, named by the
+ * remote Nexus URI ("host:port") and the remote endpoint's rpc_id, and
+ * enqueue requests on them; the response arrives in a continuation.
+ *
+ * Conventions, for every function below:
+ *  - Errors are negative errno values; udrpc_strerror() explains them.
+ *  - "Rpc thread" means the thread that created the udrpc_t. Functions that
+ *    take a udrpc_t (or a request handle) must be called from it; calls
+ *    from other threads are detected where cheap and refused with -EPERM.
+ *  - Message buffers (udrpc_msgbuf_t) come from udrpc_msgbuf_alloc() on the
+ *    same udrpc_t that uses them.
+ */
+#ifndef UDRPC_H
+#define UDRPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(UDRPC_BUILDING) && defined(__GNUC__)
+#define UDRPC_API __attribute__((visibility("default")))
+#else
+#define UDRPC_API
+#endif
+
+#define UDRPC_VERSION_MAJOR 0
+#define UDRPC_VERSION_MINOR 1
+
+/** Number of request types: req_type is a uint8_t. */
+#define UDRPC_MAX_REQ_TYPES 256
+/** Longest Nexus URI, "host:port", including the terminating NUL. */
+#define UDRPC_MAX_URI_LEN 64
+
+typedef struct udrpc_nexus udrpc_nexus_t;       /* one per process */
+typedef struct udrpc udrpc_t;                   /* one per thread, never shared */
+typedef struct udrpc_req_handle udrpc_req_handle_t;
+
+/** A message buffer. Data lives in memory owned by the udrpc_t that
+ *  allocated it (registered with the NIC on RDMA transports); the library
+ *  keeps per-packet header room around it, so sending is zero-copy. */
+typedef struct udrpc_msgbuf {
+    uint8_t *buf;      /**< application bytes */
+    size_t   size;     /**< bytes in use (what is sent) */
+    size_t   max_size; /**< capacity */
+    void    *priv;     /**< library-owned; do not touch */
+} udrpc_msgbuf_t;
+
+typedef enum {
+    UDRPC_SM_CONNECTED,      /**< udrpc_connect() succeeded; err is 0 */
+    UDRPC_SM_CONNECT_FAILED, /**< err: -ETIMEDOUT (no answer), -ENOENT (no
+                                  such rpc_id), -EPROTONOSUPPORT (transport
+                                  mismatch), -ENOSPC (server full) */
+    UDRPC_SM_DISCONNECTED,   /**< udrpc_disconnect() done; err 0 or -ETIMEDOUT
+                                  (the peer did not confirm; freed anyway) */
+    UDRPC_SM_SESSION_FAILED, /**< the peer stopped answering: every request
+                                  on the session has completed with
+                                  -ECONNRESET and the session is freed */
+} udrpc_sm_event_t;
+
+typedef enum {
+    UDRPC_HANDLER_FG, /**< runs on the Rpc thread inside the event loop */
+    UDRPC_HANDLER_BG, /**< runs on a Nexus worker (not implemented yet) */
+} udrpc_handler_mode_t;
+
+/** Server-side request handler. Runs on the Rpc thread (FG). It reads the
+ *  request with udrpc_req_msgbuf(), fills udrpc_resp_msgbuf() and calls
+ *  udrpc_enqueue_response(), now or later from the same thread. */
+typedef void (*udrpc_req_handler_t)(udrpc_req_handle_t *h, void *rpc_context);
+/** Client continuation: runs exactly once per accepted request, on the Rpc
+ *  thread, with status 0 (the response is in the resp msgbuf, resp->size
+ *  set) or a negative errno. */
+typedef void (*udrpc_cont_t)(void *rpc_context, void *tag, int status);
+/** Session-management events of sessions this endpoint opened. */
+typedef void (*udrpc_sm_handler_t)(int session, udrpc_sm_event_t ev, int err,
+                                   void *rpc_context);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** Nexus configuration. Initialise with udrpc_nexus_config_default(). */
+typedef struct udrpc_nexus_config {
+    unsigned sm_retry_ms;   /**< SM request retry interval (default 20) */
+    unsigned bg_threads;    /**< background handler workers (default 0;
+                                 BG handlers are not implemented yet) */
+} udrpc_nexus_config_t;
+
+/** Fault injection of the "loop" transport (tests). Probabilities are in
+ *  parts per million of packets; all zero by default. */
+typedef struct udrpc_loop_faults {
+    uint64_t seed;          /**< PRNG seed: runs with one seed are repeatable */
+    uint32_t drop_ppm;      /**< drop a packet */
+    uint32_t dup_ppm;       /**< deliver a packet twice */
+    uint32_t reorder_ppm;   /**< hold a packet back behind the next one */
+    uint32_t corrupt_ppm;   /**< flip one random bit */
+    uint32_t delay_ppm;     /**< hold a packet for delay_us */
+    uint32_t delay_us;
+} udrpc_loop_faults_t;
+
+/** Rpc configuration. Initialise with udrpc_config_default(), which applies
+ *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU, UDRPC_RTO_US),
+ *  then change fields. */
+typedef struct udrpc_config {
+    const char *transport;      /**< "auto", "udp", "loop", "verbs", "mlx5" */
+    const char *device;         /**< RDMA device name; NULL: first active */
+    unsigned mtu;               /**< largest datagram incl. 16 B header;
+                                     0: the transport's default */
+    unsigned session_credits;   /**< packets in flight per session (32) */
+    unsigned rto_us;            /**< retransmission timeout (5000) */
+    unsigned max_retries;       /**< RTOs without progress before the
+                                     session fails (40) */
+    unsigned connect_timeout_ms;/**< CONNECT_FAILED -ETIMEDOUT after (1000) */
+    unsigned max_sessions;      /**< sessions per endpoint (4096, max 65535) */
+    size_t   max_msg_size;      /**< largest request or response (8 MiB,
+                                     max 16 MiB - 1) */
+    bool     cc;                /**< congestion control (not implemented
+                                     yet; must be false) */
+    udrpc_loop_faults_t loop;   /**< "loop" transport only */
+} udrpc_config_t;
+
+/** Statistics of one endpoint, counted since udrpc_create(). */
+typedef enum {
+    UDRPC_DROP_SHORT,        /**< datagram shorter than the header */
+    UDRPC_DROP_MAGIC,        /**< wrong magic or reserved bits set */
+    UDRPC_DROP_BAD_TYPE,     /**< packet type invalid for the session role */
+    UDRPC_DROP_BAD_SESSION,  /**< session number out of range or unused */
+    UDRPC_DROP_NOT_CONNECTED,/**< session exists but is not connected */
+    UDRPC_DROP_BAD_SOURCE,   /**< source is not the session's peer */
+    UDRPC_DROP_MSG_SIZE,     /**< message size over the limit */
+    UDRPC_DROP_BAD_LENGTH,   /**< payload length does not match the header */
+    UDRPC_DROP_STALE_REQ,    /**< request number behind the slot */
+    UDRPC_DROP_FUTURE_REQ,   /**< request number ahead of the slot's window */
+    UDRPC_DROP_BAD_PKT_NUM,  /**< packet number outside the message */
+    UDRPC_DROP_DUPLICATE,    /**< already received */
+    UDRPC_DROP_OUT_OF_ORDER, /**< ahead of the next expected packet */
+    UDRPC_DROP_TX_FULL,      /**< the transport could not take a packet */
+    UDRPC_DROP_NO_MEMORY,    /**< no buffer for a multi-packet request */
+    UDRPC_DROP_MAX
+} udrpc_drop_reason_t;
+
+typedef struct udrpc_stats {
+    uint64_t pkts_tx, pkts_rx;
+    uint64_t reqs_sent;          /**< requests accepted by enqueue_request */
+    uint64_t reqs_completed;     /**< continuations run (any status) */
+    uint64_t reqs_handled;       /**< handler invocations (server) */
+    uint64_t retransmits;        /**< packets sent again */
+    uint64_t rto_fired;          /**< retransmission timeouts */
+    uint64_t credit_stalls;      /**< times a slot waited for credits */
+    uint64_t dup_rx;             /**< duplicate packets received */
+    uint64_t sessions_connected, sessions_failed, sessions_active;
+    uint64_t drops[UDRPC_DROP_MAX];
+    uint64_t sm_drops;           /**< malformed or unexpected SM packets */
+} udrpc_stats_t;
+
+/* ------------------------------------------------------------------------ */
+/* Nexus                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** Fills *cfg with defaults. Any thread. */
+UDRPC_API void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg);
+
+/** Creates the process's Nexus: binds the SM UDP socket at local_uri
+ *  ("host:port", IPv4 literal or name; port 0 picks one) and starts the SM
+ *  thread. cfg may be NULL (defaults). Returns NULL on failure with errno
+ *  set (EINVAL bad URI, EADDRINUSE, ...). Any thread. */
+UDRPC_API udrpc_nexus_t *udrpc_nexus_create(const char *local_uri,
+                                            const udrpc_nexus_config_t *cfg);
+
+/** The URI the Nexus is bound to ("127.0.0.1:31850"), with the real port
+ *  when it was created with port 0. Owned by the Nexus. Any thread. */
+UDRPC_API const char *udrpc_nexus_uri(const udrpc_nexus_t *nx);
+
+/** Registers fn for req_type. Must precede the first udrpc_create():
+ *  returns -EBUSY after it, -EEXIST if req_type has a handler, -EINVAL for
+ *  a NULL fn, -ENOTSUP for UDRPC_HANDLER_BG (not implemented yet). Returns
+ *  0 on success. Any thread, before endpoints exist. */
+UDRPC_API int udrpc_register_handler(udrpc_nexus_t *nx, uint8_t req_type,
+                                     udrpc_req_handler_t fn,
+                                     udrpc_handler_mode_t mode);
+
+/** Stops the SM thread and frees the Nexus. Every udrpc_t of this Nexus
+ *  must have been destroyed. NULL is ignored. */
+UDRPC_API void udrpc_nexus_destroy(udrpc_nexus_t *nx);
+
+/* ------------------------------------------------------------------------ */
+/* Rpc endpoint                                                              */
+/* ------------------------------------------------------------------------ */
+
+/** Fills *cfg with defaults, then applies the environment. Any thread. */
+UDRPC_API void udrpc_config_default(udrpc_config_t *cfg);
+
+/** Creates an endpoint with id rpc_id (unique in its Nexus) owned by the
+ *  calling thread. rpc_context is passed to handlers, continuations and
+ *  sm_handler (which may be NULL for a server). cfg NULL: defaults.
+ *  Returns NULL with errno set: EEXIST (rpc_id taken), EINVAL (bad cfg),
+ *  ENODEV (no such transport here), ENOTSUP (cc on), ENOMEM. */
+UDRPC_API udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id,
+                                void *rpc_context,
+                                udrpc_sm_handler_t sm_handler,
+                                const udrpc_config_t *cfg);
+
+/** Destroys the endpoint: outstanding requests complete with -ECONNRESET,
+ *  sessions are dropped without a handshake, memory is returned. Rpc
+ *  thread. NULL is ignored. */
+UDRPC_API void udrpc_destroy(udrpc_t *rpc);
+
+/** Opens a session to endpoint remote_rpc_id at remote_uri ("host:port" of
+ *  the remote Nexus). Returns the session number (>= 0) at once; the
+ *  outcome arrives at sm_handler (CONNECTED, or CONNECT_FAILED within
+ *  connect_timeout_ms). Requests may be enqueued before CONNECTED: they
+ *  wait in the session. -EINVAL bad URI, -ENOSPC no free session,
+ *  -EPERM wrong thread. */
+UDRPC_API int udrpc_connect(udrpc_t *rpc, const char *remote_uri,
+                            uint8_t remote_rpc_id);
+
+/** Closes a client session. Every request still on it completes with
+ *  -ECONNRESET first; sm_handler then hears DISCONNECTED. Returns 0,
+ *  -EINVAL (no such session), -EALREADY (disconnect already under way).
+ *  Rpc thread. */
+UDRPC_API int udrpc_disconnect(udrpc_t *rpc, int session);
+
+/** True when the session exists and its handshake has completed. Rpc
+ *  thread. */
+UDRPC_API bool udrpc_is_connected(const udrpc_t *rpc, int session);
+
+/** Allocates a message buffer of max_size bytes (0 < max_size <=
+ *  max_msg_size) from the endpoint's allocator; out->size = max_size.
+ *  Returns 0, -EINVAL, or -ENOMEM. The buffer belongs to the caller until
+ *  udrpc_msgbuf_free(). Rpc thread. */
+UDRPC_API int udrpc_msgbuf_alloc(udrpc_t *rpc, size_t max_size,
+                                 udrpc_msgbuf_t *out);
+
+/** Returns a buffer to the allocator. It must not be in use by a request
+ *  whose continuation has not run. mb->buf is NULL afterwards. Rpc thread. */
+UDRPC_API void udrpc_msgbuf_free(udrpc_t *rpc, udrpc_msgbuf_t *mb);
+
+/** Sets mb->size (size <= mb->max_size; larger sizes are clamped). */
+UDRPC_API void udrpc_msgbuf_resize(udrpc_msgbuf_t *mb, size_t size);
+
+/** Client: sends req (req->size bytes) as a request of req_type on session;
+ *  the response is written into resp (up to resp->max_size bytes). Returns
+ *  0 when accepted: cont(rpc_context, tag, status) then runs exactly once.
+ *  req and resp stay owned by the caller, who must not touch them until
+ *  cont runs. Requests beyond the 8-request window wait in the session in
+ *  FIFO order. Status: 0, -ECONNRESET (session failed or closed),
+ *  -EMSGSIZE (response larger than resp->max_size), -EBADRQC (no handler
+ *  for req_type at the server). Returns -EINVAL (bad session or buffer,
+ *  size over max_msg_size), -ENOTCONN (session failed or closing), -EPERM
+ *  (wrong thread); then cont never runs. Rpc thread, including from inside
+ *  handlers and continuations. */
+UDRPC_API int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
+                                    udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
+                                    udrpc_cont_t cont, void *tag);
+
+/** Server: the request of handle h. Read-only; valid until
+ *  udrpc_enqueue_response(h). Rpc thread. */
+UDRPC_API const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h);
+
+/** Server: a response buffer of size bytes for h, owned by the library
+ *  (freed when the client's next request on the slot arrives). Returns
+ *  NULL if size exceeds max_msg_size or memory is short. Call it once per
+ *  request, before udrpc_enqueue_response(). Rpc thread. */
+UDRPC_API udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size);
+
+/** Server: sends the response of h (an empty one if udrpc_resp_msgbuf was
+ *  not called). h is invalid afterwards. Returns 0, or -EINVAL (h already
+ *  answered). Rpc thread, inside the handler or later. */
+UDRPC_API int udrpc_enqueue_response(udrpc_req_handle_t *h);
+
+/** Runs one iteration of the event loop: receive a burst, run handlers
+ *  and continuations, fire timers, send the batch. Never blocks. Rpc
+ *  thread. */
+UDRPC_API void udrpc_run_event_loop_once(udrpc_t *rpc);
+
+/** Runs the event loop (busy polling) for timeout_ms milliseconds. */
+UDRPC_API void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms);
+
+/** Copies the endpoint's counters into *out. Returns 0 or -EINVAL. Rpc
+ *  thread (or any thread while the Rpc thread is quiescent). */
+UDRPC_API int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out);
+
+/** Name of a drop reason ("bad_source"), for printing stats. */
+UDRPC_API const char *udrpc_drop_reason_str(udrpc_drop_reason_t r);
+
+/** The transport the endpoint runs on ("udp", "loop", ...). */
+UDRPC_API const char *udrpc_transport_name(const udrpc_t *rpc);
+
+/** Largest payload of one packet on this endpoint: messages up to this
+ *  size are single-packet. */
+UDRPC_API size_t udrpc_max_data_per_pkt(const udrpc_t *rpc);
+
+/** A static description of a negative errno value. */
+UDRPC_API const char *udrpc_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UDRPC_H */

@@ -1,0 +1,35 @@
+/*
+ * log.h — leveled logging, one line per event with the Rpc id and session.
+ * The level comes from UDRPC_LOG=error|warn|info|debug|trace (default
+ * warn), read once. Calls below UDRPC_LOG_MIN_LEVEL are compiled out, so
+ * datapath debug lines cost nothing in a normal build.
+ */
+#ifndef UDRPC_RUNTIME_LOG_H
+#define UDRPC_RUNTIME_LOG_H
+
+enum udrpc_log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+
+#ifndef UDRPC_LOG_MIN_LEVEL
+#define UDRPC_LOG_MIN_LEVEL LOG_INFO
+#endif
+
+extern int udrpc__log_level; /* -1 until read from the environment */
+int udrpc__log_level_init(void);
+void udrpc__log(int level, int rpc_id, int session, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define UDRPC_LOG_AT(level, rpc, sess, ...)                                     \
+    do {                                                                        \
+        if ((level) <= UDRPC_LOG_MIN_LEVEL &&                                   \
+            (level) <= (udrpc__log_level >= 0 ? udrpc__log_level               \
+                                              : udrpc__log_level_init()))       \
+            udrpc__log((level), (rpc) ? (int)(rpc)->rpc_id : -1, (sess),       \
+                       __VA_ARGS__);                                            \
+    } while (0)
+
+#define UDRPC_LOG_ERROR(rpc, sess, ...) UDRPC_LOG_AT(LOG_ERROR, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_WARN(rpc, sess, ...) UDRPC_LOG_AT(LOG_WARN, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_INFO(rpc, sess, ...) UDRPC_LOG_AT(LOG_INFO, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_DEBUG(rpc, sess, ...) UDRPC_LOG_AT(LOG_DEBUG, rpc, sess, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * nexus.c — the per-process Nexus: the SM UDP socket and its thread, the
+ * handler table, and the registry of Rpcs by rpc_id. The SM thread only
+ * decodes and routes: each SM packet goes to the queue of the Rpc it names,
+ * and that Rpc's thread acts on it. A connect to an rpc_id that does not
+ * exist is refused here with -ENOENT.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rpc_internal.h"
+
+#define SM_POLL_MS 50
+
+void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->sm_retry_ms = UDRPC_DEFAULT_SM_RETRY_MS;
+    cfg->bg_threads = 0;
+}
+
+void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
+                          const struct sockaddr_in *to)
+{
+    uint8_t buf[SM_PKT_SIZE];
+    udrpc__sm_encode(p, buf);
+    /* Loss is fine: every SM request is retried until its deadline. */
+    (void)sendto(nx->sm_fd, buf, sizeof(buf), MSG_DONTWAIT, (const struct sockaddr *)to,
+                 sizeof(*to));
+}
+
+static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
+                     const struct sockaddr_in *from)
+{
+    bool to_server = p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ;
+    uint8_t id = to_server ? p->server_rpc_id : p->client_rpc_id;
+    pthread_mutex_lock(&nx->lock);
+    struct udrpc *rpc = nx->rpcs[id];
+    if (rpc)
+        udrpc__rpc_sm_enqueue(rpc, p, from); /* under nx->lock: rpc stays alive */
+    pthread_mutex_unlock(&nx->lock);
+    if (rpc)
+        return;
+    if (p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ) {
+        struct sm_pkt r = *p;
+        r.type = p->type == SM_CONNECT_REQ ? SM_CONNECT_RESP : SM_DISCONNECT_RESP;
+        r.err = p->type == SM_CONNECT_REQ ? -ENOENT : 0;
+        udrpc__nexus_sm_send(nx, &r, from);
+    } else {
+        atomic_fetch_add(&nx->sm_drops, 1);
+    }
+}
+
+static void *sm_thread_main(void *arg)
+{
+    udrpc_nexus_t *nx = arg;
+    uint8_t buf[SM_PKT_SIZE + 1];
+    while (!atomic_load(&nx->stop)) {
+        struct pollfd pfd = { .fd = nx->sm_fd, .events = POLLIN };
+        if (poll(&pfd, 1, SM_POLL_MS) <= 0)
+            continue;
+        for (;;) {
+            struct sockaddr_in from;
+            socklen_t flen = sizeof(from);
+            ssize_t n = recvfrom(nx->sm_fd, buf, sizeof(buf), MSG_DONTWAIT,
+                                 (struct sockaddr *)&from, &flen);
+            if (n < 0)
+                break;
+            struct sm_pkt p;
+            if (flen != sizeof(from) || from.sin_family != AF_INET ||
+                udrpc__sm_decode(buf, (size_t)n, &p) != 0) {
+                atomic_fetch_add(&nx->sm_drops, 1);
+                continue;
+            }
+            sm_route(nx, &p, &from);
+        }
+    }
+    return NULL;
+}
+
+udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_config_t *cfg)
+{
+    struct sockaddr_in sin;
+    if (udrpc__uri_parse(local_uri, &sin) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    udrpc_nexus_t *nx = calloc(1, sizeof(*nx));
+    if (!nx) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int err;
+    if (cfg)
+        nx->cfg = *cfg;
+    else
+        udrpc_nexus_config_default(&nx->cfg);
+    if (nx->cfg.sm_retry_ms == 0)
+        nx->cfg.sm_retry_ms = UDRPC_DEFAULT_SM_RETRY_MS;
+    nx->clock = udrpc__clock_init();
+    pthread_mutex_init(&nx->lock, NULL);
+    nx->sm_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (nx->sm_fd < 0) {
+        err = errno;
+        goto out_free;
+    }
+    socklen_t len = sizeof(sin);
+    if (bind(nx->sm_fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        getsockname(nx->sm_fd, (struct sockaddr *)&sin, &len) != 0) {
+        err = errno;
+        goto out_close;
+    }
+    nx->sm_addr = sin;
+    char host[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host));
+    snprintf(nx->uri, sizeof(nx->uri), "%s:%u", host, ntohs(sin.sin_port));
+    if ((err = pthread_create(&nx->sm_thread, NULL, sm_thread_main, nx)) != 0)
+        goto out_close;
+    return nx;
+
+out_close:
+    close(nx->sm_fd);
+out_free:
+    pthread_mutex_destroy(&nx->lock);
+    free(nx);
+    errno = err;
+    return NULL;
+}
+
+const char *udrpc_nexus_uri(const udrpc_nexus_t *nx)
+{
+    return nx ? nx->uri : NULL;
+}
+
+int udrpc_register_handler(udrpc_nexus_t *nx, uint8_t req_type,
+                           udrpc_req_handler_t fn, udrpc_handler_mode_t mode)
+{
+    if (!nx || !fn)
+        return -EINVAL;
+    if (mode == UDRPC_HANDLER_BG)
+        return -ENOTSUP;
+    if (mode != UDRPC_HANDLER_FG)
+        return -EINVAL;
+    pthread_mutex_lock(&nx->lock);
+    int ret = 0;
+    if (atomic_load(&nx->frozen))
+        ret = -EBUSY; /* Rpcs read the table without locks */
+    else if (nx->handlers[req_type].fn)
+        ret = -EEXIST;
+    else
+        nx->handlers[req_type] = (struct handler_entry){ fn, mode };
+    pthread_mutex_unlock(&nx->lock);
+    return ret;
+}
+
+void udrpc_nexus_destroy(udrpc_nexus_t *nx)
+{
+    if (!nx)
+        return;
+    atomic_store(&nx->stop, true);
+    pthread_join(nx->sm_thread, NULL);
+    close(nx->sm_fd);
+    pthread_mutex_destroy(&nx->lock);
+    free(nx);
+}

@@ -1,0 +1,300 @@
+/*
+ * rpc.c — the Rpc endpoint: configuration, creation and destruction, the
+ * event loop, message buffers, stats and error strings.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rpc_internal.h"
+
+/* ---------------------------------------------------- configuration ---- */
+
+static unsigned env_uint(const char *name, unsigned dflt)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    unsigned long x = strtoul(v, &end, 10);
+    return *end == '\0' && x <= 0xFFFFFFFFul ? (unsigned)x : dflt;
+}
+
+void udrpc_config_default(udrpc_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    const char *t = getenv("UDRPC_TRANSPORT");
+    cfg->transport = t && *t ? t : "auto";
+    cfg->device = getenv("UDRPC_DEVICE");
+    cfg->mtu = env_uint("UDRPC_MTU", 0);
+    cfg->session_credits = UDRPC_DEFAULT_CREDITS;
+    cfg->rto_us = env_uint("UDRPC_RTO_US", UDRPC_DEFAULT_RTO_US);
+    cfg->max_retries = UDRPC_DEFAULT_MAX_RETRIES;
+    cfg->connect_timeout_ms = UDRPC_DEFAULT_CONNECT_TIMEOUT_MS;
+    cfg->max_sessions = UDRPC_DEFAULT_MAX_SESSIONS;
+    cfg->max_msg_size = UDRPC_DEFAULT_MAX_MSG_SIZE;
+    cfg->cc = false;
+}
+
+static int check_config(const udrpc_config_t *c)
+{
+    if (!c->transport || c->session_credits == 0 || c->session_credits > 4096 ||
+        c->rto_us == 0 || c->max_retries == 0 || c->connect_timeout_ms == 0 ||
+        c->max_sessions == 0 || c->max_sessions > 65535 || c->max_msg_size == 0 ||
+        c->max_msg_size > UDRPC_MAX_MSG_SIZE_LIMIT)
+        return -EINVAL;
+    if (c->cc)
+        return -ENOTSUP; /* Timely lands with the congestion-control work */
+    return 0;
+}
+
+static int make_transport(udrpc_t *rpc)
+{
+    const char *t = rpc->cfg.transport;
+    /* verbs and mlx5 are not built yet: "auto" means udp. */
+    if (strcmp(t, "auto") == 0 || strcmp(t, "udp") == 0)
+        return udrpc__udp_create(&rpc->cfg, rpc->nx->sm_addr.sin_addr.s_addr, &rpc->tp);
+    if (strcmp(t, "loop") == 0)
+        return udrpc__loop_create(&rpc->cfg, &rpc->tp);
+    if (strcmp(t, "verbs") == 0 || strcmp(t, "mlx5") == 0)
+        return -ENODEV;
+    return -EINVAL;
+}
+
+/* --------------------------------------------------- create/destroy ---- */
+
+udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
+                      udrpc_sm_handler_t sm_handler, const udrpc_config_t *cfg)
+{
+    int err;
+    if (!nx) {
+        errno = EINVAL;
+        return NULL;
+    }
+    udrpc_t *rpc = calloc(1, sizeof(*rpc));
+    if (!rpc) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (cfg)
+        rpc->cfg = *cfg;
+    else
+        udrpc_config_default(&rpc->cfg);
+    if ((err = check_config(&rpc->cfg)) != 0)
+        goto out_free;
+    rpc->nx = nx;
+    rpc->rpc_id = rpc_id;
+    rpc->ctx = rpc_context;
+    rpc->sm_handler = sm_handler;
+    rpc->owner = pthread_self();
+    rpc->clock = udrpc__clock_init();
+    rpc->handlers = nx->handlers;
+    rpc->max_sessions = rpc->cfg.max_sessions;
+    rpc->max_msg_size = rpc->cfg.max_msg_size;
+    rpc->session_credits = rpc->cfg.session_credits;
+    rpc->max_retries = rpc->cfg.max_retries;
+    rpc->rto_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_us);
+    rpc->sm_retry_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)nx->cfg.sm_retry_ms * 1000);
+    rpc->now_tsc = udrpc__rdtsc();
+    pthread_mutex_init(&rpc->smq_lock, NULL);
+
+    if ((err = make_transport(rpc)) != 0)
+        goto out_lock;
+    rpc->tp_ops = rpc->tp->ops;
+    rpc->dpp = rpc->tp->mtu - UDRPC_HDR_SIZE;
+    if (msgbuf_pkts(rpc->max_msg_size, rpc->dpp) >= UDRPC_MAX_PKTS_PER_MSG) {
+        err = -EINVAL; /* pkt_num is 16 bits: raise the MTU or lower the max */
+        goto out_tp;
+    }
+    udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, NULL, NULL);
+    if ((err = udrpc__msgbuf_get(&rpc->alloc, UDRPC_CTRL_HDRS * UDRPC_HDR_SIZE,
+                                 &rpc->ctrl_mb)) != 0)
+        goto out_alloc;
+    rpc->ctrl_hdrs = rpc->ctrl_mb.buf;
+    rpc->ctrl_lkey = msgbuf_lkey(&rpc->ctrl_mb);
+    rpc->sessions = calloc(rpc->max_sessions, sizeof(*rpc->sessions));
+    rpc->free_sessions = malloc(sizeof(*rpc->free_sessions) * rpc->max_sessions);
+    if (!rpc->sessions || !rpc->free_sessions) {
+        err = -ENOMEM;
+        goto out_arrays;
+    }
+    for (uint32_t i = 0; i < rpc->max_sessions; i++)
+        rpc->free_sessions[i] = rpc->max_sessions - 1 - i; /* 0 is handed out first */
+    rpc->n_free_sessions = rpc->max_sessions;
+    if ((err = udrpc__wheel_init(&rpc->wheel, UDRPC_WHEEL_BUCKETS,
+                                 udrpc__us_to_tsc(rpc->clock, UDRPC_WHEEL_BUCKET_US),
+                                 rpc->now_tsc)) != 0)
+        goto out_arrays;
+    if ((err = udrpc__hash_init(&rpc->dedup, 64)) != 0)
+        goto out_wheel;
+
+    pthread_mutex_lock(&nx->lock);
+    if (nx->rpcs[rpc_id]) {
+        pthread_mutex_unlock(&nx->lock);
+        err = -EEXIST;
+        goto out_hash;
+    }
+    nx->rpcs[rpc_id] = rpc;
+    atomic_store(&nx->frozen, true);
+    pthread_mutex_unlock(&nx->lock);
+    UDRPC_LOG_INFO(rpc, -1, "created on %s, mtu %u", rpc->tp->name, rpc->tp->mtu);
+    return rpc;
+
+out_hash:
+    udrpc__hash_fini(&rpc->dedup);
+out_wheel:
+    udrpc__wheel_fini(&rpc->wheel);
+out_arrays:
+    free(rpc->sessions);
+    free(rpc->free_sessions);
+out_alloc:
+    udrpc__msgbuf_alloc_fini(&rpc->alloc);
+out_tp:
+    rpc->tp->ops->destroy(rpc->tp);
+out_lock:
+    pthread_mutex_destroy(&rpc->smq_lock);
+out_free:
+    free(rpc);
+    errno = -err;
+    return NULL;
+}
+
+void udrpc_destroy(udrpc_t *rpc)
+{
+    if (!rpc)
+        return;
+    pthread_mutex_lock(&rpc->nx->lock);
+    rpc->nx->rpcs[rpc->rpc_id] = NULL; /* the SM thread stops routing to us */
+    pthread_mutex_unlock(&rpc->nx->lock);
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
+        struct session *s = rpc->sessions[i];
+        if (!s)
+            continue;
+        if (s->is_client) {
+            s->state = SS_DISCONNECTING;
+            udrpc__session_fail_requests(rpc, s, -ECONNRESET);
+        } else {
+            s->in_handler = 0; /* deferred handles die with the endpoint */
+        }
+        udrpc__session_free(rpc, s);
+    }
+    udrpc__tx_flush(rpc);
+    udrpc__hash_fini(&rpc->dedup);
+    udrpc__wheel_fini(&rpc->wheel);
+    free(rpc->sessions);
+    free(rpc->free_sessions);
+    for (uint32_t i = 0; i < rpc->n_qreq_chunks; i++)
+        free(rpc->qreq_chunks[i]);
+    free(rpc->qreq_chunks);
+    rpc->tp->ops->destroy(rpc->tp);
+    udrpc__msgbuf_alloc_fini(&rpc->alloc);
+    pthread_mutex_destroy(&rpc->smq_lock);
+    free(rpc);
+}
+
+/* ------------------------------------------------------- event loop ---- */
+
+void udrpc_run_event_loop_once(udrpc_t *rpc)
+{
+    rpc->now_tsc = udrpc__rdtsc(); /* the only clock read of the iteration */
+    unsigned n = rpc->tp_ops->rx_burst(rpc->tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
+    if (n)
+        udrpc__process_rx(rpc, rpc->rx, n);
+    if (rpc->stall_head)
+        udrpc__process_stalls(rpc);
+    udrpc__fire_timers(rpc);
+    if (unlikely(atomic_load_explicit(&rpc->smq_count, memory_order_acquire)))
+        udrpc__sm_process_queue(rpc);
+    if (unlikely(rpc->now_tsc >= rpc->sm_next_check_tsc))
+        udrpc__sm_check_timers(rpc);
+    udrpc__tx_flush(rpc);
+}
+
+void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms)
+{
+    uint64_t end = udrpc__rdtsc() + udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
+    do {
+        udrpc_run_event_loop_once(rpc);
+    } while (rpc->now_tsc < end);
+}
+
+/* ------------------------------------------------------------ msgbuf ---- */
+
+int udrpc_msgbuf_alloc(udrpc_t *rpc, size_t max_size, udrpc_msgbuf_t *out)
+{
+    if (!rpc || !out || max_size == 0 || max_size > rpc->max_msg_size)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    return udrpc__msgbuf_get(&rpc->alloc, max_size, out);
+}
+
+void udrpc_msgbuf_free(udrpc_t *rpc, udrpc_msgbuf_t *mb)
+{
+    if (rpc && mb)
+        udrpc__msgbuf_put(&rpc->alloc, mb);
+}
+
+void udrpc_msgbuf_resize(udrpc_msgbuf_t *mb, size_t size)
+{
+    if (mb)
+        mb->size = size <= mb->max_size ? size : mb->max_size;
+}
+
+/* ------------------------------------------------------------- misc ---- */
+
+int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out)
+{
+    if (!rpc || !out)
+        return -EINVAL;
+    *out = rpc->stats;
+    out->sm_drops += atomic_load(&rpc->nx->sm_drops);
+    return 0;
+}
+
+const char *udrpc_transport_name(const udrpc_t *rpc)
+{
+    return rpc ? rpc->tp->name : NULL;
+}
+
+size_t udrpc_max_data_per_pkt(const udrpc_t *rpc)
+{
+    return rpc ? rpc->dpp : 0;
+}
+
+const char *udrpc_drop_reason_str(udrpc_drop_reason_t r)
+{
+    static const char *const names[UDRPC_DROP_MAX] = {
+        "short", "magic", "bad_type", "bad_session", "not_connected",
+        "bad_source", "msg_size", "bad_length", "stale_req", "future_req",
+        "bad_pkt_num", "duplicate", "out_of_order", "tx_full", "no_memory",
+    };
+    return (unsigned)r < UDRPC_DROP_MAX ? names[r] : "unknown";
+}
+
+const char *udrpc_strerror(int err)
+{
+    switch (err) {
+    case 0: return "success";
+    case -EINVAL: return "invalid argument";
+    case -ENOMEM: return "out of memory";
+    case -ETIMEDOUT: return "timed out: the peer did not answer";
+    case -ECONNRESET: return "session failed or closed before the response";
+    case -ENOENT: return "no endpoint with that rpc_id at the remote Nexus";
+    case -EPROTONOSUPPORT: return "the peers use different transports";
+    case -ENOSPC: return "no free session";
+    case -EMSGSIZE: return "response larger than the response buffer";
+    case -EBADRQC: return "no handler for this request type at the server";
+    case -ENOTCONN: return "session not connected";
+    case -EPERM: return "called from a thread that does not own the endpoint";
+    case -EBUSY: return "handlers are fixed once an endpoint exists";
+    case -EEXIST: return "already exists";
+    case -EALREADY: return "already under way";
+    case -ENOTSUP: return "not supported (not implemented yet)";
+    case -ENODEV: return "transport not available on this machine";
+    case -EPROTO: return "protocol error in the peer's answer";
+    case -EIO: return "I/O error";
+    default: return "unknown error";
+    }
+}

@@ -1,0 +1,680 @@
+/*
+ * rpc_dp.c — the datapath: receive validation, client request/response
+ * (credits, go-back-N on the timing wheel), server reassembly, handlers and
+ * at-most-once responses, and the TX batch.
+ *
+ * Every received packet is checked field by field before use; a bad one is
+ * counted in stats.drops[reason] and dropped. No allocation happens here
+ * except for multi-packet messages (from the msgbuf allocator's free lists).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+
+#define DROP(rpc, reason)                          \
+    do {                                           \
+        (rpc)->stats.drops[UDRPC_DROP_##reason]++; \
+        return;                                    \
+    } while (0)
+
+/* ---------------------------------------------------------------- TX ---- */
+
+void udrpc__tx_flush(struct udrpc *rpc)
+{
+    unsigned n = rpc->tx_n;
+    if (n == 0)
+        return;
+    unsigned sent = rpc->tp_ops->tx_burst(rpc->tp, rpc->tx, n, rpc->now_tsc);
+    rpc->stats.pkts_tx += sent;
+    rpc->stats.drops[UDRPC_DROP_TX_FULL] += n - sent; /* retransmission recovers */
+    rpc->tp_ops->tx_flush(rpc->tp);
+    rpc->tx_n = 0;
+    rpc->tx_gen++;
+}
+
+static inline void tx_queue(struct udrpc *rpc, const struct session *s,
+                            const void *hdr, const void *data, uint32_t len,
+                            uint32_t lkey)
+{
+    if (unlikely(rpc->tx_n == UDRPC_TX_BATCH))
+        udrpc__tx_flush(rpc);
+    struct tp_tx_pkt *t = &rpc->tx[rpc->tx_n++];
+    t->peer = &s->peer;
+    t->hdr = hdr;
+    t->data = data;
+    t->data_len = len;
+    t->lkey = lkey;
+}
+
+/* A header-only packet (CR, RFR) from the control header ring. The ring
+ * is longer than a TX batch, so a header is never reused before the batch
+ * holding it has been flushed. */
+static void tx_ctrl(struct udrpc *rpc, const struct session *s, uint8_t req_type,
+                    uint32_t msg_size, enum pkt_type type, uint16_t pkt_num,
+                    uint64_t req_num)
+{
+    uint8_t *h = rpc->ctrl_hdrs + UDRPC_HDR_SIZE * (rpc->ctrl_hdr_idx++ % UDRPC_CTRL_HDRS);
+    struct pkthdr ph;
+    pkthdr_pack(&ph, req_type, msg_size, s->remote_num, type, WIRE_OK, pkt_num, req_num);
+    memcpy(h, &ph, sizeof(ph));
+    tx_queue(rpc, s, h, NULL, 0, rpc->ctrl_lkey);
+}
+
+/* Data packet pkt of message mb (header written into mb's header room). */
+static void tx_data(struct udrpc *rpc, const struct session *s,
+                    const udrpc_msgbuf_t *mb, uint8_t req_type, uint32_t msg_size,
+                    enum pkt_type type, uint8_t status, uint32_t pkt, uint64_t req_num)
+{
+    struct pkthdr ph;
+    pkthdr_pack(&ph, req_type, msg_size, s->remote_num, type, status,
+                (uint16_t)pkt, req_num);
+    uint8_t *h = msgbuf_hdr(mb, pkt);
+    memcpy(h, &ph, sizeof(ph));
+    size_t off = (size_t)pkt * rpc->dpp;
+    size_t len = msg_size - off < rpc->dpp ? msg_size - off : rpc->dpp;
+    tx_queue(rpc, s, h, mb->buf + off, (uint32_t)len, msgbuf_lkey(mb));
+}
+
+/* Expected payload bytes of packet pkt of a msg_size-byte message. */
+static inline size_t pkt_len(size_t msg_size, size_t dpp, uint32_t pkt)
+{
+    size_t off = (size_t)pkt * dpp;
+    return msg_size - off < dpp ? msg_size - off : dpp;
+}
+
+/* ------------------------------------------------------------ client ---- */
+
+static void stall_remove(struct udrpc *rpc, struct cslot *c)
+{
+    if (!c->stalled)
+        return;
+    struct cslot **pp = &rpc->stall_head, *prev = NULL;
+    while (*pp != c) {
+        prev = *pp;
+        pp = &(*pp)->stall_next;
+    }
+    *pp = c->stall_next;
+    if (rpc->stall_tail == c)
+        rpc->stall_tail = prev;
+    c->stall_next = NULL;
+    c->stalled = false;
+}
+
+/* Sends what the slot's credits allow; arms the RTO if packets are out. */
+static void client_pump(struct udrpc *rpc, struct cslot *c)
+{
+    struct session *s = c->sess;
+    uint32_t total = c->resp_pkts ? c->req_pkts + c->resp_pkts - 1 : c->req_pkts;
+    while (c->num_tx < total && s->credits > 0) {
+        uint32_t k = c->num_tx;
+        if (k < c->req_pkts)
+            tx_data(rpc, s, c->req, c->req_type, (uint32_t)c->req->size, PKT_REQ,
+                    WIRE_OK, k, c->req_num);
+        else
+            tx_ctrl(rpc, s, c->req_type, (uint32_t)c->req->size, PKT_RFR,
+                    (uint16_t)(k - c->req_pkts + 1), c->req_num);
+        c->num_tx++;
+        s->credits--;
+    }
+    c->tx_gen = rpc->tx_gen;
+    if (c->num_tx < total && !c->stalled) {
+        c->stalled = true;
+        c->stall_next = NULL;
+        if (rpc->stall_tail)
+            rpc->stall_tail->stall_next = c;
+        else
+            rpc->stall_head = c;
+        rpc->stall_tail = c;
+        rpc->stats.credit_stalls++;
+    }
+    if (c->num_tx > c->num_rx && !udrpc__wheel_node_is_armed(&c->rto))
+        udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
+}
+
+static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
+                         uint8_t req_type, udrpc_msgbuf_t *req,
+                         udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag)
+{
+    struct cslot *c = &s->c[i];
+    s->free_slots &= (uint8_t)~(1u << i);
+    c->req = req;
+    c->resp = resp;
+    c->cont = cont;
+    c->tag = tag;
+    c->req_type = req_type;
+    c->req_num = c->next_req_num;
+    c->next_req_num += UDRPC_SLOTS_PER_SESSION;
+    c->req_pkts = (uint32_t)msgbuf_pkts(req->size, rpc->dpp);
+    c->resp_pkts = 0;
+    c->resp_size = 0;
+    c->num_tx = c->num_rx = 0;
+    c->retries = 0;
+    c->active = true;
+    client_pump(rpc, c);
+}
+
+static struct queued_req *qreq_get(struct udrpc *rpc)
+{
+    if (!rpc->qreq_free) {
+        /* Grows in chunks and keeps them: no allocation in steady state. */
+        void **chunks = realloc(rpc->qreq_chunks, sizeof(void *) * (rpc->n_qreq_chunks + 1));
+        if (!chunks)
+            return NULL;
+        rpc->qreq_chunks = chunks;
+        struct queued_req *q = calloc(UDRPC_QREQ_CHUNK, sizeof(*q));
+        if (!q)
+            return NULL;
+        chunks[rpc->n_qreq_chunks++] = q;
+        for (unsigned i = 0; i < UDRPC_QREQ_CHUNK; i++) {
+            q[i].next = rpc->qreq_free;
+            rpc->qreq_free = &q[i];
+        }
+    }
+    struct queued_req *q = rpc->qreq_free;
+    rpc->qreq_free = q->next;
+    return q;
+}
+
+void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
+{
+    while (s->q_head && s->free_slots && s->state == SS_CONNECTED) {
+        struct queued_req *q = s->q_head;
+        s->q_head = q->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), q->req_type,
+                     q->req, q->resp, q->cont, q->tag);
+        q->next = rpc->qreq_free;
+        rpc->qreq_free = q;
+    }
+}
+
+/* Ends the slot's request and runs its continuation. The next queued
+ * request takes the slot before the continuation runs (FIFO order). */
+static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
+{
+    struct session *s = c->sess;
+    udrpc__wheel_cancel(&rpc->wheel, &c->rto);
+    stall_remove(rpc, c);
+    s->credits += c->num_tx - c->num_rx;   /* only on error paths */
+    if (c->tx_gen == rpc->tx_gen)
+        udrpc__tx_flush(rpc);              /* no queued send may read req */
+    if (status == 0)
+        c->resp->size = c->resp_size;
+    c->active = false;
+    unsigned i = (unsigned)(c - s->c);
+    s->free_slots |= (uint8_t)(1u << i);
+    udrpc_cont_t cont = c->cont;
+    void *tag = c->tag;
+    rpc->stats.reqs_completed++;
+    udrpc__client_start_queued(rpc, s);
+    cont(rpc->ctx, tag, status);
+}
+
+int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
+                          udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
+                          udrpc_cont_t cont, void *tag)
+{
+    if (unlikely(!rpc || !req || !resp || !cont || !req->buf || !resp->buf ||
+                 !req->priv || !resp->priv))
+        return -EINVAL;
+    if (unlikely(!rpc_is_owner(rpc)))
+        return -EPERM;
+    if (unlikely(session < 0 || (uint32_t)session >= rpc->max_sessions))
+        return -EINVAL;
+    struct session *s = rpc->sessions[session];
+    if (unlikely(!s || !s->is_client))
+        return -EINVAL;
+    if (unlikely(req->size > req->max_size || req->size > rpc->max_msg_size))
+        return -EINVAL;
+    if (unlikely(s->state != SS_CONNECTED && s->state != SS_CONNECTING))
+        return -ENOTCONN;
+    rpc->stats.reqs_sent++;
+    if (likely(s->state == SS_CONNECTED && s->free_slots && !s->q_head)) {
+        client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), req_type,
+                     req, resp, cont, tag);
+        return 0;
+    }
+    struct queued_req *q = qreq_get(rpc);
+    if (!q) {
+        rpc->stats.reqs_sent--;
+        return -ENOMEM;
+    }
+    q->next = NULL;
+    q->req = req;
+    q->resp = resp;
+    q->cont = cont;
+    q->tag = tag;
+    q->req_type = req_type;
+    if (s->q_tail)
+        s->q_tail->next = q;
+    else
+        s->q_head = q;
+    s->q_tail = q;
+    return 0;
+}
+
+/* Common checks of a CR or RESP: the slot's active request, and the
+ * packet's index in the go-back-N numbering must be the next expected one
+ * among those sent. Returns the slot, or NULL after counting a drop. */
+static struct cslot *client_rx_slot(struct udrpc *rpc, struct session *s,
+                                    const struct pkthdr_fields *f, uint32_t idx_base)
+{
+    struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
+    if (unlikely(!c->active || c->req_num != f->req_num)) {
+        rpc->stats.drops[f->req_num < c->req_num || !c->active ? UDRPC_DROP_STALE_REQ
+                                                               : UDRPC_DROP_FUTURE_REQ]++;
+        return NULL;
+    }
+    uint32_t idx = idx_base + f->pkt_num;
+    if (unlikely(idx < c->num_rx)) {
+        rpc->stats.dup_rx++;
+        rpc->stats.drops[UDRPC_DROP_DUPLICATE]++;
+        return NULL;
+    }
+    if (unlikely(idx != c->num_rx || idx >= c->num_tx)) {
+        rpc->stats.drops[UDRPC_DROP_OUT_OF_ORDER]++;
+        return NULL;
+    }
+    return c;
+}
+
+static void client_progress(struct udrpc *rpc, struct cslot *c)
+{
+    c->num_rx++;
+    c->sess->credits++;
+    c->retries = 0;
+    if (c->num_tx > c->num_rx)
+        udrpc__wheel_rearm(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
+    else
+        udrpc__wheel_cancel(&rpc->wheel, &c->rto);
+}
+
+static void client_rx_cr(struct udrpc *rpc, struct session *s,
+                         const struct pkthdr_fields *f, size_t len)
+{
+    if (unlikely(len != 0))
+        DROP(rpc, BAD_LENGTH);
+    struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
+    if (c->active && c->req_num == f->req_num && f->pkt_num == c->req_pkts - 1 &&
+        c->num_rx == c->req_pkts - 1) {
+        /* "Request complete, handler running": the server is alive. */
+        c->retries = 0;
+        return;
+    }
+    if (unlikely(f->msg_size > rpc->max_msg_size ||
+                 f->pkt_num + 1u >= msgbuf_pkts(f->msg_size, rpc->dpp)))
+        DROP(rpc, BAD_PKT_NUM);
+    c = client_rx_slot(rpc, s, f, 0);
+    if (!c)
+        return;
+    if (unlikely(f->msg_size != c->req->size || f->pkt_num + 1u >= c->req_pkts))
+        DROP(rpc, BAD_PKT_NUM);
+    client_progress(rpc, c);
+    client_pump(rpc, c);
+}
+
+static void client_rx_resp(struct udrpc *rpc, struct session *s,
+                           const struct pkthdr_fields *f, const uint8_t *data,
+                           size_t len)
+{
+    uint32_t pkts = (uint32_t)msgbuf_pkts(f->msg_size, rpc->dpp);
+    if (unlikely(f->pkt_num >= pkts))
+        DROP(rpc, BAD_PKT_NUM);
+    if (unlikely(len != pkt_len(f->msg_size, rpc->dpp, f->pkt_num) ||
+                 (f->status != WIRE_OK && f->msg_size != 0)))
+        DROP(rpc, BAD_LENGTH);
+    struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
+    c = client_rx_slot(rpc, s, f, c->req_pkts - 1);
+    if (!c)
+        return;
+    if (f->pkt_num == 0) {
+        if (f->status != WIRE_OK) {
+            client_progress(rpc, c);
+            client_complete(rpc, c, -EBADRQC);
+            return;
+        }
+        if (f->msg_size > c->resp->max_size) {
+            client_progress(rpc, c);
+            client_complete(rpc, c, -EMSGSIZE);
+            return;
+        }
+        c->resp_pkts = pkts;
+        c->resp_size = f->msg_size;
+    } else if (unlikely(f->msg_size != c->resp_size)) {
+        DROP(rpc, BAD_LENGTH);
+    }
+    memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+    client_progress(rpc, c);
+    if (c->num_rx == c->req_pkts + c->resp_pkts - 1)
+        client_complete(rpc, c, 0);
+    else
+        client_pump(rpc, c);
+}
+
+/* RTO: go back to the last acknowledged packet and resend from there. */
+static void client_rto(struct udrpc *rpc, struct cslot *c)
+{
+    struct session *s = c->sess;
+    if (++c->retries > rpc->max_retries) {
+        udrpc__session_fail(rpc, s);
+        return;
+    }
+    rpc->stats.rto_fired++;
+    uint32_t in_flight = c->num_tx - c->num_rx;
+    rpc->stats.retransmits += in_flight;
+    s->credits += in_flight;
+    c->num_tx = c->num_rx;
+    if (in_flight == 0) {
+        /* Nothing was out (stalled on credits): just wait again. */
+        udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
+        return;
+    }
+    client_pump(rpc, c);
+}
+
+void udrpc__fire_timers(struct udrpc *rpc)
+{
+    udrpc__wheel_advance(&rpc->wheel, rpc->now_tsc);
+    struct wheel_node *n;
+    while ((n = udrpc__wheel_pop_expired(&rpc->wheel)) != NULL)
+        client_rto(rpc, container_of(n, struct cslot, rto));
+}
+
+void udrpc__process_stalls(struct udrpc *rpc)
+{
+    /* Each stalled slot gets one try, oldest first; those still short of
+     * credits re-queue themselves at the tail. */
+    struct cslot *c = rpc->stall_head;
+    rpc->stall_head = rpc->stall_tail = NULL;
+    while (c) {
+        struct cslot *next = c->stall_next;
+        c->stall_next = NULL;
+        c->stalled = false;
+        if (c->active)
+            client_pump(rpc, c);
+        c = next;
+    }
+}
+
+void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err)
+{
+    for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++)
+        if (s->c[i].active)
+            client_complete(rpc, &s->c[i], err);
+    while (s->q_head) {
+        struct queued_req *q = s->q_head;
+        s->q_head = q->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        udrpc_cont_t cont = q->cont;
+        void *tag = q->tag;
+        q->next = rpc->qreq_free;
+        rpc->qreq_free = q;
+        rpc->stats.reqs_completed++;
+        cont(rpc->ctx, tag, err);
+    }
+}
+
+/* ------------------------------------------------------------ server ---- */
+
+static void server_free_req(struct udrpc *rpc, sslot_t *h)
+{
+    if (h->req_owned)
+        udrpc__msgbuf_put(&rpc->alloc, &h->req);
+    h->req_owned = false;
+    h->req.buf = NULL;
+}
+
+static void server_send_resp(struct udrpc *rpc, sslot_t *h, uint32_t pkt)
+{
+    tx_data(rpc, h->sess, h->resp, h->req_type, (uint32_t)h->resp->size, PKT_RESP,
+            h->status, pkt, h->req_num);
+    h->tx_gen = rpc->tx_gen;
+}
+
+static void server_invoke(struct udrpc *rpc, sslot_t *h)
+{
+    h->state = SV_IN_HANDLER;
+    h->resp = NULL;
+    h->sess->in_handler++;
+    rpc->stats.reqs_handled++;
+    const struct handler_entry *he = &rpc->handlers[h->req_type];
+    if (unlikely(!he->fn)) {
+        h->status = WIRE_NO_HANDLER;
+        udrpc_enqueue_response(h);
+        return;
+    }
+    he->fn(h, rpc->ctx);
+    if (h->state == SV_IN_HANDLER && !h->req_owned && h->req.size) {
+        /* Deferred response: the zero-copy view into the RX buffer dies
+         * with this burst, so keep a copy. */
+        udrpc_msgbuf_t copy;
+        if (udrpc__msgbuf_get(&rpc->alloc, h->req.size, &copy) == 0) {
+            memcpy(copy.buf, h->req.buf, h->req.size);
+            h->req = copy;
+            h->req_owned = true;
+        } else {
+            h->req.buf = NULL; /* the handler must not read it any more */
+            h->req.size = 0;
+        }
+    }
+}
+
+static void server_rx_req(struct udrpc *rpc, struct session *s,
+                          const struct pkthdr_fields *f, const uint8_t *data,
+                          size_t len)
+{
+    unsigned i = f->req_num & (UDRPC_SLOTS_PER_SESSION - 1);
+    sslot_t *h = &s->s[i];
+    uint32_t pkts = (uint32_t)msgbuf_pkts(f->msg_size, rpc->dpp);
+    if (unlikely(f->pkt_num >= pkts))
+        DROP(rpc, BAD_PKT_NUM);
+    if (unlikely(len != pkt_len(f->msg_size, rpc->dpp, f->pkt_num)))
+        DROP(rpc, BAD_LENGTH);
+
+    uint64_t expected = h->has_req ? h->req_num + UDRPC_SLOTS_PER_SESSION : i;
+    if (f->req_num == expected) {
+        /* A new request. The client sends it only after the previous
+         * response on this slot arrived, so that response can go. */
+        if (unlikely(h->state == SV_IN_HANDLER || h->state == SV_RECEIVING))
+            DROP(rpc, FUTURE_REQ);
+        if (unlikely(f->pkt_num != 0))
+            DROP(rpc, OUT_OF_ORDER);
+        udrpc_msgbuf_t big = { 0 };
+        if (pkts > 1 && udrpc__msgbuf_get(&rpc->alloc, f->msg_size, &big) != 0)
+            DROP(rpc, NO_MEMORY); /* as if lost: the client retransmits */
+        if (h->tx_gen == rpc->tx_gen)
+            udrpc__tx_flush(rpc); /* a queued resend may still read the buffers */
+        if (h->resp == &h->dyn_resp)
+            udrpc__msgbuf_put(&rpc->alloc, &h->dyn_resp);
+        h->resp = NULL;
+        server_free_req(rpc, h);
+        h->has_req = true;
+        h->req_num = f->req_num;
+        h->req_type = f->req_type;
+        h->req_pkts = pkts;
+        h->num_rx = 1;
+        h->status = WIRE_OK;
+        if (pkts == 1) {
+            /* Zero copy: the handler reads the RX buffer in place. */
+            h->req.buf = (uint8_t *)data;
+            h->req.size = h->req.max_size = f->msg_size;
+            h->req.priv = NULL;
+            server_invoke(rpc, h);
+            return;
+        }
+        h->req = big;
+        h->req_owned = true;
+        memcpy(h->req.buf, data, len);
+        h->state = SV_RECEIVING;
+        tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, 0, h->req_num);
+        h->tx_gen = rpc->tx_gen;
+        return;
+    }
+    if (!h->has_req || f->req_num > expected)
+        DROP(rpc, FUTURE_REQ);
+    if (f->req_num != h->req_num)
+        DROP(rpc, STALE_REQ);
+    if (unlikely(f->msg_size != h->req.size && h->state == SV_RECEIVING))
+        DROP(rpc, BAD_LENGTH);
+    if (unlikely(f->pkt_num >= h->req_pkts || f->req_type != h->req_type))
+        DROP(rpc, BAD_PKT_NUM);
+
+    switch (h->state) {
+    case SV_RECEIVING:
+        if (f->pkt_num == h->num_rx) {
+            memcpy(h->req.buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+            h->num_rx++;
+            if (h->num_rx == h->req_pkts) {
+                server_invoke(rpc, h);
+                return;
+            }
+        } else if (f->pkt_num < h->num_rx) {
+            rpc->stats.dup_rx++; /* the CR was lost: send it again */
+        } else {
+            DROP(rpc, OUT_OF_ORDER);
+        }
+        tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, f->pkt_num, h->req_num);
+        h->tx_gen = rpc->tx_gen;
+        return;
+    case SV_IN_HANDLER:
+        rpc->stats.dup_rx++;
+        /* pkt_num == req_pkts - 1 tells the client the handler is running */
+        tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, f->pkt_num, h->req_num);
+        h->tx_gen = rpc->tx_gen;
+        return;
+    case SV_RESPONDED:
+        rpc->stats.dup_rx++;
+        if (f->pkt_num + 1u < h->req_pkts) {
+            tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, f->pkt_num, h->req_num);
+            h->tx_gen = rpc->tx_gen;
+        } else {
+            server_send_resp(rpc, h, 0); /* at most once: resend, not re-run */
+        }
+        return;
+    default:
+        DROP(rpc, STALE_REQ);
+    }
+}
+
+static void server_rx_rfr(struct udrpc *rpc, struct session *s,
+                          const struct pkthdr_fields *f, size_t len)
+{
+    if (unlikely(len != 0))
+        DROP(rpc, BAD_LENGTH);
+    sslot_t *h = &s->s[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
+    if (unlikely(!h->has_req || f->req_num > h->req_num))
+        DROP(rpc, FUTURE_REQ);
+    if (unlikely(f->req_num < h->req_num))
+        DROP(rpc, STALE_REQ);
+    if (unlikely(h->state != SV_RESPONDED))
+        DROP(rpc, OUT_OF_ORDER);
+    if (unlikely(f->pkt_num == 0 || f->pkt_num >= h->resp_pkts))
+        DROP(rpc, BAD_PKT_NUM);
+    server_send_resp(rpc, h, f->pkt_num);
+}
+
+const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h)
+{
+    return h ? &h->req : NULL;
+}
+
+udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
+{
+    if (!h || h->state != SV_IN_HANDLER || h->resp)
+        return NULL;
+    struct udrpc *rpc = h->sess->rpc;
+    if (size > rpc->max_msg_size)
+        return NULL;
+    if (size <= h->pre_resp.max_size) {
+        h->resp = &h->pre_resp;
+    } else {
+        if (udrpc__msgbuf_get(&rpc->alloc, size, &h->dyn_resp) != 0)
+            return NULL;
+        h->resp = &h->dyn_resp;
+    }
+    h->resp->size = size;
+    return h->resp;
+}
+
+int udrpc_enqueue_response(udrpc_req_handle_t *h)
+{
+    if (!h || h->state != SV_IN_HANDLER)
+        return -EINVAL;
+    struct session *s = h->sess;
+    struct udrpc *rpc = s->rpc;
+    if (!h->resp) {
+        h->resp = &h->pre_resp;
+        h->resp->size = 0;
+    }
+    h->state = SV_RESPONDED;
+    h->resp_pkts = (uint32_t)msgbuf_pkts(h->resp->size, rpc->dpp);
+    server_free_req(rpc, h);
+    s->in_handler--;
+    if (unlikely(s->state == SS_ZOMBIE)) {
+        /* The client left while the handler ran: nobody to answer. */
+        if (s->in_handler == 0)
+            udrpc__session_free(rpc, s);
+        return 0;
+    }
+    server_send_resp(rpc, h, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------- RX ---- */
+
+static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
+{
+    struct pkthdr_fields f;
+    if (unlikely(p->len < UDRPC_HDR_SIZE))
+        DROP(rpc, SHORT);
+    if (unlikely(pkthdr_unpack(p->buf, &f) != 0))
+        DROP(rpc, MAGIC);
+    if (unlikely(f.dest_session >= rpc->max_sessions))
+        DROP(rpc, BAD_SESSION);
+    struct session *s = rpc->sessions[f.dest_session];
+    if (unlikely(!s))
+        DROP(rpc, BAD_SESSION);
+    if (unlikely(s->state != SS_CONNECTED))
+        DROP(rpc, NOT_CONNECTED);
+    if (unlikely(p->src_id[0] != s->peer.src_id[0] || p->src_id[1] != s->peer.src_id[1]))
+        DROP(rpc, BAD_SOURCE);
+    if (unlikely(f.msg_size > rpc->max_msg_size))
+        DROP(rpc, MSG_SIZE);
+    if (unlikely(f.status != WIRE_OK && (f.pkt_type != PKT_RESP || f.status >= WIRE_STATUS_MAX)))
+        DROP(rpc, MAGIC);
+    const uint8_t *data = p->buf + UDRPC_HDR_SIZE;
+    size_t len = p->len - UDRPC_HDR_SIZE;
+    switch (f.pkt_type) {
+    case PKT_REQ:
+        if (unlikely(s->is_client))
+            DROP(rpc, BAD_TYPE);
+        server_rx_req(rpc, s, &f, data, len);
+        return;
+    case PKT_RFR:
+        if (unlikely(s->is_client))
+            DROP(rpc, BAD_TYPE);
+        server_rx_rfr(rpc, s, &f, len);
+        return;
+    case PKT_RESP:
+        if (unlikely(!s->is_client))
+            DROP(rpc, BAD_TYPE);
+        client_rx_resp(rpc, s, &f, data, len);
+        return;
+    default: /* PKT_CR */
+        if (unlikely(!s->is_client))
+            DROP(rpc, BAD_TYPE);
+        client_rx_cr(rpc, s, &f, len);
+        return;
+    }
+}
+
+void udrpc__process_rx(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned n)
+{
+    rpc->stats.pkts_rx += n;
+    for (unsigned i = 0; i < n; i++)
+        process_pkt(rpc, &pkts[i]);
+}

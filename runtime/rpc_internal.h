@@ -1,0 +1,226 @@
+/*
+ * rpc_internal.h — the Rpc endpoint, its sessions and slots. Included only
+ * by runtime/ files (and white-box tests).
+ *
+ * A session has 8 slots; request number r lives in slot r % 8 on both
+ * sides, so no lookup is ever needed. Client slots carry the retransmission
+ * timer (a wheel node embedded in the slot) and the go-back-N state
+ * (num_tx: packets sent, num_rx: packets answered, in one numbering over the
+ * request packets then the RFRs, see wire.h). Server slots are the request
+ * handles given to handlers.
+ */
+#ifndef UDRPC_RUNTIME_RPC_INTERNAL_H
+#define UDRPC_RUNTIME_RPC_INTERNAL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "msgbuf.h"
+#include "sm.h"
+#include "timing/clock.h"
+#include "timing/wheel.h"
+#include "transport/transport.h"
+#include "tweak.h"
+#include "udrpc.h"
+#include "wire.h"
+
+#define container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+struct udrpc;
+struct session;
+
+/* ---- Nexus ---- */
+
+struct handler_entry {
+    udrpc_req_handler_t fn;
+    udrpc_handler_mode_t mode;
+};
+
+struct udrpc_nexus {
+    char uri[UDRPC_MAX_URI_LEN];
+    struct sockaddr_in sm_addr;
+    int sm_fd;
+    pthread_t sm_thread;
+    atomic_bool stop;
+    udrpc_nexus_config_t cfg;
+    const struct udrpc_clock *clock;
+    struct handler_entry handlers[UDRPC_MAX_REQ_TYPES];
+    atomic_bool frozen;                /* an Rpc exists: handlers fixed */
+    pthread_mutex_t lock;              /* guards rpcs[] */
+    struct udrpc *rpcs[256];
+    atomic_uint_fast64_t sm_drops;     /* packets the SM thread refused */
+};
+
+/* Sends an SM packet from the Nexus socket (any thread). */
+void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
+                          const struct sockaddr_in *to);
+
+/* ---- Sessions and slots ---- */
+
+enum session_state {
+    SS_CONNECTING,      /* client: CONNECT_REQ sent, waiting */
+    SS_CONNECTED,
+    SS_DISCONNECTING,   /* client: DISCONNECT_REQ sent, waiting */
+    SS_ZOMBIE,          /* server: closed, freed once deferred handlers answer */
+};
+
+enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED };
+
+struct cslot {                       /* client slot */
+    struct wheel_node rto;           /* retransmission timer */
+    struct session *sess;
+    udrpc_msgbuf_t *req, *resp;
+    udrpc_cont_t cont;
+    void *tag;
+    uint64_t req_num;                /* of the active request */
+    uint64_t next_req_num;           /* slot index, then += 8 per request */
+    uint64_t tx_gen;                 /* rpc->tx_gen when last queued to TX */
+    struct cslot *stall_next;        /* credit-stall queue link */
+    uint32_t req_pkts, resp_pkts;    /* resp_pkts 0 until RESP 0 arrives */
+    uint32_t resp_size;
+    uint32_t num_tx, num_rx;
+    uint32_t retries;                /* RTOs since the last progress */
+    uint8_t req_type;
+    bool active, stalled;
+};
+
+struct udrpc_req_handle {            /* server slot */
+    struct session *sess;
+    uint64_t req_num;
+    uint64_t tx_gen;
+    udrpc_msgbuf_t req;              /* zero-copy view, or owned (req_owned) */
+    udrpc_msgbuf_t pre_resp;         /* one packet, allocated with the session */
+    udrpc_msgbuf_t dyn_resp;         /* larger responses */
+    udrpc_msgbuf_t *resp;            /* pre_resp or dyn_resp once chosen */
+    uint32_t req_pkts, num_rx;       /* request reassembly */
+    uint32_t resp_pkts;
+    uint8_t state;                   /* enum sslot_state */
+    uint8_t req_type;
+    uint8_t status;                  /* enum wire_status of the response */
+    bool has_req, req_owned;
+};
+typedef struct udrpc_req_handle sslot_t;
+
+struct queued_req {                  /* a request waiting for a free slot */
+    struct queued_req *next;
+    udrpc_msgbuf_t *req, *resp;
+    udrpc_cont_t cont;
+    void *tag;
+    uint8_t req_type;
+};
+
+struct session {
+    struct udrpc *rpc;
+    uint16_t local_num, remote_num;
+    uint8_t state;                   /* enum session_state */
+    bool is_client;
+    uint8_t free_slots;              /* client: bitmask of idle slots */
+    uint8_t in_handler;              /* server: slots waiting for a response */
+    uint32_t credits;
+    struct tp_peer peer;
+    /* session management */
+    uint64_t token;
+    uint8_t remote_rpc_id;
+    char remote_uri[UDRPC_MAX_URI_LEN];  /* client: server URI; server: client's */
+    struct sockaddr_in remote_sm;
+    uint64_t sm_deadline_tsc, sm_next_retry_tsc;
+    struct session *sm_next;         /* pending-SM list link */
+    uint64_t dedup_key;              /* server: key in rpc->dedup */
+    /* requests beyond the window, FIFO */
+    struct queued_req *q_head, *q_tail;
+    union {
+        struct cslot c[UDRPC_SLOTS_PER_SESSION];
+        sslot_t s[UDRPC_SLOTS_PER_SESSION];
+    };
+};
+
+/* ---- The Rpc ---- */
+
+struct sm_qentry {
+    struct sm_pkt pkt;
+    struct sockaddr_in from;
+};
+
+struct udrpc {
+    /* datapath, read every iteration */
+    struct transport *tp;
+    const struct transport_ops *tp_ops;
+    uint64_t now_tsc;                /* read once per loop iteration */
+    uint64_t tx_gen;                 /* bumped at every TX flush */
+    unsigned tx_n;
+    struct tp_tx_pkt tx[UDRPC_TX_BATCH];
+    struct session **sessions;       /* indexed by local session number */
+    uint32_t max_sessions;
+    size_t dpp;                      /* data bytes per packet */
+    size_t max_msg_size;
+    uint64_t rto_tsc;
+    uint32_t max_retries;
+    uint32_t session_credits;
+    struct timing_wheel wheel;
+    struct cslot *stall_head, *stall_tail;
+    struct handler_entry *handlers;  /* the Nexus table (frozen) */
+    void *ctx;
+    udrpc_stats_t stats;
+    uint8_t *ctrl_hdrs;              /* UDRPC_CTRL_HDRS headers for CR/RFR */
+    uint32_t ctrl_hdr_idx;
+    uint32_t ctrl_lkey;
+    udrpc_msgbuf_t ctrl_mb;
+    struct tp_rx_pkt rx[UDRPC_RX_BURST];
+
+    /* control */
+    struct msgbuf_alloc alloc;
+    udrpc_nexus_t *nx;
+    uint8_t rpc_id;
+    pthread_t owner;
+    udrpc_sm_handler_t sm_handler;
+    udrpc_config_t cfg;
+    const struct udrpc_clock *clock;
+    uint32_t *free_sessions;         /* stack of free session numbers */
+    uint32_t n_free_sessions;
+    struct session *sm_pending;      /* sessions with an SM request out */
+    uint64_t sm_next_check_tsc;
+    uint64_t sm_retry_tsc;
+    struct hash_table dedup;         /* server: connect de-duplication */
+    struct queued_req *qreq_free;
+    void **qreq_chunks;
+    uint32_t n_qreq_chunks;
+    /* SM packets from the Nexus thread */
+    pthread_mutex_t smq_lock;
+    atomic_uint smq_count;
+    uint32_t smq_head;
+    struct sm_qentry smq[UDRPC_SM_QUEUE_LEN];
+};
+
+static inline bool rpc_is_owner(const struct udrpc *rpc)
+{
+    return pthread_equal(rpc->owner, pthread_self());
+}
+
+/* Queues the SM packet for the Rpc thread (called by the Nexus thread). */
+void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
+                           const struct sockaddr_in *from);
+
+/* rpc_sm.c */
+void udrpc__sm_process_queue(struct udrpc *rpc);
+void udrpc__sm_check_timers(struct udrpc *rpc);
+struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client);
+void udrpc__session_free(struct udrpc *rpc, struct session *s);
+
+/* rpc_dp.c: the datapath */
+void udrpc__process_rx(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned n);
+void udrpc__tx_flush(struct udrpc *rpc);
+void udrpc__fire_timers(struct udrpc *rpc);
+void udrpc__process_stalls(struct udrpc *rpc);
+void udrpc__client_start_queued(struct udrpc *rpc, struct session *s);
+void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
+void udrpc__session_fail(struct udrpc *rpc, struct session *s);
+
+#endif

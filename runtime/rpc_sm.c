@@ -1,0 +1,433 @@
+/*
+ * rpc_sm.c — sessions and the session-management handshake, on the Rpc
+ * thread: allocation and release of sessions, connect / disconnect with
+ * retries and deadlines, connect de-duplication at the server, and session
+ * failure. SM packets arrive from the Nexus thread through rpc->smq.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "rpc_internal.h"
+
+#define NO_SESSION 0xFFFFu
+
+/* ----------------------------------------------------- allocation ---- */
+
+struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
+{
+    if (rpc->n_free_sessions == 0)
+        return NULL;
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->rpc = rpc;
+    s->is_client = is_client;
+    s->credits = rpc->session_credits;
+    s->remote_num = NO_SESSION;
+    for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
+        if (is_client) {
+            s->c[i].sess = s;
+            s->c[i].next_req_num = i;
+        } else {
+            s->s[i].sess = s;
+            if (udrpc__msgbuf_get(&rpc->alloc, rpc->dpp, &s->s[i].pre_resp) != 0) {
+                while (i-- > 0)
+                    udrpc__msgbuf_put(&rpc->alloc, &s->s[i].pre_resp);
+                free(s);
+                return NULL;
+            }
+        }
+    }
+    if (is_client)
+        s->free_slots = (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1);
+    s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
+    rpc->sessions[s->local_num] = s;
+    rpc->stats.sessions_active++;
+    return s;
+}
+
+static void sm_pending_remove(struct udrpc *rpc, struct session *s)
+{
+    for (struct session **pp = &rpc->sm_pending; *pp; pp = &(*pp)->sm_next) {
+        if (*pp == s) {
+            *pp = s->sm_next;
+            s->sm_next = NULL;
+            return;
+        }
+    }
+}
+
+void udrpc__session_free(struct udrpc *rpc, struct session *s)
+{
+    if (s->state != SS_ZOMBIE) {
+        rpc->sessions[s->local_num] = NULL;
+        rpc->free_sessions[rpc->n_free_sessions++] = s->local_num;
+        rpc->stats.sessions_active--;
+        sm_pending_remove(rpc, s);
+        uint64_t v;
+        if (!s->is_client && udrpc__hash_get(&rpc->dedup, s->dedup_key, &v) &&
+            v == s->local_num)
+            udrpc__hash_del(&rpc->dedup, s->dedup_key);
+        if (s->is_client) {
+            for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++)
+                udrpc__wheel_cancel(&rpc->wheel, &s->c[i].rto);
+        } else if (s->in_handler) {
+            /* Handlers still hold request handles into this session: keep
+             * the memory until the last of them answers. */
+            s->state = SS_ZOMBIE;
+            return;
+        }
+    }
+    if (!s->is_client) {
+        udrpc__tx_flush(rpc); /* a queued response may read these buffers */
+        for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
+            sslot_t *h = &s->s[i];
+            if (h->req_owned)
+                udrpc__msgbuf_put(&rpc->alloc, &h->req);
+            if (h->dyn_resp.priv)
+                udrpc__msgbuf_put(&rpc->alloc, &h->dyn_resp);
+            udrpc__msgbuf_put(&rpc->alloc, &h->pre_resp);
+        }
+    }
+    free(s);
+}
+
+/* ------------------------------------------------------ SM sending ---- */
+
+static void sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
+{
+    struct sm_pkt p;
+    memset(&p, 0, sizeof(p));
+    p.type = type;
+    p.client_rpc_id = rpc->rpc_id;
+    p.server_rpc_id = s->remote_rpc_id;
+    p.client_session = s->local_num;
+    p.server_session = s->remote_num;
+    p.token = s->token;
+    memcpy(p.client_uri, rpc->nx->uri, sizeof(p.client_uri));
+    p.client_route = rpc->tp->local;
+    udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
+}
+
+static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
+                     int err, const struct session *s, const struct sockaddr_in *to)
+{
+    struct sm_pkt p = *req;
+    p.type = type;
+    p.err = (int16_t)err;
+    if (s) {
+        p.server_session = s->local_num;
+        p.server_route = rpc->tp->local;
+    }
+    udrpc__nexus_sm_send(rpc->nx, &p, to);
+}
+
+static void sm_pending_add(struct udrpc *rpc, struct session *s, uint64_t now)
+{
+    const struct udrpc_clock *ck = rpc->clock;
+    s->sm_deadline_tsc = now + udrpc__us_to_tsc(ck, (uint64_t)rpc->cfg.connect_timeout_ms * 1000);
+    s->sm_next_retry_tsc = now + rpc->sm_retry_tsc;
+    s->sm_next = rpc->sm_pending;
+    rpc->sm_pending = s;
+}
+
+/* ------------------------------------------------------ public API ---- */
+
+int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
+{
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    struct sockaddr_in sin;
+    if (udrpc__uri_parse(remote_uri, &sin) != 0 || sin.sin_port == 0)
+        return -EINVAL;
+    uint64_t token;
+    if (getrandom(&token, sizeof(token), 0) != sizeof(token))
+        return -EIO;
+    struct session *s = udrpc__session_alloc(rpc, true);
+    if (!s)
+        return -ENOSPC;
+    s->state = SS_CONNECTING;
+    s->token = token;
+    s->remote_rpc_id = remote_rpc_id;
+    s->remote_sm = sin;
+    strncpy(s->remote_uri, remote_uri, sizeof(s->remote_uri) - 1);
+    sm_pending_add(rpc, s, udrpc__rdtsc());
+    sm_send_req(rpc, s, SM_CONNECT_REQ);
+    UDRPC_LOG_INFO(rpc, s->local_num, "connecting to %s rpc %u", remote_uri, remote_rpc_id);
+    return s->local_num;
+}
+
+int udrpc_disconnect(udrpc_t *rpc, int session)
+{
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    if (session < 0 || (uint32_t)session >= rpc->max_sessions)
+        return -EINVAL;
+    struct session *s = rpc->sessions[session];
+    if (!s || !s->is_client)
+        return -EINVAL;
+    if (s->state == SS_DISCONNECTING)
+        return -EALREADY;
+    bool was_pending = s->state == SS_CONNECTING;
+    s->state = SS_DISCONNECTING; /* no new requests from here on */
+    udrpc__session_fail_requests(rpc, s, -ECONNRESET);
+    if (was_pending)
+        sm_pending_remove(rpc, s);
+    sm_pending_add(rpc, s, udrpc__rdtsc());
+    sm_send_req(rpc, s, SM_DISCONNECT_REQ);
+    return 0;
+}
+
+bool udrpc_is_connected(const udrpc_t *rpc, int session)
+{
+    if (!rpc || session < 0 || (uint32_t)session >= rpc->max_sessions)
+        return false;
+    const struct session *s = rpc->sessions[session];
+    return s && s->state == SS_CONNECTED;
+}
+
+/* ---------------------------------------------------- SM receiving ---- */
+
+static uint64_t dedup_key(const struct sm_pkt *p)
+{
+    uint64_t h = udrpc__hash_bytes(p->client_uri, strnlen(p->client_uri, UDRPC_MAX_URI_LEN));
+    h = udrpc__hash_fx_add(h, p->client_rpc_id);
+    return udrpc__hash_fx_add(h, p->client_session);
+}
+
+/* The server session that a connect from this client created, if any. */
+static struct session *dedup_find(struct udrpc *rpc, const struct sm_pkt *p, uint64_t key)
+{
+    uint64_t num;
+    if (!udrpc__hash_get(&rpc->dedup, key, &num))
+        return NULL;
+    struct session *s = rpc->sessions[num];
+    if (!s || s->is_client || s->remote_rpc_id != p->client_rpc_id ||
+        s->remote_num != p->client_session ||
+        strncmp(s->remote_uri, p->client_uri, UDRPC_MAX_URI_LEN) != 0)
+        return NULL; /* a hash collision: not this client */
+    return s;
+}
+
+static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
+                              const struct sockaddr_in *from)
+{
+    if (p->client_route.kind != rpc->tp->kind) {
+        sm_reply(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, NULL, from);
+        return;
+    }
+    uint64_t key = dedup_key(p);
+    struct session *s = dedup_find(rpc, p, key);
+    if (s && s->token == p->token) {
+        sm_reply(rpc, p, SM_CONNECT_RESP, 0, s, from); /* a retried connect */
+        return;
+    }
+    if (s) {
+        /* Same client URI, rpc and session number with a new token: the
+         * client restarted. Its old session is dead. */
+        udrpc__session_free(rpc, s);
+    }
+    s = udrpc__session_alloc(rpc, false);
+    if (!s) {
+        sm_reply(rpc, p, SM_CONNECT_RESP, -ENOSPC, NULL, from);
+        return;
+    }
+    if (rpc->tp_ops->make_peer(rpc->tp, &p->client_route, &s->peer) != 0) {
+        udrpc__session_free(rpc, s);
+        sm_reply(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, NULL, from);
+        return;
+    }
+    s->remote_num = p->client_session;
+    s->remote_rpc_id = p->client_rpc_id;
+    s->token = p->token;
+    memcpy(s->remote_uri, p->client_uri, sizeof(s->remote_uri));
+    s->remote_sm = *from;
+    s->dedup_key = key;
+    s->state = SS_CONNECTED;
+    if (udrpc__hash_put(&rpc->dedup, key, s->local_num) != 0) {
+        udrpc__session_free(rpc, s);
+        sm_reply(rpc, p, SM_CONNECT_RESP, -ENOMEM, NULL, from);
+        return;
+    }
+    rpc->stats.sessions_connected++;
+    sm_reply(rpc, p, SM_CONNECT_RESP, 0, s, from);
+    UDRPC_LOG_INFO(rpc, s->local_num, "accepted %s rpc %u session %u", p->client_uri,
+                   p->client_rpc_id, p->client_session);
+}
+
+/* Looks up the client session an SM response is for; NULL if stale. */
+static struct session *sm_client_session(struct udrpc *rpc, const struct sm_pkt *p,
+                                         enum session_state want)
+{
+    if (p->client_session >= rpc->max_sessions)
+        return NULL;
+    struct session *s = rpc->sessions[p->client_session];
+    if (!s || !s->is_client || s->state != want || s->token != p->token ||
+        s->remote_rpc_id != p->server_rpc_id)
+        return NULL;
+    return s;
+}
+
+static void sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err)
+{
+    if (rpc->sm_handler)
+        rpc->sm_handler(session, ev, err, rpc->ctx);
+}
+
+static void connect_failed(struct udrpc *rpc, struct session *s, int err)
+{
+    int num = s->local_num;
+    s->state = SS_DISCONNECTING;
+    udrpc__session_fail_requests(rpc, s, -ECONNRESET);
+    udrpc__session_free(rpc, s);
+    UDRPC_LOG_WARN(rpc, num, "connect failed: %s", udrpc_strerror(err));
+    sm_notify(rpc, num, UDRPC_SM_CONNECT_FAILED, err);
+}
+
+static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
+{
+    struct session *s = sm_client_session(rpc, p, SS_CONNECTING);
+    if (!s) {
+        rpc->stats.sm_drops++;
+        return;
+    }
+    sm_pending_remove(rpc, s);
+    if (p->err) {
+        connect_failed(rpc, s, p->err);
+        return;
+    }
+    if (p->server_session == NO_SESSION ||
+        rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->peer) != 0) {
+        connect_failed(rpc, s, -EPROTO);
+        return;
+    }
+    s->remote_num = p->server_session;
+    s->state = SS_CONNECTED;
+    rpc->stats.sessions_connected++;
+    udrpc__client_start_queued(rpc, s);
+    sm_notify(rpc, s->local_num, UDRPC_SM_CONNECTED, 0);
+}
+
+static void sm_on_disconnect_req(struct udrpc *rpc, const struct sm_pkt *p,
+                                 const struct sockaddr_in *from)
+{
+    struct session *s = NULL;
+    if (p->server_session == NO_SESSION) /* the client never heard our answer */
+        s = dedup_find(rpc, p, dedup_key(p));
+    else if (p->server_session < rpc->max_sessions)
+        s = rpc->sessions[p->server_session];
+    if (s && (s->is_client || s->token != p->token || s->remote_num != p->client_session)) {
+        rpc->stats.sm_drops++; /* not the session's owner: refuse */
+        return;
+    }
+    if (s)
+        udrpc__session_free(rpc, s);
+    sm_reply(rpc, p, SM_DISCONNECT_RESP, 0, NULL, from); /* idempotent */
+}
+
+static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
+{
+    struct session *s = sm_client_session(rpc, p, SS_DISCONNECTING);
+    if (!s) {
+        rpc->stats.sm_drops++;
+        return;
+    }
+    int num = s->local_num;
+    udrpc__session_free(rpc, s);
+    sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
+}
+
+void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
+                           const struct sockaddr_in *from)
+{
+    pthread_mutex_lock(&rpc->smq_lock);
+    unsigned n = atomic_load_explicit(&rpc->smq_count, memory_order_relaxed);
+    if (n < UDRPC_SM_QUEUE_LEN) {
+        struct sm_qentry *e = &rpc->smq[(rpc->smq_head + n) % UDRPC_SM_QUEUE_LEN];
+        e->pkt = *p;
+        e->from = *from;
+        atomic_store_explicit(&rpc->smq_count, n + 1, memory_order_release);
+    } else {
+        atomic_fetch_add(&rpc->nx->sm_drops, 1); /* full: the sender retries */
+    }
+    pthread_mutex_unlock(&rpc->smq_lock);
+}
+
+void udrpc__sm_process_queue(struct udrpc *rpc)
+{
+    for (;;) {
+        struct sm_qentry e;
+        pthread_mutex_lock(&rpc->smq_lock);
+        unsigned n = atomic_load_explicit(&rpc->smq_count, memory_order_relaxed);
+        if (n == 0) {
+            pthread_mutex_unlock(&rpc->smq_lock);
+            return;
+        }
+        e = rpc->smq[rpc->smq_head];
+        rpc->smq_head = (rpc->smq_head + 1) % UDRPC_SM_QUEUE_LEN;
+        atomic_store_explicit(&rpc->smq_count, n - 1, memory_order_relaxed);
+        pthread_mutex_unlock(&rpc->smq_lock);
+
+        switch (e.pkt.type) {
+        case SM_CONNECT_REQ:
+            sm_on_connect_req(rpc, &e.pkt, &e.from);
+            break;
+        case SM_CONNECT_RESP:
+            sm_on_connect_resp(rpc, &e.pkt);
+            break;
+        case SM_DISCONNECT_REQ:
+            sm_on_disconnect_req(rpc, &e.pkt, &e.from);
+            break;
+        default:
+            sm_on_disconnect_resp(rpc, &e.pkt);
+            break;
+        }
+    }
+}
+
+/* Retries and deadlines of pending SM requests; runs every
+ * UDRPC_SM_CHECK_US, scanning only sessions with a request out. */
+void udrpc__sm_check_timers(struct udrpc *rpc)
+{
+    uint64_t now = rpc->now_tsc;
+    rpc->sm_next_check_tsc = now + udrpc__us_to_tsc(rpc->clock, UDRPC_SM_CHECK_US);
+    struct session *s = rpc->sm_pending;
+    while (s) {
+        struct session *next = s->sm_next;
+        if (now >= s->sm_deadline_tsc) {
+            sm_pending_remove(rpc, s);
+            if (s->state == SS_CONNECTING) {
+                connect_failed(rpc, s, -ETIMEDOUT);
+            } else {
+                int num = s->local_num;
+                udrpc__session_free(rpc, s);
+                sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, -ETIMEDOUT);
+            }
+        } else if (now >= s->sm_next_retry_tsc) {
+            s->sm_next_retry_tsc = now + rpc->sm_retry_tsc;
+            sm_send_req(rpc, s, s->state == SS_CONNECTING ? SM_CONNECT_REQ
+                                                          : SM_DISCONNECT_REQ);
+        }
+        s = next;
+    }
+}
+
+/* The peer stopped answering (retransmissions exhausted). */
+void udrpc__session_fail(struct udrpc *rpc, struct session *s)
+{
+    int num = s->local_num;
+    s->state = SS_DISCONNECTING;
+    rpc->stats.sessions_failed++;
+    UDRPC_LOG_WARN(rpc, num, "peer %s stopped answering: session failed", s->remote_uri);
+    udrpc__session_fail_requests(rpc, s, -ECONNRESET);
+    sm_send_req(rpc, s, SM_DISCONNECT_REQ); /* best effort: frees a live server's side */
+    udrpc__session_free(rpc, s);
+    sm_notify(rpc, num, UDRPC_SM_SESSION_FAILED, -ETIMEDOUT);
+}

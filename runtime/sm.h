@@ -1,0 +1,53 @@
+/*
+ * sm.h — session management packets (connect, disconnect) and URIs.
+ *
+ * SM packets travel over the Nexus's UDP port, one per datagram, fixed size
+ * SM_PKT_SIZE, every field encoded by hand in little-endian order:
+ *   off  0 u32 magic "USM1"    off  4 u8 version   off  5 u8 type
+ *   off  6 i16 err (-errno)    off  8 u8 client_rpc_id  off 9 u8 server_rpc_id
+ *   off 10 u16 client_session  off 12 u16 server_session  off 14 u16 zero
+ *   off 16 u64 token           off 24 char client_uri[64] (NUL-terminated)
+ *   off 88 route client (48)   off 136 route server (48)
+ * A route is kind (u8), len (u8), bytes[46].
+ */
+#ifndef UDRPC_RUNTIME_SM_H
+#define UDRPC_RUNTIME_SM_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+#include "udrpc.h"
+
+#define SM_MAGIC 0x314D5355u /* "USM1" */
+#define SM_VERSION 1
+#define SM_PKT_SIZE 184
+
+enum sm_type {
+    SM_CONNECT_REQ = 1,
+    SM_CONNECT_RESP = 2,
+    SM_DISCONNECT_REQ = 3,
+    SM_DISCONNECT_RESP = 4,
+};
+
+struct sm_pkt {
+    uint8_t type;
+    int16_t err;
+    uint8_t client_rpc_id, server_rpc_id;
+    uint16_t client_session, server_session;
+    uint64_t token;
+    char client_uri[UDRPC_MAX_URI_LEN];
+    struct tp_route client_route, server_route;
+};
+
+void udrpc__sm_encode(const struct sm_pkt *p, uint8_t out[SM_PKT_SIZE]);
+/* Returns 0, or -EBADMSG for anything malformed (length, magic, version,
+ * type, unterminated URI, route length, non-zero padding). */
+int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p);
+
+/* Parses "host:port" (IPv4 literal or a name that resolves to IPv4; port
+ * 0..65535) into *sin. Returns 0 or -EINVAL. May block on name lookup:
+ * control path only. */
+int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin);
+
+#endif

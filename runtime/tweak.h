@@ -1,0 +1,26 @@
+/*
+ * tweak.h — every compile-time tunable of the runtime in one place, used in
+ * plain `if`s (no #ifdef), with units in the names.
+ */
+#ifndef UDRPC_RUNTIME_TWEAK_H
+#define UDRPC_RUNTIME_TWEAK_H
+
+#define UDRPC_SLOTS_PER_SESSION 8       /* window: req_num mod 8 is the slot */
+#define UDRPC_RX_BURST 32               /* packets per rx_burst (libuv's cap) */
+#define UDRPC_TX_BATCH 64               /* packets per tx_burst */
+#define UDRPC_CTRL_HDRS 256             /* header ring for CR/RFR packets */
+#define UDRPC_WHEEL_BUCKETS 4096
+#define UDRPC_WHEEL_BUCKET_US 10        /* horizon: 4096 * 10 us = 41 ms */
+#define UDRPC_SM_CHECK_US 1000          /* SM retry/timeout scan period */
+#define UDRPC_SM_QUEUE_LEN 1024         /* SM packets waiting per Rpc */
+#define UDRPC_QREQ_CHUNK 64             /* queued-request pool growth */
+
+#define UDRPC_DEFAULT_CREDITS 32
+#define UDRPC_DEFAULT_RTO_US 5000
+#define UDRPC_DEFAULT_MAX_RETRIES 40
+#define UDRPC_DEFAULT_CONNECT_TIMEOUT_MS 1000
+#define UDRPC_DEFAULT_MAX_SESSIONS 4096
+#define UDRPC_DEFAULT_MAX_MSG_SIZE (8u << 20)
+#define UDRPC_DEFAULT_SM_RETRY_MS 20
+
+#endif

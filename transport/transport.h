@@ -1,0 +1,84 @@
+/*
+ * transport.h — the interface between the Rpc datapath and a datagram
+ * transport. The Rpc calls it per burst, never per packet, through one
+ * table of function pointers.
+ *
+ * Contracts:
+ *  - rx_burst fills up to max packets; each points into the transport's own
+ *    receive buffers (zero copy) and stays valid until the next rx_burst.
+ *  - tx_burst takes up to n packets (header + payload gathered, zero copy)
+ *    and returns how many it took; the rest were not sent.
+ *  - tx_flush returns once no send still references caller memory
+ *    (a no-op for transports that copy at tx_burst, such as udp).
+ *  - A peer is a session's remote endpoint: the transport builds it from
+ *    the routing info the peer advertised during session management, and
+ *    rx_burst reports each packet's source as a src_id comparable with
+ *    peer.src_id, so the Rpc can check that a packet comes from its
+ *    session's peer.
+ */
+#ifndef UDRPC_TRANSPORT_H
+#define UDRPC_TRANSPORT_H
+
+#include <stdint.h>
+
+#include "udrpc.h"
+
+enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4 };
+
+#define TP_ROUTE_MAX 46
+
+/* Routing info as carried by SM packets. */
+struct tp_route {
+    uint8_t kind;               /* enum tp_kind */
+    uint8_t len;                /* bytes used */
+    uint8_t bytes[TP_ROUTE_MAX];
+};
+
+struct tp_peer {
+    uint64_t src_id[2];         /* rx_burst reports this for the peer */
+    uint8_t tx[48];             /* transport-private TX address */
+};
+
+struct tp_tx_pkt {
+    const struct tp_peer *peer;
+    const void *hdr;            /* UDRPC_HDR_SIZE bytes */
+    const void *data;           /* data_len bytes; may be NULL if 0 */
+    uint32_t data_len;
+    uint32_t lkey;              /* memory key of data (RDMA transports) */
+};
+
+struct tp_rx_pkt {
+    const uint8_t *buf;         /* header, then payload */
+    uint32_t len;               /* bytes, header included */
+    uint64_t src_id[2];
+};
+
+struct transport;
+
+struct transport_ops {
+    unsigned (*rx_burst)(struct transport *tp, struct tp_rx_pkt *pkts,
+                         unsigned max, uint64_t now_tsc);
+    unsigned (*tx_burst)(struct transport *tp, const struct tp_tx_pkt *pkts,
+                         unsigned n, uint64_t now_tsc);
+    void (*tx_flush)(struct transport *tp);
+    /* Returns 0, or -EINVAL for routing info this transport cannot use. */
+    int (*make_peer)(struct transport *tp, const struct tp_route *r,
+                     struct tp_peer *peer);
+    void (*destroy)(struct transport *tp);
+};
+
+struct transport {
+    const struct transport_ops *ops;
+    const char *name;
+    enum tp_kind kind;
+    unsigned mtu;               /* largest datagram, header included */
+    struct tp_route local;      /* what this endpoint advertises */
+};
+
+/* Constructors. bind_ip: the Nexus's IPv4 address (network order). Each
+ * returns 0 and *out, or -errno. */
+int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
+                      struct transport **out);
+int udrpc__loop_create(const udrpc_config_t *cfg, struct transport **out);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * udp.c — the kernel UDP transport: one non-blocking socket per Rpc,
+ * recvmmsg/sendmmsg bursts, busy polling. The default where no RDMA device
+ * exists. Routing info: IPv4 address (4 bytes) and port (2), network order.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "transport.h"
+
+#define UDP_RX_BURST 32
+#define UDP_TX_BURST 64
+#define UDP_DEFAULT_MTU 1472 /* 1500-byte Ethernet MTU less IP and UDP */
+#define UDP_MAX_MTU 65507
+#define UDP_SOCKBUF_BYTES (8 << 20)
+#define UDP_TX_EAGAIN_SPINS 64
+
+struct udp_transport {
+    struct transport base;
+    int fd;
+    uint8_t *rx_bufs;                       /* UDP_RX_BURST * mtu */
+    struct mmsghdr rx_msgs[UDP_RX_BURST];
+    struct iovec rx_iov[UDP_RX_BURST];
+    struct sockaddr_in rx_addr[UDP_RX_BURST];
+    struct mmsghdr tx_msgs[UDP_TX_BURST];
+    struct iovec tx_iov[UDP_TX_BURST][2];
+};
+
+static uint64_t sin_src_id(const struct sockaddr_in *sin)
+{
+    return (uint64_t)sin->sin_addr.s_addr << 16 | sin->sin_port;
+}
+
+static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
+                             unsigned max, uint64_t now_tsc)
+{
+    struct udp_transport *u = (struct udp_transport *)tp;
+    (void)now_tsc;
+    if (max > UDP_RX_BURST)
+        max = UDP_RX_BURST;
+    for (unsigned i = 0; i < max; i++)
+        u->rx_msgs[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
+    int n = recvmmsg(u->fd, u->rx_msgs, max, MSG_DONTWAIT, NULL);
+    if (n <= 0)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const struct msghdr *mh = &u->rx_msgs[i].msg_hdr;
+        pkts[i].buf = u->rx_iov[i].iov_base;
+        /* A truncated datagram is reported empty, so the Rpc drops it. */
+        pkts[i].len = (mh->msg_flags & MSG_TRUNC) ? 0 : u->rx_msgs[i].msg_len;
+        pkts[i].src_id[0] = sin_src_id(&u->rx_addr[i]);
+        pkts[i].src_id[1] = 0;
+    }
+    return (unsigned)n;
+}
+
+static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
+                             unsigned n, uint64_t now_tsc)
+{
+    struct udp_transport *u = (struct udp_transport *)tp;
+    (void)now_tsc;
+    if (n > UDP_TX_BURST)
+        n = UDP_TX_BURST;
+    for (unsigned i = 0; i < n; i++) {
+        struct msghdr *mh = &u->tx_msgs[i].msg_hdr;
+        u->tx_iov[i][0].iov_base = (void *)pkts[i].hdr;
+        u->tx_iov[i][0].iov_len = 16;
+        u->tx_iov[i][1].iov_base = (void *)pkts[i].data;
+        u->tx_iov[i][1].iov_len = pkts[i].data_len;
+        mh->msg_name = (void *)pkts[i].peer->tx;
+        mh->msg_namelen = sizeof(struct sockaddr_in);
+        mh->msg_iov = u->tx_iov[i];
+        mh->msg_iovlen = pkts[i].data_len ? 2 : 1;
+        mh->msg_control = NULL;
+        mh->msg_controllen = 0;
+        mh->msg_flags = 0;
+    }
+    unsigned sent = 0, spins = 0;
+    while (sent < n) {
+        int r = sendmmsg(u->fd, u->tx_msgs + sent, n - sent, 0);
+        if (r > 0) {
+            sent += (unsigned)r;
+            continue;
+        }
+        /* The socket buffer is full: give the receiver a moment, then
+         * leave the rest to retransmission. */
+        if (r < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) &&
+            ++spins < UDP_TX_EAGAIN_SPINS)
+            continue;
+        if (r < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR)
+            sent++; /* a per-destination error (ECONNREFUSED...): skip it */
+        else
+            break;
+    }
+    return sent;
+}
+
+static void udp_tx_flush(struct transport *tp)
+{
+    (void)tp; /* sendmmsg copied every byte */
+}
+
+static int udp_make_peer(struct transport *tp, const struct tp_route *r,
+                         struct tp_peer *peer)
+{
+    (void)tp;
+    if (r->kind != TP_UDP || r->len != 6)
+        return -EINVAL;
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    memcpy(&sin.sin_addr.s_addr, r->bytes, 4);
+    memcpy(&sin.sin_port, r->bytes + 4, 2);
+    if (sin.sin_port == 0)
+        return -EINVAL;
+    memset(peer, 0, sizeof(*peer));
+    memcpy(peer->tx, &sin, sizeof(sin));
+    peer->src_id[0] = sin_src_id(&sin);
+    peer->src_id[1] = 0;
+    return 0;
+}
+
+static void udp_destroy(struct transport *tp)
+{
+    struct udp_transport *u = (struct udp_transport *)tp;
+    close(u->fd);
+    free(u->rx_bufs);
+    free(u);
+}
+
+static const struct transport_ops udp_ops = {
+    .rx_burst = udp_rx_burst,
+    .tx_burst = udp_tx_burst,
+    .tx_flush = udp_tx_flush,
+    .make_peer = udp_make_peer,
+    .destroy = udp_destroy,
+};
+
+static void set_sockbuf(int fd, int opt_force, int opt)
+{
+    int bytes = UDP_SOCKBUF_BYTES;
+    if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof(bytes)) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
+}
+
+int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
+                      struct transport **out)
+{
+    unsigned mtu = cfg->mtu ? cfg->mtu : UDP_DEFAULT_MTU;
+    if (mtu < 64 || mtu > UDP_MAX_MTU)
+        return -EINVAL;
+    struct udp_transport *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    int ret;
+    u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd < 0) {
+        ret = -errno;
+        goto out_free;
+    }
+    set_sockbuf(u->fd, SO_RCVBUFFORCE, SO_RCVBUF);
+    set_sockbuf(u->fd, SO_SNDBUFFORCE, SO_SNDBUF);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = bind_ip };
+    socklen_t len = sizeof(sin);
+    if (bind(u->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        getsockname(u->fd, (struct sockaddr *)&sin, &len) != 0) {
+        ret = -errno;
+        goto out_close;
+    }
+    u->rx_bufs = malloc((size_t)UDP_RX_BURST * mtu);
+    if (!u->rx_bufs) {
+        ret = -ENOMEM;
+        goto out_close;
+    }
+    for (unsigned i = 0; i < UDP_RX_BURST; i++) {
+        u->rx_iov[i].iov_base = u->rx_bufs + (size_t)i * mtu;
+        u->rx_iov[i].iov_len = mtu;
+        u->rx_msgs[i].msg_hdr.msg_name = &u->rx_addr[i];
+        u->rx_msgs[i].msg_hdr.msg_iov = &u->rx_iov[i];
+        u->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    u->base.ops = &udp_ops;
+    u->base.name = "udp";
+    u->base.kind = TP_UDP;
+    u->base.mtu = mtu;
+    u->base.local.kind = TP_UDP;
+    u->base.local.len = 6;
+    memcpy(u->base.local.bytes, &sin.sin_addr.s_addr, 4);
+    memcpy(u->base.local.bytes + 4, &sin.sin_port, 2);
+    *out = &u->base;
+    return 0;
+
+out_close:
+    close(u->fd);
+out_free:
+    free(u);
+    return ret;
+}
