@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "loop.h"
 #include "timing/clock.h"
@@ -26,8 +27,10 @@
 
 struct loop_slot {
     uint64_t deliver_tsc;
+    uint64_t fcs;          /* frame check sequence, when has_fcs */
     uint32_t len;
     uint32_t src;
+    uint32_t has_fcs;
     uint8_t data[]; /* mtu bytes */
 };
 
@@ -92,6 +95,12 @@ static void deliver(struct loop_ep *src, struct loop_ep *dst, const uint8_t *hdr
     memcpy(s->data, hdr, 16);
     if (data_len)
         memcpy(s->data + 16, data, data_len);
+    /* Every real link checks frames (Ethernet FCS, UDP checksum, RoCE ICRC)
+     * and drops the corrupt ones before software sees them. The model does
+     * the same, paying for the check only when corruption is injected. */
+    s->has_fcs = src->faults.corrupt_ppm != 0;
+    if (s->has_fcs)
+        s->fcs = XXH3_64bits(s->data, len);
     if (corrupt) {
         uint64_t bit = rng_next(src) % ((uint64_t)len * 8);
         s->data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
@@ -171,20 +180,25 @@ static unsigned loop_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
     pthread_mutex_lock(&g_fabric.lock);
     ep->head += ep->held_for_rx; /* the previous burst's buffers are free now */
     ep->held_for_rx = 0;
-    unsigned n = 0;
+    unsigned n = 0, used = 0;
     uint32_t avail = ep->tail - ep->head;
-    while (n < max && n < avail) {
-        struct loop_slot *s = slot_at(ep, ep->head + n);
+    while (n < max && used < avail) {
+        struct loop_slot *s = slot_at(ep, ep->head + used);
         if (s->deliver_tsc > now_tsc)
             break; /* delayed: the link is FIFO, later packets wait too */
+        used++;
+        if (s->has_fcs && XXH3_64bits(s->data, s->len) != s->fcs) {
+            ep->stats.fcs_dropped++;
+            continue;
+        }
         pkts[n].buf = s->data;
         pkts[n].len = s->len;
         pkts[n].src_id[0] = s->src;
         pkts[n].src_id[1] = 0;
         n++;
     }
-    ep->held_for_rx = n;
-    atomic_store_explicit(&ep->count, ep->tail - ep->head - n, memory_order_release);
+    ep->held_for_rx = used;
+    atomic_store_explicit(&ep->count, ep->tail - ep->head - used, memory_order_release);
     pthread_mutex_unlock(&g_fabric.lock);
     return n;
 }

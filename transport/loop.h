@@ -8,6 +8,7 @@
 
 struct udrpc_loop_stats {
     uint64_t sent, dropped, duplicated, reordered, corrupted, delayed, overflow;
+    uint64_t fcs_dropped; /* corrupted frames the receiving end refused */
 };
 
 /* Drops every packet this endpoint sends for the next ms milliseconds. */
