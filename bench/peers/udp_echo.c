@@ -1,0 +1,143 @@
+/*
+ * udp_echo.c — the kernel's floor for datagram request/response: a minimal
+ * echo server and client on UDP loopback, batched with recvmmsg/sendmmsg
+ * and busy polling, as udrpc's udp transport is. No protocol at all: what
+ * udrpc adds on top of this is the runtime's cost.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "timing/clock.h"
+
+#define BURST 32
+#define MAX_DEPTH 1024
+
+struct echo_args {
+    size_t size;
+    int cpu;
+};
+
+static int echo_server(void *argp, int fd_out)
+{
+    struct echo_args *a = argp;
+    bench_pin_cpu(a->cpu);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001) };
+    socklen_t sl = sizeof(sin);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
+        return 1;
+    if (write(fd_out, &sin, sizeof(sin)) != sizeof(sin))
+        return 1;
+    close(fd_out);
+    static uint8_t bufs[BURST][65536];
+    struct mmsghdr msgs[BURST];
+    struct iovec iov[BURST];
+    struct sockaddr_in from[BURST];
+    for (;;) {
+        for (int i = 0; i < BURST; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = sizeof(bufs[i]);
+            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+        }
+        int n = recvmmsg(fd, msgs, BURST, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            continue;
+        for (int i = 0; i < n; i++)
+            iov[i].iov_len = msgs[i].msg_len;
+        int sent = 0;
+        while (sent < n) {
+            int r = sendmmsg(fd, msgs + sent, (unsigned)(n - sent), 0);
+            if (r > 0)
+                sent += r;
+        }
+    }
+}
+
+int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
+                 int client_cpu, struct bench_result *r)
+{
+    const struct udrpc_clock *ck = udrpc__clock_init();
+    struct echo_args a = { size < 8 ? 8 : size, server_cpu };
+    struct sockaddr_in srv;
+    pid_t pid = bench_fork_server(echo_server, &a, &srv, sizeof(srv));
+    if (pid < 0)
+        return -1;
+    bench_pin_cpu(client_cpu);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (depth > MAX_DEPTH)
+        depth = MAX_DEPTH;
+    static uint8_t tx[MAX_DEPTH][65536], rx[BURST][65536];
+    static uint64_t sent_tsc[MAX_DEPTH];
+    struct mmsghdr msgs[BURST];
+    struct iovec iov[BURST];
+    struct lat_samples lat;
+    lat_init(&lat, 1 << 22);
+    uint64_t start = udrpc__rdtsc();
+    uint64_t warm_end = start + udrpc__us_to_tsc(ck, 300000);
+    uint64_t end = warm_end + udrpc__us_to_tsc(ck, (uint64_t)(duration_s * 1e6));
+    uint64_t done = 0;
+    /* Each of the depth messages carries its index; its echo re-sends it. */
+    for (unsigned i = 0; i < depth; i++) {
+        memcpy(tx[i], &i, sizeof(i));
+        sent_tsc[i] = udrpc__rdtsc();
+        while (sendto(fd, tx[i], a.size, 0, (struct sockaddr *)&srv, sizeof(srv)) < 0)
+            ;
+    }
+    uint64_t now = start;
+    while (now < end) {
+        for (int i = 0; i < BURST; i++) {
+            iov[i].iov_base = rx[i];
+            iov[i].iov_len = sizeof(rx[i]);
+            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(fd, msgs, BURST, MSG_DONTWAIT, NULL);
+        now = udrpc__rdtsc();
+        if (n <= 0)
+            continue;
+        struct mmsghdr out[BURST];
+        struct iovec oiov[BURST];
+        for (int i = 0; i < n; i++) {
+            unsigned idx;
+            memcpy(&idx, rx[i], sizeof(idx));
+            if (idx >= depth)
+                continue;
+            if (now >= warm_end) {
+                lat_add(&lat, now - sent_tsc[idx]);
+                done++;
+            }
+            sent_tsc[idx] = now;
+            oiov[i].iov_base = tx[idx];
+            oiov[i].iov_len = a.size;
+            memset(&out[i].msg_hdr, 0, sizeof(out[i].msg_hdr));
+            out[i].msg_hdr.msg_iov = &oiov[i];
+            out[i].msg_hdr.msg_iovlen = 1;
+            out[i].msg_hdr.msg_name = &srv;
+            out[i].msg_hdr.msg_namelen = sizeof(srv);
+        }
+        int sent = 0;
+        while (sent < n) {
+            int k = sendmmsg(fd, out + sent, (unsigned)(n - sent), 0);
+            if (k > 0)
+                sent += k;
+        }
+    }
+    close(fd);
+    bench_stop_server(pid);
+    r->count = done;
+    r->rpc_per_s = (double)done / duration_s;
+    lat_summarize(&lat, ck->ns_per_tsc, r);
+    lat_free(&lat);
+    return 0;
+}
