@@ -62,6 +62,8 @@ static void sm_pending_remove(struct udrpc *rpc, struct session *s)
 
 void udrpc__session_free(struct udrpc *rpc, struct session *s)
 {
+    /* Queued sends point at the session's peer and buffers: send them now. */
+    udrpc__tx_flush(rpc);
     if (s->state != SS_ZOMBIE) {
         rpc->sessions[s->local_num] = NULL;
         rpc->free_sessions[rpc->n_free_sessions++] = s->local_num;
@@ -82,7 +84,6 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
         }
     }
     if (!s->is_client) {
-        udrpc__tx_flush(rpc); /* a queued response may read these buffers */
         for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
             sslot_t *h = &s->s[i];
             if (h->req_owned)
