@@ -62,6 +62,13 @@ static void tx_ctrl(struct udrpc *rpc, const struct session *s, uint8_t req_type
     tx_queue(rpc, s, h, NULL, 0, rpc->ctrl_lkey);
 }
 
+/* Expected payload bytes of packet pkt of a msg_size-byte message. */
+static inline size_t pkt_len(size_t msg_size, size_t dpp, uint32_t pkt)
+{
+    size_t off = (size_t)pkt * dpp;
+    return msg_size - off < dpp ? msg_size - off : dpp;
+}
+
 /* Data packet pkt of message mb (header written into mb's header room). */
 static void tx_data(struct udrpc *rpc, const struct session *s,
                     const udrpc_msgbuf_t *mb, uint8_t req_type, uint32_t msg_size,
@@ -72,20 +79,15 @@ static void tx_data(struct udrpc *rpc, const struct session *s,
                 (uint16_t)pkt, req_num);
     uint8_t *h = msgbuf_hdr(mb, pkt);
     memcpy(h, &ph, sizeof(ph));
-    size_t off = (size_t)pkt * rpc->dpp;
-    size_t len = msg_size - off < rpc->dpp ? msg_size - off : rpc->dpp;
-    tx_queue(rpc, s, h, mb->buf + off, (uint32_t)len, msgbuf_lkey(mb));
-}
-
-/* Expected payload bytes of packet pkt of a msg_size-byte message. */
-static inline size_t pkt_len(size_t msg_size, size_t dpp, uint32_t pkt)
-{
-    size_t off = (size_t)pkt * dpp;
-    return msg_size - off < dpp ? msg_size - off : dpp;
+    tx_queue(rpc, s, h, mb->buf + (size_t)pkt * rpc->dpp,
+             (uint32_t)pkt_len(msg_size, rpc->dpp, pkt), msgbuf_lkey(mb));
 }
 
 /* ------------------------------------------------------------ client ---- */
 
+/* Linear in the stall queue, but only reached when a stalled slot ends
+ * early (failure, disconnect, error response): a slot that completes
+ * normally has sent everything and is never stalled. */
 static void stall_remove(struct udrpc *rpc, struct cslot *c)
 {
     if (!c->stalled)
@@ -231,17 +233,16 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
         return -EINVAL;
     if (unlikely(s->state != SS_CONNECTED && s->state != SS_CONNECTING))
         return -ENOTCONN;
-    rpc->stats.reqs_sent++;
     if (likely(s->state == SS_CONNECTED && s->free_slots && !s->q_head)) {
+        rpc->stats.reqs_sent++;
         client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), req_type,
                      req, resp, cont, tag);
         return 0;
     }
     struct queued_req *q = qreq_get(rpc);
-    if (!q) {
-        rpc->stats.reqs_sent--;
+    if (!q)
         return -ENOMEM;
-    }
+    rpc->stats.reqs_sent++;
     q->next = NULL;
     q->req = req;
     q->resp = resp;
@@ -298,14 +299,13 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
     if (unlikely(len != 0))
         DROP(rpc, BAD_LENGTH);
     struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
-    if (c->active && c->req_num == f->req_num && f->pkt_num == c->req_pkts - 1 &&
-        c->num_rx == c->req_pkts - 1) {
+    if (c->active && c->req_num == f->req_num && f->msg_size == c->req->size &&
+        f->pkt_num == c->req_pkts - 1 && c->num_rx == c->req_pkts - 1) {
         /* "Request complete, handler running": the server is alive. */
         c->retries = 0;
         return;
     }
-    if (unlikely(f->msg_size > rpc->max_msg_size ||
-                 f->pkt_num + 1u >= msgbuf_pkts(f->msg_size, rpc->dpp)))
+    if (unlikely(f->pkt_num + 1u >= msgbuf_pkts(f->msg_size, rpc->dpp)))
         DROP(rpc, BAD_PKT_NUM);
     c = client_rx_slot(rpc, s, f, 0);
     if (!c)
@@ -495,6 +495,7 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         h->has_req = true;
         h->req_num = f->req_num;
         h->req_type = f->req_type;
+        h->req_size = f->msg_size;
         h->req_pkts = pkts;
         h->num_rx = 1;
         h->status = WIRE_OK;
@@ -518,10 +519,11 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         DROP(rpc, FUTURE_REQ);
     if (f->req_num != h->req_num)
         DROP(rpc, STALE_REQ);
-    if (unlikely(f->msg_size != h->req.size && h->state == SV_RECEIVING))
+    /* A duplicate must describe the same request. */
+    if (unlikely(f->msg_size != h->req_size))
         DROP(rpc, BAD_LENGTH);
-    if (unlikely(f->pkt_num >= h->req_pkts || f->req_type != h->req_type))
-        DROP(rpc, BAD_PKT_NUM);
+    if (unlikely(f->req_type != h->req_type))
+        DROP(rpc, BAD_TYPE);
 
     switch (h->state) {
     case SV_RECEIVING:

@@ -100,6 +100,7 @@ struct udrpc_req_handle {            /* server slot */
     udrpc_msgbuf_t pre_resp;         /* one packet, allocated with the session */
     udrpc_msgbuf_t dyn_resp;         /* larger responses */
     udrpc_msgbuf_t *resp;            /* pre_resp or dyn_resp once chosen */
+    uint32_t req_size;               /* of the current request */
     uint32_t req_pkts, num_rx;       /* request reassembly */
     uint32_t resp_pkts;
     uint8_t state;                   /* enum sslot_state */

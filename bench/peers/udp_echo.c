@@ -17,6 +17,23 @@
 #define BURST 32
 #define MAX_DEPTH 1024
 
+/* Points msgs[i] at bufs[i] (and names[i], if given) for a recvmmsg. */
+static void prep_rx(struct mmsghdr *msgs, struct iovec *iov, uint8_t (*bufs)[65536],
+                    struct sockaddr_in *names)
+{
+    for (int i = 0; i < BURST; i++) {
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = sizeof(bufs[i]);
+        memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        if (names) {
+            msgs[i].msg_hdr.msg_name = &names[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+        }
+    }
+}
+
 struct echo_args {
     size_t size;
     int cpu;
@@ -40,15 +57,7 @@ static int echo_server(void *argp, int fd_out)
     struct iovec iov[BURST];
     struct sockaddr_in from[BURST];
     for (;;) {
-        for (int i = 0; i < BURST; i++) {
-            iov[i].iov_base = bufs[i];
-            iov[i].iov_len = sizeof(bufs[i]);
-            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name = &from[i];
-            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-        }
+        prep_rx(msgs, iov, bufs, from);
         int n = recvmmsg(fd, msgs, BURST, MSG_DONTWAIT, NULL);
         if (n <= 0)
             continue;
@@ -95,13 +104,7 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
     }
     uint64_t now = start;
     while (now < end) {
-        for (int i = 0; i < BURST; i++) {
-            iov[i].iov_base = rx[i];
-            iov[i].iov_len = sizeof(rx[i]);
-            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
+        prep_rx(msgs, iov, rx, NULL);
         int n = recvmmsg(fd, msgs, BURST, MSG_DONTWAIT, NULL);
         now = udrpc__rdtsc();
         if (n <= 0)
