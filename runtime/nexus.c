@@ -38,7 +38,8 @@ void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
 static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
                      const struct sockaddr_in *from)
 {
-    bool to_server = p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ;
+    bool to_server = p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ ||
+                     p->type == SM_PING_REQ;
     uint8_t id = to_server ? p->server_rpc_id : p->client_rpc_id;
     pthread_mutex_lock(&nx->lock);
     struct udrpc *rpc = nx->rpcs[id];
@@ -47,10 +48,10 @@ static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
     pthread_mutex_unlock(&nx->lock);
     if (rpc)
         return;
-    if (p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ) {
+    if (to_server) {
         struct sm_pkt r = *p;
-        r.type = p->type == SM_CONNECT_REQ ? SM_CONNECT_RESP : SM_DISCONNECT_RESP;
-        r.err = p->type == SM_CONNECT_REQ ? -ENOENT : 0;
+        r.type = (uint8_t)(p->type + 1); /* each request type's response follows it */
+        r.err = p->type == SM_DISCONNECT_REQ ? 0 : -ENOENT;
         udrpc__nexus_sm_send(nx, &r, from);
     } else {
         atomic_fetch_add(&nx->sm_drops, 1);

@@ -644,6 +644,7 @@ static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
         DROP(rpc, NOT_CONNECTED);
     if (unlikely(p->src_id[0] != s->peer.src_id[0] || p->src_id[1] != s->peer.src_id[1]))
         DROP(rpc, BAD_SOURCE);
+    s->last_rx_tsc = rpc->now_tsc; /* the peer is alive (liveness) */
     if (unlikely(f.msg_size > rpc->max_msg_size))
         DROP(rpc, MSG_SIZE);
     if (unlikely(f.status != WIRE_OK && (f.pkt_type != PKT_RESP || f.status >= WIRE_STATUS_MAX)))

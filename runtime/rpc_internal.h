@@ -133,6 +133,8 @@ struct session {
     char remote_uri[UDRPC_MAX_URI_LEN];  /* client: server URI; server: client's */
     struct sockaddr_in remote_sm;
     uint64_t sm_deadline_tsc, sm_next_retry_tsc;
+    uint64_t last_rx_tsc;            /* the peer's last packet (data or ping) */
+    uint64_t ping_sent_tsc;          /* client: last liveness ping */
     struct session *sm_next;         /* pending-SM list link */
     uint64_t dedup_key;              /* server: key in rpc->dedup */
     /* requests beyond the window, FIFO */
@@ -189,6 +191,8 @@ struct udrpc {
     struct session *sm_pending;      /* sessions with an SM request out */
     uint64_t sm_next_check_tsc;
     uint64_t sm_retry_tsc;
+    uint64_t liveness_bound_tsc;     /* rto * max_retries: a silent peer is gone */
+    uint64_t next_liveness_tsc;
     struct hash_table dedup;         /* server: connect de-duplication */
     struct queued_req *qreq_free;
     void **qreq_chunks;
@@ -212,6 +216,7 @@ void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
 /* rpc_sm.c */
 void udrpc__sm_process_queue(struct udrpc *rpc);
 void udrpc__sm_check_timers(struct udrpc *rpc);
+void udrpc__check_liveness(struct udrpc *rpc);
 struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client);
 void udrpc__session_free(struct udrpc *rpc, struct session *s);
 

@@ -27,6 +27,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
     s->is_client = is_client;
     s->credits = rpc->session_credits;
     s->remote_num = NO_SESSION;
+    s->last_rx_tsc = rpc->now_tsc;
     for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
         if (is_client) {
             s->c[i].sess = s;
@@ -311,6 +312,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     }
     s->remote_num = p->server_session;
     s->state = SS_CONNECTED;
+    s->last_rx_tsc = rpc->now_tsc;
     rpc->stats.sessions_connected++;
     udrpc__client_start_queued(rpc, s);
     sm_notify(rpc, s->local_num, UDRPC_SM_CONNECTED, 0);
@@ -343,6 +345,31 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     int num = s->local_num;
     udrpc__session_free(rpc, s);
     sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
+}
+
+static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
+                           const struct sockaddr_in *from)
+{
+    struct session *s = p->server_session < rpc->max_sessions
+                            ? rpc->sessions[p->server_session] : NULL;
+    if (s && (s->is_client || s->token != p->token || s->remote_num != p->client_session))
+        s = NULL; /* not a session of that client (any more) */
+    if (s)
+        s->last_rx_tsc = rpc->now_tsc;
+    sm_reply(rpc, p, SM_PING_RESP, s ? 0 : -ENOENT, NULL, from);
+}
+
+static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)
+{
+    struct session *s = sm_client_session(rpc, p, SS_CONNECTED);
+    if (!s || s->remote_num != p->server_session) {
+        rpc->stats.sm_drops++;
+        return;
+    }
+    if (p->err)
+        udrpc__session_fail(rpc, s); /* the server forgot us: it restarted */
+    else
+        s->last_rx_tsc = rpc->now_tsc;
 }
 
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
@@ -386,6 +413,12 @@ void udrpc__sm_process_queue(struct udrpc *rpc)
         case SM_DISCONNECT_REQ:
             sm_on_disconnect_req(rpc, &e.pkt, &e.from);
             break;
+        case SM_PING_REQ:
+            sm_on_ping_req(rpc, &e.pkt, &e.from);
+            break;
+        case SM_PING_RESP:
+            sm_on_ping_resp(rpc, &e.pkt);
+            break;
         default:
             sm_on_disconnect_resp(rpc, &e.pkt);
             break;
@@ -417,6 +450,38 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
                                                           : SM_DISCONNECT_REQ);
         }
         s = next;
+    }
+}
+
+/* Liveness, every bound/8: a client pings a server it has not heard from
+ * for bound/4 and fails the session after the whole bound; a server frees
+ * a session whose client has been silent for the bound (its slots and
+ * stored responses with it). A scan of the session table, off the
+ * datapath; the datapath's share is one store per packet (last_rx_tsc). */
+void udrpc__check_liveness(struct udrpc *rpc)
+{
+    uint64_t now = rpc->now_tsc, bound = rpc->liveness_bound_tsc;
+    rpc->next_liveness_tsc = now + bound / 8;
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
+        struct session *s = rpc->sessions[i];
+        if (!s || s->state != SS_CONNECTED)
+            continue;
+        /* Signed: a session made this iteration may be a little ahead. */
+        int64_t idle = (int64_t)(now - s->last_rx_tsc);
+        if (idle < (int64_t)(bound / 4))
+            continue;
+        if (idle >= (int64_t)bound) {
+            if (s->is_client) {
+                udrpc__session_fail(rpc, s);
+            } else {
+                UDRPC_LOG_WARN(rpc, (int)i, "client %s silent: session freed", s->remote_uri);
+                rpc->stats.sessions_failed++;
+                udrpc__session_free(rpc, s);
+            }
+        } else if (s->is_client && now - s->ping_sent_tsc >= bound / 4) {
+            s->ping_sent_tsc = now;
+            sm_send_req(rpc, s, SM_PING_REQ);
+        }
     }
 }
 

@@ -28,6 +28,8 @@ enum sm_type {
     SM_CONNECT_RESP = 2,
     SM_DISCONNECT_REQ = 3,
     SM_DISCONNECT_RESP = 4,
+    SM_PING_REQ = 5,        /* liveness of an idle session, client -> server */
+    SM_PING_RESP = 6,       /* err -ENOENT: the server no longer has it */
 };
 
 struct sm_pkt {

@@ -110,6 +110,13 @@ static void *other_thread(void *arg)
     return NULL;
 }
 
+static uint64_t server_sessions(void)
+{
+    udrpc_stats_t st;
+    udrpc_get_stats(srv, &st);
+    return st.sessions_active;
+}
+
 static udrpc_config_t cfg_base(void)
 {
     udrpc_config_t c;
@@ -350,6 +357,33 @@ int main(int argc, char **argv)
     PUMP_UNTIL(rd.calls == 1, 2000);
     CHECK_EQ(rd.status, 0);
     CHECK_EQ(resp.buf[63], 0x77);
+
+    /* Liveness (bound = rto 2 ms x 10 retries = 20 ms): an idle session
+     * lives on through ten bounds on pings alone... */
+    uint64_t idle_end = ms() + 200;
+    while (ms() < idle_end)
+        pump();
+    CHECK(udrpc_is_connected(cli, s));
+    CHECK_EQ(cev.session_failed, 1);
+    CHECK_EQ(server_sessions(), 1);
+    /* ...and a client that vanishes without a word (destroyed, no
+     * disconnect) has its server session freed within about the bound. */
+    udrpc_t *ghost = udrpc_create(nx, 3, NULL, NULL, &c);
+    int gs = udrpc_connect(ghost, udrpc_nexus_uri(nx), 2);
+    uint64_t end = ms() + 2000;
+    while (!udrpc_is_connected(ghost, gs) && ms() < end) {
+        udrpc_run_event_loop_once(ghost);
+        pump();
+    }
+    CHECK(udrpc_is_connected(ghost, gs));
+    CHECK_EQ(server_sessions(), 2);
+    udrpc_destroy(ghost);
+    t0 = ms();
+    PUMP_UNTIL(server_sessions() == 1, 1000);
+    uint64_t freed_ms = ms() - t0;
+    printf("vanished client's session freed after %llu ms\n", (unsigned long long)freed_ms);
+    CHECK(freed_ms >= 15 && freed_ms < 200);
+    CHECK(udrpc_is_connected(cli, s)); /* the live one is untouched */
 
     for (int i = 0; i < Q; i++) {
         udrpc_msgbuf_free(cli, &qreq[i]);

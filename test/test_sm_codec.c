@@ -55,7 +55,7 @@ int main(void)
         { 0, 0x00 },          /* magic */
         { 4, 2 },             /* version */
         { 5, 0 },             /* type 0 */
-        { 5, 5 },             /* type 5 */
+        { 5, 7 },             /* type 7 */
         { 6, 0x01 }, { 7, 0x00 }, /* err = +1 (positive) */
         { 14, 1 },            /* padding */
         { 24 + 63, 'x' },     /* URI not terminated: byte 63 set */
