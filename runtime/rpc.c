@@ -95,7 +95,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->session_credits = rpc->cfg.session_credits;
     rpc->max_retries = rpc->cfg.max_retries;
     rpc->rto_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_us);
-    rpc->liveness_bound_tsc = rpc->rto_tsc * rpc->max_retries;
+    rpc->liveness_scan_tsc = rpc->rto_tsc * rpc->max_retries / UDRPC_LIVENESS_SCANS;
     rpc->sm_retry_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)nx->cfg.sm_retry_ms * 1000);
     rpc->now_tsc = udrpc__rdtsc();
     pthread_mutex_init(&rpc->smq_lock, NULL);

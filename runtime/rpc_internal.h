@@ -134,7 +134,7 @@ struct session {
     struct sockaddr_in remote_sm;
     uint64_t sm_deadline_tsc, sm_next_retry_tsc;
     uint64_t last_rx_tsc;            /* the peer's last packet (data or ping) */
-    uint64_t ping_sent_tsc;          /* client: last liveness ping */
+    uint32_t silent_scans;           /* liveness scans in a row without it */
     struct session *sm_next;         /* pending-SM list link */
     uint64_t dedup_key;              /* server: key in rpc->dedup */
     /* requests beyond the window, FIFO */
@@ -191,8 +191,8 @@ struct udrpc {
     struct session *sm_pending;      /* sessions with an SM request out */
     uint64_t sm_next_check_tsc;
     uint64_t sm_retry_tsc;
-    uint64_t liveness_bound_tsc;     /* rto * max_retries: a silent peer is gone */
-    uint64_t next_liveness_tsc;
+    uint64_t liveness_scan_tsc;      /* rto * max_retries / LIVENESS_SCANS */
+    uint64_t next_liveness_tsc, last_liveness_tsc;
     struct hash_table dedup;         /* server: connect de-duplication */
     struct queued_req *qreq_free;
     void **qreq_chunks;

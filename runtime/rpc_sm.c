@@ -453,24 +453,30 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
     }
 }
 
-/* Liveness, every bound/8: a client pings a server it has not heard from
- * for bound/4 and fails the session after the whole bound; a server frees
- * a session whose client has been silent for the bound (its slots and
- * stored responses with it). A scan of the session table, off the
- * datapath; the datapath's share is one store per packet (last_rx_tsc). */
+/* Liveness. Every bound / UDRPC_LIVENESS_SCANS (bound = rto x max_retries)
+ * each connected session is checked for a packet from its peer since the
+ * previous scan. A client that has missed two scans pings its server; a
+ * session that misses UDRPC_LIVENESS_SCANS in a row is over: the client's
+ * fails, the server's is freed (its slots and stored responses with it).
+ * Scans are counted, not time: a thread that was descheduled for a while
+ * has missed one scan, not all of them, as with RTO retries. A scan of the
+ * session table, off the datapath; the datapath's share is one store per
+ * packet (last_rx_tsc). */
 void udrpc__check_liveness(struct udrpc *rpc)
 {
-    uint64_t now = rpc->now_tsc, bound = rpc->liveness_bound_tsc;
-    rpc->next_liveness_tsc = now + bound / 8;
+    uint64_t prev = rpc->last_liveness_tsc;
+    rpc->last_liveness_tsc = rpc->now_tsc;
+    rpc->next_liveness_tsc = rpc->now_tsc + rpc->liveness_scan_tsc;
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         struct session *s = rpc->sessions[i];
         if (!s || s->state != SS_CONNECTED)
             continue;
-        /* Signed: a session made this iteration may be a little ahead. */
-        int64_t idle = (int64_t)(now - s->last_rx_tsc);
-        if (idle < (int64_t)(bound / 4))
+        if (s->last_rx_tsc >= prev) {
+            s->silent_scans = 0;
             continue;
-        if (idle >= (int64_t)bound) {
+        }
+        s->silent_scans++;
+        if (s->silent_scans >= UDRPC_LIVENESS_SCANS) {
             if (s->is_client) {
                 udrpc__session_fail(rpc, s);
             } else {
@@ -478,8 +484,7 @@ void udrpc__check_liveness(struct udrpc *rpc)
                 rpc->stats.sessions_failed++;
                 udrpc__session_free(rpc, s);
             }
-        } else if (s->is_client && now - s->ping_sent_tsc >= bound / 4) {
-            s->ping_sent_tsc = now;
+        } else if (s->is_client && s->silent_scans % UDRPC_LIVENESS_PING_SCANS == 0) {
             sm_send_req(rpc, s, SM_PING_REQ);
         }
     }

@@ -10,12 +10,18 @@
  * the loop transport's fault injection.
  *
  *   e2e_rpc --transport udp|loop --mode single|threads|procs --count N
- *           [--min-size B] [--max-size B|pkt] [--depth D] [--blast N]
+ *           [--min-size B] [--max-size B|pkt] [--size-dist uniform|log]
+ *           [--depth D] [--blast N]
  *           [--drop PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
  *           [--delay PPM] [--rto-us US] [--seed S] [--timeout-s S]
+ *   e2e_rpc --mode server --uri HOST:PORT [--timeout-s S]   (serves, then exits 0)
+ *   e2e_rpc --mode client --server HOST:PORT --count N ...  (against it)
+ * --size-dist log draws sizes log-uniformly (many small, some large), the
+ * mix of a real service; uniform is the default.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,8 +47,11 @@ struct opts {
     udrpc_loop_faults_t faults;
     unsigned rto_us;
     unsigned timeout_s;
+    int log_sizes;
+    const char *uri, *server;
 };
-static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { 1, 0, 0, 0, 0, 0, 100 }, 0, 50 };
+static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { 1, 0, 0, 0, 0, 0, 100 }, 0, 50,
+                         0, "127.0.0.1:0", NULL };
 
 static uint64_t now_ms(void)
 {
@@ -145,6 +154,14 @@ static void issue(struct client *cl, struct req_ctx *rc)
 {
     size_t span = o.max_size - o.min_size + 1;
     size_t size = o.min_size + rnd(cl) % span;
+    if (o.log_sizes) {
+        /* log-uniform over [min+1, max+1), shifted down by one */
+        double lo = log((double)o.min_size + 1), hi = log((double)o.max_size + 1);
+        double u = (double)(rnd(cl) >> 11) / (double)(1ull << 53);
+        size = (size_t)exp(lo + u * (hi - lo)) - 1;
+        if (size > o.max_size)
+            size = o.max_size;
+    }
     if (rnd(cl) % 8 == 0)
         size = rnd(cl) % 2 ? o.min_size : o.max_size; /* the edges often */
     udrpc_msgbuf_resize(&rc->req, size);
@@ -304,6 +321,9 @@ static void parse(int argc, char **argv)
         else if (!strcmp(k, "--rto-us")) o.rto_us = (unsigned)x;
         else if (!strcmp(k, "--seed")) o.faults.seed = x;
         else if (!strcmp(k, "--timeout-s")) o.timeout_s = (unsigned)x;
+        else if (!strcmp(k, "--size-dist")) o.log_sizes = !strcmp(v, "log");
+        else if (!strcmp(k, "--uri")) o.uri = v;
+        else if (!strcmp(k, "--server")) o.server = v;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             exit(2);
@@ -311,9 +331,11 @@ static void parse(int argc, char **argv)
     }
 }
 
-static udrpc_nexus_t *make_nexus(void)
+static char server_uri_opt[UDRPC_MAX_URI_LEN];
+
+static udrpc_nexus_t *make_nexus_at(const char *uri)
 {
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(uri, NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo_handler, UDRPC_HANDLER_FG), 0);
     CHECK_EQ(udrpc_register_handler(nx, REQ_STATS, stats_handler, UDRPC_HANDLER_FG), 0);
@@ -323,17 +345,23 @@ static udrpc_nexus_t *make_nexus(void)
 /* The server process of --mode procs: serves until its parent is gone. */
 static int run_server_process(int pipe_fd)
 {
-    udrpc_nexus_t *nx = make_nexus();
+    udrpc_nexus_t *nx = make_nexus_at(pipe_fd >= 0 ? "127.0.0.1:0" : o.uri);
     struct server sv = { 0 };
     udrpc_config_t cfg = make_cfg();
     sv.rpc = udrpc_create(nx, 0, &sv, NULL, &cfg);
     CHECK(sv.rpc != NULL);
-    char uri[UDRPC_MAX_URI_LEN] = { 0 };
-    strcpy(uri, udrpc_nexus_uri(nx));
-    CHECK_EQ(write(pipe_fd, uri, sizeof(uri)), (long)sizeof(uri));
-    close(pipe_fd);
+    if (pipe_fd >= 0) {
+        char uri[UDRPC_MAX_URI_LEN] = { 0 };
+        strcpy(uri, udrpc_nexus_uri(nx));
+        CHECK_EQ(write(pipe_fd, uri, sizeof(uri)), (long)sizeof(uri));
+        close(pipe_fd);
+    } else {
+        printf("serving at %s\n", udrpc_nexus_uri(nx));
+        fflush(stdout);
+    }
+    pid_t parent = getppid();
     uint64_t end = now_ms() + (uint64_t)o.timeout_s * 1000 + 5000;
-    while (getppid() != 1 && now_ms() < end)
+    while ((pipe_fd < 0 || getppid() == parent) && now_ms() < end)
         udrpc_run_event_loop(sv.rpc, 10);
     udrpc_destroy(sv.rpc);
     udrpc_nexus_destroy(nx);
@@ -343,10 +371,18 @@ static int run_server_process(int pipe_fd)
 int main(int argc, char **argv)
 {
     parse(argc, argv);
-    int procs = !strcmp(o.mode, "procs"), threads = !strcmp(o.mode, "threads");
+    if (!strcmp(o.mode, "server"))
+        return run_server_process(-1);
+    int remote = !strcmp(o.mode, "client");
+    CHECK(!remote || o.server);
+    if (remote)
+        strncpy(server_uri_opt, o.server, sizeof(server_uri_opt) - 1);
+    int procs = !strcmp(o.mode, "procs") || remote, threads = !strcmp(o.mode, "threads");
     pid_t child = -1;
     char server_uri[UDRPC_MAX_URI_LEN] = { 0 };
-    if (procs) {
+    if (remote) {
+        strcpy(server_uri, server_uri_opt);
+    } else if (procs) {
         int p[2];
         CHECK_EQ(pipe(p), 0);
         child = fork();
@@ -360,7 +396,7 @@ int main(int argc, char **argv)
         close(p[0]);
     }
 
-    udrpc_nexus_t *nx = make_nexus();
+    udrpc_nexus_t *nx = make_nexus_at(remote ? o.uri : "127.0.0.1:0");
     udrpc_config_t cfg = make_cfg();
     struct server sv = { 0 };
     pthread_t sv_thread;
@@ -490,7 +526,7 @@ int main(int argc, char **argv)
     udrpc_nexus_destroy(nx);
     free(cl.done);
     free(cl.ctxs);
-    if (procs) {
+    if (procs && child > 0) {
         kill(child, SIGTERM);
         int st;
         waitpid(child, &st, 0);
