@@ -152,6 +152,7 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     c->resp_pkts = 0;
     c->resp_size = 0;
     c->num_tx = c->num_rx = 0;
+    c->rx_ahead = 0;
     c->retries = 0;
     c->active = true;
     client_pump(rpc, c);
@@ -257,11 +258,10 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
     return 0;
 }
 
-/* Common checks of a CR or RESP: the slot's active request, and the
- * packet's index in the go-back-N numbering must be the next expected one
- * among those sent. Returns the slot, or NULL after counting a drop. */
+/* The slot's active request for a CR or RESP, or NULL after counting a
+ * drop (an idle slot, or another request number). */
 static struct cslot *client_rx_slot(struct udrpc *rpc, struct session *s,
-                                    const struct pkthdr_fields *f, uint32_t idx_base)
+                                    const struct pkthdr_fields *f)
 {
     struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
     if (unlikely(!c->active || c->req_num != f->req_num)) {
@@ -269,23 +269,34 @@ static struct cslot *client_rx_slot(struct udrpc *rpc, struct session *s,
                                                                : UDRPC_DROP_FUTURE_REQ]++;
         return NULL;
     }
-    uint32_t idx = idx_base + f->pkt_num;
-    if (unlikely(idx < c->num_rx)) {
-        rpc->stats.dup_rx++;
-        rpc->stats.drops[UDRPC_DROP_DUPLICATE]++;
-        return NULL;
-    }
-    if (unlikely(idx != c->num_rx || idx >= c->num_tx)) {
-        rpc->stats.drops[UDRPC_DROP_OUT_OF_ORDER]++;
-        return NULL;
-    }
     return c;
 }
 
-static void client_progress(struct udrpc *rpc, struct cslot *c)
+static inline void count_dup(struct udrpc *rpc)
 {
-    c->num_rx++;
-    c->sess->credits++;
+    rpc->stats.dup_rx++;
+    rpc->stats.drops[UDRPC_DROP_DUPLICATE]++;
+}
+
+/* Everything before new_rx has arrived (acknowledgements are cumulative:
+ * the server reassembles in order, so CR k means it holds packets 0..k and
+ * RESP 0 means it holds the whole request). Returns the credits of what
+ * was in flight, absorbs packets that arrived ahead of the gap, and re-arms
+ * the RTO. An acknowledgement may come from before a rollback (beyond
+ * num_tx): then those packets need not be sent again. */
+static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
+{
+    uint32_t old_rx = c->num_rx, step = new_rx - old_rx;
+    c->rx_ahead = step >= 64 ? 0 : c->rx_ahead >> step;
+    c->num_rx = new_rx;
+    while (c->rx_ahead & 1) {
+        c->rx_ahead >>= 1;
+        c->num_rx++;
+    }
+    /* Credits come back for what was in flight (sent, not yet acked). */
+    c->sess->credits += (c->num_rx < c->num_tx ? c->num_rx : c->num_tx) - old_rx;
+    if (c->num_tx < c->num_rx)
+        c->num_tx = c->num_rx;
     c->retries = 0;
     if (c->num_tx > c->num_rx)
         udrpc__wheel_rearm(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
@@ -298,21 +309,26 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
 {
     if (unlikely(len != 0))
         DROP(rpc, BAD_LENGTH);
-    struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
-    if (c->active && c->req_num == f->req_num && f->msg_size == c->req->size &&
-        f->pkt_num == c->req_pkts - 1 && c->num_rx == c->req_pkts - 1) {
-        /* "Request complete, handler running": the server is alive. */
+    if (unlikely(f->pkt_num >= msgbuf_pkts(f->msg_size, rpc->dpp)))
+        DROP(rpc, BAD_PKT_NUM); /* no CR beyond the last request packet */
+    struct cslot *c = client_rx_slot(rpc, s, f);
+    if (!c)
+        return;
+    if (unlikely(f->msg_size != c->req->size))
+        DROP(rpc, BAD_PKT_NUM);
+    if (f->pkt_num + 1u == c->req_pkts) {
+        /* "Request complete, handler running": the server is alive and
+         * holds the whole request. */
+        if (c->num_rx + 1u < c->req_pkts)
+            client_advance(rpc, c, c->req_pkts - 1);
         c->retries = 0;
         return;
     }
-    if (unlikely(f->pkt_num + 1u >= msgbuf_pkts(f->msg_size, rpc->dpp)))
-        DROP(rpc, BAD_PKT_NUM);
-    c = client_rx_slot(rpc, s, f, 0);
-    if (!c)
+    if (f->pkt_num + 1u <= c->num_rx) {
+        count_dup(rpc);
         return;
-    if (unlikely(f->msg_size != c->req->size || f->pkt_num + 1u >= c->req_pkts))
-        DROP(rpc, BAD_PKT_NUM);
-    client_progress(rpc, c);
+    }
+    client_advance(rpc, c, f->pkt_num + 1u);
     client_pump(rpc, c);
 }
 
@@ -326,28 +342,43 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
     if (unlikely(len != pkt_len(f->msg_size, rpc->dpp, f->pkt_num) ||
                  (f->status != WIRE_OK && f->msg_size != 0)))
         DROP(rpc, BAD_LENGTH);
-    struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
-    c = client_rx_slot(rpc, s, f, c->req_pkts - 1);
+    struct cslot *c = client_rx_slot(rpc, s, f);
     if (!c)
         return;
+    uint32_t idx = c->req_pkts - 1 + f->pkt_num; /* in the slot's numbering */
+    if (idx < c->num_rx) {
+        count_dup(rpc);
+        return;
+    }
     if (f->pkt_num == 0) {
-        if (f->status != WIRE_OK) {
-            client_progress(rpc, c);
-            client_complete(rpc, c, -EBADRQC);
-            return;
-        }
-        if (f->msg_size > c->resp->max_size) {
-            client_progress(rpc, c);
-            client_complete(rpc, c, -EMSGSIZE);
+        if (f->status != WIRE_OK || f->msg_size > c->resp->max_size) {
+            client_advance(rpc, c, idx + 1);
+            client_complete(rpc, c, f->status != WIRE_OK ? -EBADRQC : -EMSGSIZE);
             return;
         }
         c->resp_pkts = pkts;
         c->resp_size = f->msg_size;
-    } else if (unlikely(f->msg_size != c->resp_size)) {
-        DROP(rpc, BAD_LENGTH);
+    } else {
+        if (unlikely(c->resp_pkts == 0))
+            DROP(rpc, OUT_OF_ORDER); /* RESP 0 first: it carries the size */
+        if (unlikely(f->msg_size != c->resp_size))
+            DROP(rpc, BAD_LENGTH);
+        uint32_t ahead = idx - c->num_rx;
+        if (unlikely(ahead >= 64))
+            DROP(rpc, OUT_OF_ORDER);
+        if (c->rx_ahead & (1ull << ahead)) {
+            count_dup(rpc);
+            return;
+        }
+        if (ahead) {
+            /* Ahead of a gap (reordered): keep it until the gap fills. */
+            memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+            c->rx_ahead |= 1ull << ahead;
+            return;
+        }
     }
     memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
-    client_progress(rpc, c);
+    client_advance(rpc, c, idx + 1);
     if (c->num_rx == c->req_pkts + c->resp_pkts - 1)
         client_complete(rpc, c, 0);
     else
@@ -498,6 +529,7 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         h->req_size = f->msg_size;
         h->req_pkts = pkts;
         h->num_rx = 1;
+        h->rx_ahead = 0;
         h->status = WIRE_OK;
         if (pkts == 1) {
             /* Zero copy: the handler reads the RX buffer in place. */
@@ -526,22 +558,36 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         DROP(rpc, BAD_TYPE);
 
     switch (h->state) {
-    case SV_RECEIVING:
-        if (f->pkt_num == h->num_rx) {
+    case SV_RECEIVING: {
+        uint32_t ahead = f->pkt_num - h->num_rx;
+        if (f->pkt_num < h->num_rx || (h->rx_ahead & (1ull << (ahead & 63)))) {
+            rpc->stats.dup_rx++; /* our CR was lost or late: answer again */
+        } else if (ahead >= 64) {
+            DROP(rpc, OUT_OF_ORDER);
+        } else {
             memcpy(h->req.buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+            if (ahead) {
+                /* Ahead of a gap (reordered): kept, acknowledged when the
+                 * gap fills, since CRs are cumulative. */
+                h->rx_ahead |= 1ull << ahead;
+                return;
+            }
+            h->rx_ahead >>= 1;
             h->num_rx++;
+            while (h->rx_ahead & 1) {
+                h->rx_ahead >>= 1;
+                h->num_rx++;
+            }
             if (h->num_rx == h->req_pkts) {
                 server_invoke(rpc, h);
                 return;
             }
-        } else if (f->pkt_num < h->num_rx) {
-            rpc->stats.dup_rx++; /* the CR was lost: send it again */
-        } else {
-            DROP(rpc, OUT_OF_ORDER);
         }
-        tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, f->pkt_num, h->req_num);
+        /* CR num_rx - 1: every packet up to it is here. */
+        tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, (uint16_t)(h->num_rx - 1), h->req_num);
         h->tx_gen = rpc->tx_gen;
         return;
+    }
     case SV_IN_HANDLER:
         rpc->stats.dup_rx++;
         /* pkt_num == req_pkts - 1 tells the client the handler is running */

@@ -86,7 +86,8 @@ struct cslot {                       /* client slot */
     struct cslot *stall_next;        /* credit-stall queue link */
     uint32_t req_pkts, resp_pkts;    /* resp_pkts 0 until RESP 0 arrives */
     uint32_t resp_size;
-    uint32_t num_tx, num_rx;
+    uint32_t num_tx, num_rx;         /* num_tx >= num_rx always */
+    uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */
     uint32_t retries;                /* RTOs since the last progress */
     uint8_t req_type;
     bool active, stalled;
@@ -102,6 +103,7 @@ struct udrpc_req_handle {            /* server slot */
     udrpc_msgbuf_t *resp;            /* pre_resp or dyn_resp once chosen */
     uint32_t req_size;               /* of the current request */
     uint32_t req_pkts, num_rx;       /* request reassembly */
+    uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */
     uint32_t resp_pkts;
     uint8_t state;                   /* enum sslot_state */
     uint8_t req_type;

@@ -8,9 +8,12 @@
  *
  * Packet types and numbering (R request packets, S response packets):
  *   REQ  pkt_num in [0, R)   client -> server, one credit each
- *   CR   pkt_num in [0, R-1) server -> client, credit return for REQ pkt_num;
- *        pkt_num == R-1 means "request complete, handler still running"
- *   RESP pkt_num in [0, S)   server -> client; RESP 0 answers REQ R-1
+ *   CR   pkt_num in [0, R-1) server -> client, credit return, cumulative:
+ *        the server holds REQ packets 0..pkt_num (it reassembles in order,
+ *        keeping up to 64 early packets aside); pkt_num == R-1 means
+ *        "request complete, handler still running"
+ *   RESP pkt_num in [0, S)   server -> client; RESP 0 acknowledges the whole
+ *        request
  *   RFR  pkt_num in [1, S)   client -> server, asks for RESP pkt_num
  * status (RESP only): 0 ok, else a udrpc_wire_status.
  */

@@ -14,6 +14,7 @@
  *           [--depth D] [--blast N]
  *           [--drop PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
  *           [--delay PPM] [--rto-us US] [--seed S] [--timeout-s S]
+ *           [--connect-timeout-ms MS]
  *   e2e_rpc --mode server --uri HOST:PORT [--timeout-s S]   (serves, then exits 0)
  *   e2e_rpc --mode client --server HOST:PORT --count N ...  (against it)
  * --size-dist log draws sizes log-uniformly (many small, some large), the
@@ -49,9 +50,10 @@ struct opts {
     unsigned timeout_s;
     int log_sizes;
     const char *uri, *server;
+    unsigned connect_timeout_ms;
 };
 static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { 1, 0, 0, 0, 0, 0, 100 }, 0, 50,
-                         0, "127.0.0.1:0", NULL };
+                         0, "127.0.0.1:0", NULL, 0 };
 
 static uint64_t now_ms(void)
 {
@@ -103,6 +105,8 @@ static udrpc_config_t make_cfg(void)
     cfg.loop = o.faults;
     if (o.rto_us)
         cfg.rto_us = o.rto_us;
+    if (o.connect_timeout_ms)
+        cfg.connect_timeout_ms = o.connect_timeout_ms;
     return cfg;
 }
 
@@ -324,6 +328,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(k, "--size-dist")) o.log_sizes = !strcmp(v, "log");
         else if (!strcmp(k, "--uri")) o.uri = v;
         else if (!strcmp(k, "--server")) o.server = v;
+        else if (!strcmp(k, "--connect-timeout-ms")) o.connect_timeout_ms = (unsigned)x;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             exit(2);

@@ -158,21 +158,29 @@ int main(void)
     uint32_t big = (uint32_t)(2 * dpp + 100);
     inject(srv, ss, PKT_REQ, big, 0, 1, dpp);
     expect_tx(srv, PKT_CR, 0, 1, big, to_cli); /* Expect: CR for pkt 0 */
-    /* A future packet number (2 before 1): dropped, nothing sent. */
-    EXPECT_DROP(srv, OUT_OF_ORDER, inject(srv, ss, PKT_REQ, big, 2, 1, chunk(big, 2)));
-    /* A duplicate of pkt 0 (its CR was lost): the CR again. */
+    /* Packet 2 ahead of packet 1 (reordered): kept aside, nothing sent
+     * (CRs are cumulative), nothing dropped. */
+    uint64_t ooo0 = drops(srv, UDRPC_DROP_OUT_OF_ORDER);
+    inject(srv, ss, PKT_REQ, big, 2, 1, chunk(big, 2));
+    CHECK_EQ(srv->tx_n, 0);
+    CHECK_EQ(drops(srv, UDRPC_DROP_OUT_OF_ORDER), ooo0);
+    /* Its duplicate, and a duplicate of pkt 0: the cumulative CR 0. */
+    uint64_t dup1 = srv->stats.dup_rx;
+    inject(srv, ss, PKT_REQ, big, 2, 1, chunk(big, 2));
+    expect_tx(srv, PKT_CR, 0, 1, big, to_cli);
     inject(srv, ss, PKT_REQ, big, 0, 1, dpp);
     expect_tx(srv, PKT_CR, 0, 1, big, to_cli);
+    CHECK_EQ(srv->stats.dup_rx, dup1 + 2);
     /* The same request number with another size is not this request. */
     EXPECT_DROP(srv, BAD_LENGTH, inject(srv, ss, PKT_REQ, big + 1, 1, 1, dpp));
     /* An RFR while the request is still arriving. */
     EXPECT_DROP(srv, OUT_OF_ORDER, inject(srv, ss, PKT_RFR, big, 1, 1, 0));
-    inject(srv, ss, PKT_REQ, big, 1, 1, dpp);
-    expect_tx(srv, PKT_CR, 1, 1, big, to_cli);
     CHECK_EQ(handled, 2);
-    inject(srv, ss, PKT_REQ, big, 2, 1, chunk(big, 2));
+    /* Packet 1 fills the gap: with packet 2 kept, the request is whole.
+     * Expect: the handler once, RESP 0 of 3. */
+    inject(srv, ss, PKT_REQ, big, 1, 1, dpp);
     CHECK_EQ(handled, 3);
-    expect_tx(srv, PKT_RESP, 0, 1, big, to_cli); /* Expect: RESP 0 of 3 */
+    expect_tx(srv, PKT_RESP, 0, 1, big, to_cli);
     /* RFRs: in range, beyond the message, and for packet 0. */
     inject(srv, ss, PKT_RFR, big, 2, 1, 0);
     expect_tx(srv, PKT_RESP, 2, 1, big, to_cli);
@@ -186,12 +194,20 @@ int main(void)
     expect_tx(srv, PKT_RESP, 0, 1, big, to_cli);
     CHECK_EQ(handled, 3);
 
-    /* Malformed packets, each counted by reason. */
-    EXPECT_DROP(srv, BAD_LENGTH, inject(srv, ss, PKT_REQ, 10, 0, 2, 9));
-    EXPECT_DROP(srv, BAD_PKT_NUM, inject(srv, ss, PKT_REQ, 10, 1, 2, 0));
-    EXPECT_DROP(srv, BAD_TYPE, inject(srv, ss, PKT_RESP, 10, 0, 2, 10));
-    EXPECT_DROP(srv, BAD_TYPE, inject(srv, ss, PKT_CR, 10, 0, 2, 0));
-    EXPECT_DROP(srv, MSG_SIZE, inject(srv, ss, PKT_REQ, (uint32_t)cfg.max_msg_size + 1, 0, 2, dpp));
+    /* A packet 64 or more ahead of the gap is beyond what is kept. */
+    uint32_t huge = (uint32_t)(70 * dpp);
+    inject(srv, ss, PKT_REQ, huge, 0, 2, dpp);
+    expect_tx(srv, PKT_CR, 0, 2, huge, to_cli);
+    EXPECT_DROP(srv, OUT_OF_ORDER, inject(srv, ss, PKT_REQ, huge, 65, 2, dpp));
+    inject(srv, ss, PKT_REQ, huge, 64, 2, dpp); /* 63 ahead: kept */
+    CHECK_EQ(srv->tx_n, 0);
+
+    /* Malformed packets, each counted by reason (slot 4, fresh). */
+    EXPECT_DROP(srv, BAD_LENGTH, inject(srv, ss, PKT_REQ, 10, 0, 4, 9));
+    EXPECT_DROP(srv, BAD_PKT_NUM, inject(srv, ss, PKT_REQ, 10, 1, 4, 0));
+    EXPECT_DROP(srv, BAD_TYPE, inject(srv, ss, PKT_RESP, 10, 0, 4, 10));
+    EXPECT_DROP(srv, BAD_TYPE, inject(srv, ss, PKT_CR, 10, 0, 4, 0));
+    EXPECT_DROP(srv, MSG_SIZE, inject(srv, ss, PKT_REQ, (uint32_t)cfg.max_msg_size + 1, 0, 4, dpp));
     EXPECT_DROP(srv, SHORT, inject_raw(srv, payload, 15, ss));
     {
         uint8_t pkt[16];
@@ -255,12 +271,17 @@ int main(void)
     CHECK_EQ(udrpc_enqueue_request(cli, snum, REQ_ECHO, &breq, &bresp, cont, NULL), 0);
     CHECK_EQ(cli->tx_n, 3); /* credits allow all three at once */
     cli->tx_n = 0;
-    EXPECT_DROP(cli, OUT_OF_ORDER, inject(cli, cs, PKT_CR, big, 1, 8, 0));
-    inject(cli, cs, PKT_CR, big, 0, 8, 0);
-    CHECK_EQ(cs->c[0].num_rx, 1);
-    EXPECT_DROP(cli, DUPLICATE, inject(cli, cs, PKT_CR, big, 0, 8, 0));
+    uint32_t credits0 = cs->credits; /* three in flight */
+    /* CR 1 before CR 0: cumulative, it acknowledges both. */
     inject(cli, cs, PKT_CR, big, 1, 8, 0);
     CHECK_EQ(cs->c[0].num_rx, 2);
+    CHECK_EQ(cs->credits, credits0 + 2);
+    CHECK_EQ(cli->tx_n, 0);
+    /* The late CR 0 and a repeated CR 1 are duplicates. */
+    EXPECT_DROP(cli, DUPLICATE, inject(cli, cs, PKT_CR, big, 0, 8, 0));
+    EXPECT_DROP(cli, DUPLICATE, inject(cli, cs, PKT_CR, big, 1, 8, 0));
+    /* A response packet other than 0 before RESP 0 (which sizes it). */
+    EXPECT_DROP(cli, OUT_OF_ORDER, inject(cli, cs, PKT_RESP, big, 1, 8, dpp));
     cs->c[0].retries = 5;
     inject(cli, cs, PKT_CR, big, 2, 8, 0); /* "handler running" */
     CHECK_EQ(cs->c[0].retries, 0);
@@ -276,11 +297,12 @@ int main(void)
     pkthdr_unpack(cli->tx[1].hdr, &f);
     CHECK_EQ(f.pkt_num, 2);
     cli->tx_n = 0;
-    /* RESP 2 before RESP 1: dropped; then in order: done. */
-    EXPECT_DROP(cli, OUT_OF_ORDER, inject(cli, cs, PKT_RESP, big, 2, 8, chunk(big, 2)));
-    inject(cli, cs, PKT_RESP, big, 1, 8, dpp);
-    CHECK_EQ(conts, 1);
+    /* RESP 2 before RESP 1: kept; its duplicate dropped; RESP 1 completes. */
     inject(cli, cs, PKT_RESP, big, 2, 8, chunk(big, 2));
+    CHECK_EQ(conts, 1);
+    CHECK_EQ(cli->tx_n, 0);
+    EXPECT_DROP(cli, DUPLICATE, inject(cli, cs, PKT_RESP, big, 2, 8, chunk(big, 2)));
+    inject(cli, cs, PKT_RESP, big, 1, 8, dpp);
     CHECK_EQ(conts, 2);
     CHECK_EQ(last_status, 0);
     CHECK_EQ(bresp.size, big);
