@@ -153,6 +153,7 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     c->resp_size = 0;
     c->num_tx = c->num_rx = 0;
     c->rx_ahead = 0;
+    c->gap_signals = 0;
     c->retries = 0;
     c->active = true;
     client_pump(rpc, c);
@@ -289,6 +290,7 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
     uint32_t old_rx = c->num_rx, step = new_rx - old_rx;
     c->rx_ahead = step >= 64 ? 0 : c->rx_ahead >> step;
     c->num_rx = new_rx;
+    c->gap_signals = 0;
     while (c->rx_ahead & 1) {
         c->rx_ahead >>= 1;
         c->num_rx++;
@@ -302,6 +304,25 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
         udrpc__wheel_rearm(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
     else
         udrpc__wheel_cancel(&rpc->wheel, &c->rto);
+}
+
+/* A sign that packet num_rx is missing while later ones arrive: a repeated
+ * cumulative CR, or a response packet ahead of the gap. The third one
+ * resends that packet alone (TCP's fast retransmit); the RTO remains the
+ * backstop and goes back over the whole window. */
+static void client_gap_signal(struct udrpc *rpc, struct cslot *c)
+{
+    if (++c->gap_signals != UDRPC_FAST_RETRANSMIT_SIGNALS || c->num_tx <= c->num_rx)
+        return;
+    uint32_t k = c->num_rx;
+    if (k < c->req_pkts)
+        tx_data(rpc, c->sess, c->req, c->req_type, (uint32_t)c->req->size, PKT_REQ, WIRE_OK,
+                k, c->req_num);
+    else
+        tx_ctrl(rpc, c->sess, c->req_type, (uint32_t)c->req->size, PKT_RFR,
+                (uint16_t)(k - c->req_pkts + 1), c->req_num);
+    c->tx_gen = rpc->tx_gen;
+    rpc->stats.retransmits++;
 }
 
 static void client_rx_cr(struct udrpc *rpc, struct session *s,
@@ -326,6 +347,8 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
     }
     if (f->pkt_num + 1u <= c->num_rx) {
         count_dup(rpc);
+        if (f->pkt_num + 1u == c->num_rx)
+            client_gap_signal(rpc, c);
         return;
     }
     client_advance(rpc, c, f->pkt_num + 1u);
@@ -374,6 +397,7 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
             /* Ahead of a gap (reordered): keep it until the gap fills. */
             memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
             c->rx_ahead |= 1ull << ahead;
+            client_gap_signal(rpc, c);
             return;
         }
     }
@@ -398,6 +422,7 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     rpc->stats.retransmits += in_flight;
     s->credits += in_flight;
     c->num_tx = c->num_rx;
+    c->gap_signals = 0;
     if (in_flight == 0) {
         /* Nothing was out (stalled on credits): just wait again. */
         udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
@@ -560,27 +585,28 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
     switch (h->state) {
     case SV_RECEIVING: {
         uint32_t ahead = f->pkt_num - h->num_rx;
-        if (f->pkt_num < h->num_rx || (h->rx_ahead & (1ull << (ahead & 63)))) {
+        if (f->pkt_num >= h->num_rx && ahead >= 64) {
+            DROP(rpc, OUT_OF_ORDER); /* beyond the early-arrival window */
+        } else if (f->pkt_num < h->num_rx || (h->rx_ahead & (1ull << ahead))) {
             rpc->stats.dup_rx++; /* our CR was lost or late: answer again */
-        } else if (ahead >= 64) {
-            DROP(rpc, OUT_OF_ORDER);
         } else {
             memcpy(h->req.buf + (size_t)f->pkt_num * rpc->dpp, data, len);
             if (ahead) {
-                /* Ahead of a gap (reordered): kept, acknowledged when the
-                 * gap fills, since CRs are cumulative. */
+                /* Ahead of a gap: kept for when the gap fills. The CR
+                 * below repeats the last one: a duplicate ack that tells
+                 * the client a packet is missing (fast retransmit). */
                 h->rx_ahead |= 1ull << ahead;
-                return;
-            }
-            h->rx_ahead >>= 1;
-            h->num_rx++;
-            while (h->rx_ahead & 1) {
+            } else {
                 h->rx_ahead >>= 1;
                 h->num_rx++;
-            }
-            if (h->num_rx == h->req_pkts) {
-                server_invoke(rpc, h);
-                return;
+                while (h->rx_ahead & 1) {
+                    h->rx_ahead >>= 1;
+                    h->num_rx++;
+                }
+                if (h->num_rx == h->req_pkts) {
+                    server_invoke(rpc, h);
+                    return;
+                }
             }
         }
         /* CR num_rx - 1: every packet up to it is here. */

@@ -89,6 +89,7 @@ struct cslot {                       /* client slot */
     uint32_t num_tx, num_rx;         /* num_tx >= num_rx always */
     uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */
     uint32_t retries;                /* RTOs since the last progress */
+    uint32_t gap_signals;            /* signs of a lost packet since progress */
     uint8_t req_type;
     bool active, stalled;
 };

@@ -14,7 +14,7 @@
  *           [--depth D] [--blast N]
  *           [--drop PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
  *           [--delay PPM] [--rto-us US] [--seed S] [--timeout-s S]
- *           [--connect-timeout-ms MS]
+ *           [--connect-timeout-ms MS] [--max-retries N]
  *   e2e_rpc --mode server --uri HOST:PORT [--timeout-s S]   (serves, then exits 0)
  *   e2e_rpc --mode client --server HOST:PORT --count N ...  (against it)
  * --size-dist log draws sizes log-uniformly (many small, some large), the
@@ -51,9 +51,10 @@ struct opts {
     int log_sizes;
     const char *uri, *server;
     unsigned connect_timeout_ms;
+    unsigned max_retries;
 };
 static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { 1, 0, 0, 0, 0, 0, 100 }, 0, 50,
-                         0, "127.0.0.1:0", NULL, 0 };
+                         0, "127.0.0.1:0", NULL, 0, 0 };
 
 static uint64_t now_ms(void)
 {
@@ -107,6 +108,8 @@ static udrpc_config_t make_cfg(void)
         cfg.rto_us = o.rto_us;
     if (o.connect_timeout_ms)
         cfg.connect_timeout_ms = o.connect_timeout_ms;
+    if (o.max_retries)
+        cfg.max_retries = o.max_retries;
     return cfg;
 }
 
@@ -329,6 +332,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(k, "--uri")) o.uri = v;
         else if (!strcmp(k, "--server")) o.server = v;
         else if (!strcmp(k, "--connect-timeout-ms")) o.connect_timeout_ms = (unsigned)x;
+        else if (!strcmp(k, "--max-retries")) o.max_retries = (unsigned)x;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             exit(2);
