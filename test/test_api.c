@@ -17,9 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rpc_internal.h"
 #include "test.h"
-#include "udrpc.h"
-#include "timing/clock.h"
+#include "transport/loop.h"
 
 enum { REQ_ECHO = 1, REQ_DEFER = 3, REQ_NONE = 99 };
 
@@ -384,6 +384,30 @@ int main(int argc, char **argv)
     printf("vanished client's session freed after %llu ms\n", (unsigned long long)freed_ms);
     CHECK(freed_ms >= 15 && freed_ms < 200);
     CHECK(udrpc_is_connected(cli, s)); /* the live one is untouched */
+
+    if (!strcmp(transport, "loop")) {
+        /* A partition shorter than the bound (20 ms) is survived: the
+         * request in flight completes once it heals... */
+        struct done pd = { 0 };
+        udrpc__loop_partition(srv->tp, 10);
+        udrpc__loop_partition(cli->tp, 10);
+        CHECK_EQ(udrpc_enqueue_request(cli, s, REQ_ECHO, &req, &resp, cont, &pd), 0);
+        PUMP_UNTIL(pd.calls == 1, 2000);
+        CHECK_EQ(pd.status, 0);
+        CHECK(udrpc_is_connected(cli, s));
+        struct udrpc_loop_stats ls;
+        udrpc__loop_get_stats(cli->tp, &ls);
+        CHECK(ls.dropped > 0);
+        /* ...a longer one fails the session, its request with it, once. */
+        struct done pf = { 0 };
+        udrpc__loop_partition(srv->tp, 300);
+        udrpc__loop_partition(cli->tp, 300);
+        CHECK_EQ(udrpc_enqueue_request(cli, s, REQ_ECHO, &req, &resp, cont, &pf), 0);
+        PUMP_UNTIL(cev.session_failed == 2, 2000);
+        CHECK_EQ(pf.calls, 1);
+        CHECK_EQ(pf.status, -ECONNRESET);
+        printf("partition: 10 ms survived, 300 ms failed the session\n");
+    }
 
     for (int i = 0; i < Q; i++) {
         udrpc_msgbuf_free(cli, &qreq[i]);

@@ -320,6 +320,31 @@ int main(void)
     CHECK(memcmp(bresp.buf + 2 * dpp, payload, chunk(big, 2)) == 0);
     CHECK_EQ(cs->credits, cfg.session_credits); /* every credit came back */
 
+    /* A 40-packet request with 32 credits: 32 go, the slot waits in the
+     * credit-stall queue, and each cumulative CR lets more out. */
+    uint64_t stalls0 = cli->stats.credit_stalls;
+    uint32_t forty = (uint32_t)(40 * dpp);
+    udrpc_msgbuf_t hreq, hresp;
+    udrpc_msgbuf_alloc(cli, forty, &hreq);
+    udrpc_msgbuf_alloc(cli, 64, &hresp);
+    CHECK_EQ(udrpc_enqueue_request(cli, snum, REQ_ECHO, &hreq, &hresp, cont, NULL), 0);
+    CHECK_EQ(cli->tx_n, 32);
+    CHECK_EQ(cs->credits, 0);
+    CHECK_EQ(cli->stats.credit_stalls, stalls0 + 1);
+    CHECK(cli->stall_head == &cs->c[0]);
+    cli->tx_n = 0;
+    inject(cli, cs, PKT_CR, forty, 4, 16, 0); /* packets 0..4 acknowledged */
+    CHECK_EQ(cli->tx_n, 5);                  /* packets 32..36 */
+    pkthdr_unpack(cli->tx[0].hdr, &f);
+    CHECK_EQ(f.pkt_num, 32);
+    cli->tx_n = 0;
+    inject(cli, cs, PKT_CR, forty, 20, 16, 0);
+    CHECK_EQ(cli->tx_n, 3);                  /* 37..39: all sent */
+    cli->tx_n = 0;
+    udrpc__process_stalls(cli);              /* nothing left: leaves the queue */
+    CHECK(cli->stall_head == NULL);
+    CHECK_EQ(cs->c[0].num_tx, 40);
+
     udrpc_destroy(cli);
     udrpc_destroy(srv);
     udrpc_nexus_destroy(nx);
