@@ -234,10 +234,12 @@ static int run_sockperf(struct bench_result *r)
     return got ? 0 : -1;
 }
 
+/* Goodput counts request and response payload bytes (an echo: 2 x size). */
 static void row(const char *what, unsigned depth, const struct bench_result *r)
 {
-    printf("%-22s %5u %11.0f %8.2f %8.2f %8.2f %9.2f %9.1f\n", what, depth, r->rpc_per_s,
-           r->p50_us, r->p90_us, r->p99_us, r->p999_us, r->max_us);
+    printf("%-22s %5u %11.0f %8.2f %8.2f %8.2f %8.2f %9.2f %9.1f\n", what, depth, r->rpc_per_s,
+           r->rpc_per_s * (double)opt.size * 2 * 8 / 1e9, r->p50_us, r->p90_us, r->p99_us,
+           r->p999_us, r->max_us);
 }
 
 static void parse(int argc, char **argv)
@@ -281,8 +283,8 @@ int main(int argc, char **argv)
     printf("rpc_bench: transport %s, %zu B requests and responses, %.1f s per point "
            "(+0.3 s warm-up), server core %d, client core %d\n",
            opt.transport, opt.size, opt.duration_s, opt.server_core, opt.client_core);
-    printf("%-22s %5s %11s %8s %8s %8s %9s %9s\n", "what", "depth", "RPC/s", "p50 us",
-           "p90 us", "p99 us", "p99.9 us", "max us");
+    printf("%-22s %5s %11s %8s %8s %8s %8s %9s %9s\n", "what", "depth", "RPC/s", "Gbit/s",
+           "p50 us", "p90 us", "p99 us", "p99.9 us", "max us");
     int rc = 0;
     struct bench_result sp = { 0 };
     int have_sp = opt.peers && !strcmp(opt.transport, "udp") && run_sockperf(&sp) == 0;
@@ -301,13 +303,13 @@ int main(int argc, char **argv)
         if (opt.peers && udp_echo_run(opt.size, d, opt.duration_s, opt.server_core,
                                       opt.client_core, &raw) == 0) {
             row("raw UDP echo (peer)", d, &raw);
-            printf("%-22s %5u %10.2fx %7.2fx %8s %7.2fx   (udrpc / raw UDP)\n", "ratio", d,
-                   u.rpc_per_s / raw.rpc_per_s, u.p50_us / raw.p50_us, "", u.p99_us / raw.p99_us);
+            printf("%-22s %5u %10.2fx %8s %7.2fx %8s %7.2fx   (udrpc / raw UDP)\n", "ratio", d,
+                   u.rpc_per_s / raw.rpc_per_s, "", u.p50_us / raw.p50_us, "", u.p99_us / raw.p99_us);
         }
         if (d == 1 && have_sp) {
             row("sockperf ping-pong", 1, &sp);
-            printf("%-22s %5u %10.2fx %7.2fx %8s %7.2fx   (udrpc / sockperf)\n", "ratio", 1,
-                   u.rpc_per_s / sp.rpc_per_s, u.p50_us / sp.p50_us, "", u.p99_us / sp.p99_us);
+            printf("%-22s %5u %10.2fx %8s %7.2fx %8s %7.2fx   (udrpc / sockperf)\n", "ratio", 1,
+                   u.rpc_per_s / sp.rpc_per_s, "", u.p50_us / sp.p50_us, "", u.p99_us / sp.p99_us);
         }
     }
     return rc;
