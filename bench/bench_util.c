@@ -2,47 +2,45 @@
 #include "bench_util.h"
 
 #include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-void lat_init(struct lat_samples *l, size_t cap)
+static uint64_t bucket_upper(unsigned b)
 {
-    l->tsc = malloc(cap * sizeof(*l->tsc));
-    l->n = 0;
-    l->cap = l->tsc ? cap : 0;
+    if (b < HIST_SUB)
+        return b;
+    unsigned msb = b / HIST_SUB + 3, sub = b % HIST_SUB;
+    return ((uint64_t)(HIST_SUB + sub + 1) << (msb - 4)) - 1;
 }
 
-void lat_free(struct lat_samples *l)
+uint64_t hist_percentile(const struct lat_hist *h, double p)
 {
-    free(l->tsc);
-    l->tsc = NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const struct lat_samples *l, double p, double ns_per_tsc)
-{
-    if (l->n == 0)
+    if (h->n == 0)
         return 0;
-    size_t i = (size_t)(p * (double)(l->n - 1));
-    return (double)l->tsc[i] * ns_per_tsc / 1000.0;
+    uint64_t want = (uint64_t)(p * (double)h->n + 0.5), seen = 0;
+    if (want == 0)
+        want = 1;
+    for (unsigned b = 0; b < HIST_BUCKETS; b++) {
+        seen += h->count[b];
+        if (seen >= want) {
+            uint64_t v = bucket_upper(b);
+            return v < h->max_tsc ? v : h->max_tsc;
+        }
+    }
+    return h->max_tsc;
 }
 
-void lat_summarize(struct lat_samples *l, double ns_per_tsc, struct bench_result *r)
+void hist_summarize(const struct lat_hist *h, double ns_per_tsc, struct bench_result *r)
 {
-    qsort(l->tsc, l->n, sizeof(*l->tsc), cmp_u64);
-    r->p50_us = pct(l, 0.50, ns_per_tsc);
-    r->p90_us = pct(l, 0.90, ns_per_tsc);
-    r->p99_us = pct(l, 0.99, ns_per_tsc);
-    r->p999_us = pct(l, 0.999, ns_per_tsc);
-    r->max_us = pct(l, 1.0, ns_per_tsc);
+    r->p50_us = (double)hist_percentile(h, 0.50) * ns_per_tsc / 1000.0;
+    r->p90_us = (double)hist_percentile(h, 0.90) * ns_per_tsc / 1000.0;
+    r->p99_us = (double)hist_percentile(h, 0.99) * ns_per_tsc / 1000.0;
+    r->p999_us = (double)hist_percentile(h, 0.999) * ns_per_tsc / 1000.0;
+    r->max_us = (double)h->max_tsc * ns_per_tsc / 1000.0;
 }
 
 void bench_pin_cpu(int cpu)
@@ -62,6 +60,8 @@ pid_t bench_fork_server(int (*fn)(void *arg, int fd), void *arg, void *buf, size
         return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        /* A busy-polling server must not outlive a bench that failed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(p[0]);
         _exit(fn(arg, p[1]));
     }

@@ -1,5 +1,5 @@
-/* bench_util.h — shared pieces of rpc_bench and its peers: latency samples
- * (preallocated, no allocation while measuring), percentiles, CPU pinning,
+/* bench_util.h — shared pieces of rpc_bench and its peers: the latency
+ * histogram (fixed size: no allocation while measuring), CPU pinning,
  * forking a server process that reports its address through a pipe. */
 #ifndef UDRPC_BENCH_UTIL_H
 #define UDRPC_BENCH_UTIL_H
@@ -8,10 +8,36 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct lat_samples {
-    uint64_t *tsc;        /* round-trip times in TSC ticks */
-    size_t n, cap;
+/* A log-bucketed latency histogram: 16 sub-buckets per power of two of
+ * TSC ticks (about 4% resolution), fixed size, so recording never
+ * allocates. */
+#define HIST_SUB 16
+#define HIST_BUCKETS (64 * HIST_SUB)
+struct lat_hist {
+    uint64_t count[HIST_BUCKETS];
+    uint64_t n, max_tsc;
 };
+
+static inline unsigned hist_bucket(uint64_t v)
+{
+    if (v < HIST_SUB)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    unsigned sub = (unsigned)(v >> (msb - 4)) & (HIST_SUB - 1);
+    return (msb - 3) * HIST_SUB + sub;
+}
+
+static inline void hist_add(struct lat_hist *h, uint64_t tsc)
+{
+    h->count[hist_bucket(tsc)]++;
+    h->n++;
+    if (tsc > h->max_tsc)
+        h->max_tsc = tsc;
+}
+
+/* The value (TSC ticks) below which fraction p of the samples lie: the
+ * upper edge of that bucket. */
+uint64_t hist_percentile(const struct lat_hist *h, double p);
 
 struct bench_result {
     double rpc_per_s;
@@ -19,15 +45,7 @@ struct bench_result {
     uint64_t count;
 };
 
-void lat_init(struct lat_samples *l, size_t cap);
-void lat_free(struct lat_samples *l);
-static inline void lat_add(struct lat_samples *l, uint64_t tsc)
-{
-    if (l->n < l->cap)
-        l->tsc[l->n++] = tsc;
-}
-/* Sorts the samples and fills the percentiles (us). */
-void lat_summarize(struct lat_samples *l, double ns_per_tsc, struct bench_result *r);
+void hist_summarize(const struct lat_hist *h, double ns_per_tsc, struct bench_result *r);
 
 void bench_pin_cpu(int cpu);
 /* Forks; the child runs fn(arg, write_fd) and exits with its status. The

@@ -89,8 +89,8 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
     static uint64_t sent_tsc[MAX_DEPTH];
     struct mmsghdr msgs[BURST];
     struct iovec iov[BURST];
-    struct lat_samples lat;
-    lat_init(&lat, 1 << 22);
+    static struct lat_hist lat;
+    memset(&lat, 0, sizeof(lat));
     uint64_t start = udrpc__rdtsc();
     uint64_t warm_end = start + udrpc__us_to_tsc(ck, 300000);
     uint64_t end = warm_end + udrpc__us_to_tsc(ck, (uint64_t)(duration_s * 1e6));
@@ -117,7 +117,7 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
             if (idx >= depth)
                 continue;
             if (now >= warm_end) {
-                lat_add(&lat, now - sent_tsc[idx]);
+                hist_add(&lat, now - sent_tsc[idx]);
                 done++;
             }
             sent_tsc[idx] = now;
@@ -140,7 +140,6 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
     bench_stop_server(pid);
     r->count = done;
     r->rpc_per_s = (double)done / duration_s;
-    lat_summarize(&lat, ck->ns_per_tsc, r);
-    lat_free(&lat);
+    hist_summarize(&lat, ck->ns_per_tsc, r);
     return 0;
 }
