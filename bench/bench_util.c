@@ -13,8 +13,8 @@ static uint64_t bucket_upper(unsigned b)
 {
     if (b < HIST_SUB)
         return b;
-    unsigned msb = b / HIST_SUB + 3, sub = b % HIST_SUB;
-    return ((uint64_t)(HIST_SUB + sub + 1) << (msb - 4)) - 1;
+    unsigned msb = b / HIST_SUB + HIST_SUB_BITS - 1, sub = b % HIST_SUB;
+    return ((uint64_t)(HIST_SUB + sub + 1) << (msb - HIST_SUB_BITS)) - 1;
 }
 
 uint64_t hist_percentile(const struct lat_hist *h, double p)

@@ -8,10 +8,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A log-bucketed latency histogram: 16 sub-buckets per power of two of
- * TSC ticks (about 4% resolution), fixed size, so recording never
+/* A log-bucketed latency histogram: 32 sub-buckets per power of two of
+ * TSC ticks (about 3% resolution), fixed size, so recording never
  * allocates. */
-#define HIST_SUB 16
+#define HIST_SUB_BITS 5
+#define HIST_SUB (1u << HIST_SUB_BITS)
 #define HIST_BUCKETS (64 * HIST_SUB)
 struct lat_hist {
     uint64_t count[HIST_BUCKETS];
@@ -23,8 +24,8 @@ static inline unsigned hist_bucket(uint64_t v)
     if (v < HIST_SUB)
         return (unsigned)v;
     unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    unsigned sub = (unsigned)(v >> (msb - 4)) & (HIST_SUB - 1);
-    return (msb - 3) * HIST_SUB + sub;
+    unsigned sub = (unsigned)(v >> (msb - HIST_SUB_BITS)) & (HIST_SUB - 1);
+    return (msb - HIST_SUB_BITS + 1) * HIST_SUB + sub;
 }
 
 static inline void hist_add(struct lat_hist *h, uint64_t tsc)

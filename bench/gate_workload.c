@@ -1,0 +1,126 @@
+/*
+ * gate_workload — the fixed workload the regression gate counts
+ * instructions on: a client and a server endpoint in one thread, driven
+ * alternately (client_step, server_step), COUNT echo RPCs of SIZE bytes at
+ * DEPTH in flight after WARMUP unmeasured ones. One thread makes the count
+ * repeatable under callgrind; the two steps are separate, non-inlined
+ * functions so callgrind can attribute instructions to each side.
+ *
+ *   gate_workload --transport loop|udp [--count N] [--warmup N]
+ *                 [--depth D] [--size B]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <valgrind/callgrind.h>
+
+#include "udrpc.h"
+
+static udrpc_t *cli, *srv;
+static int session, connected;
+static unsigned long issued, completed, total;
+static udrpc_msgbuf_t reqs[256], resps[256];
+
+static void echo(udrpc_req_handle_t *h, void *ctx)
+{
+    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
+    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf(h, req->size);
+    memcpy(resp->buf, req->buf, req->size);
+    udrpc_enqueue_response(h);
+    (void)ctx;
+}
+
+static void cont(void *ctx, void *tag, int status)
+{
+    (void)ctx;
+    if (status != 0) {
+        fprintf(stderr, "gate_workload: request failed: %s\n", udrpc_strerror(status));
+        exit(1);
+    }
+    completed++;
+    if (issued < total) {
+        issued++;
+        unsigned i = (unsigned)(uintptr_t)tag;
+        udrpc_enqueue_request(cli, session, 1, &reqs[i], &resps[i], cont, tag);
+    }
+}
+
+static void sm(int s, udrpc_sm_event_t ev, int err, void *ctx)
+{
+    (void)s;
+    (void)err;
+    (void)ctx;
+    connected = ev == UDRPC_SM_CONNECTED ? 1 : -1;
+}
+
+__attribute__((noinline)) void client_step(void);
+__attribute__((noinline)) void server_step(void);
+void client_step(void) { udrpc_run_event_loop_once(cli); }
+void server_step(void) { udrpc_run_event_loop_once(srv); }
+
+static void run(unsigned long n, unsigned depth)
+{
+    total = issued + n;
+    unsigned long target = completed + n;
+    for (unsigned i = 0; i < depth && issued < total; i++) {
+        issued++;
+        udrpc_enqueue_request(cli, session, 1, &reqs[i], &resps[i], cont, (void *)(uintptr_t)i);
+    }
+    while (completed < target) {
+        client_step();
+        server_step();
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *transport = "loop";
+    unsigned long count = 20000, warmup = 2000;
+    unsigned depth = 8;
+    size_t size = 32;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--transport")) transport = argv[i + 1];
+        else if (!strcmp(argv[i], "--count")) count = strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--warmup")) warmup = strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--depth")) depth = (unsigned)strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--size")) size = strtoul(argv[i + 1], NULL, 0);
+    }
+    if (depth < 1 || depth > 256)
+        depth = 8;
+    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    if (!nx || udrpc_register_handler(nx, 1, echo, UDRPC_HANDLER_FG) != 0)
+        return 1;
+    udrpc_config_t cfg;
+    udrpc_config_default(&cfg);
+    cfg.transport = transport;
+    cfg.rto_us = 1000000; /* no timeouts: valgrind slows everything */
+    cfg.connect_timeout_ms = 30000;
+    cli = udrpc_create(nx, 1, NULL, sm, &cfg);
+    srv = udrpc_create(nx, 0, NULL, NULL, &cfg);
+    if (!cli || !srv)
+        return 1;
+    session = udrpc_connect(cli, udrpc_nexus_uri(nx), 0);
+    while (connected == 0) {
+        client_step();
+        server_step();
+    }
+    if (connected < 0)
+        return 1;
+    for (unsigned i = 0; i < depth; i++) {
+        udrpc_msgbuf_alloc(cli, size ? size : 1, &reqs[i]);
+        udrpc_msgbuf_alloc(cli, size ? size : 1, &resps[i]);
+        udrpc_msgbuf_resize(&reqs[i], size);
+        memset(reqs[i].buf, (int)i, size);
+    }
+    run(warmup, depth); /* first-touch of buffers, allocator regions */
+    CALLGRIND_START_INSTRUMENTATION;
+    CALLGRIND_TOGGLE_COLLECT;
+    run(count, depth);
+    CALLGRIND_TOGGLE_COLLECT;
+    CALLGRIND_STOP_INSTRUMENTATION;
+    printf("gate_workload: %s, %lu RPCs of %zu B at depth %u\n", transport, count, size, depth);
+    udrpc_destroy(cli);
+    udrpc_destroy(srv);
+    udrpc_nexus_destroy(nx);
+    return 0;
+}
