@@ -2,7 +2,12 @@
 # build.sh — the README's two commands.
 #   ./build.sh test     install what is missing, build, run the whole ctest suite
 #                       (normal build, then the suite again under ASan+UBSan)
-#   ./build.sh bench    build, then a short client/server run on UDP loopback
+#   ./build.sh bench    build, then the default rpc_bench sweep on the default
+#                       transport (sizes 32, 4096, 65536 B x depths 1, 8, 64,
+#                       8 sessions, peers in the same run), with JSON, CSV and
+#                       SVG plots in build/bench-results/; extra arguments go
+#                       to rpc_bench (e.g. ./build.sh bench --sizes 32 --depths 1)
+#   ./build.sh gate     the regression gate (bench/gate) on build/
 #   ./build.sh build    only configure and build (build/)
 # Environment: UDRPC_SKIP_SANITIZE=1 skips the ASan+UBSan pass of `test`;
 # JOBS=N sets build parallelism.
@@ -21,7 +26,11 @@ need_pkgs() {
     [ -f /usr/include/xxhash.h ] || missing+=(libxxhash-dev)
     [ -f /usr/include/infiniband/verbs.h ] || missing+=(libibverbs-dev)
     command -v pkg-config >/dev/null || missing+=(pkgconf)
-    if [ "$cmd" = bench ] && ! command -v sockperf >/dev/null; then missing+=(sockperf); fi
+    command -v valgrind >/dev/null || missing+=(valgrind)
+    if [ "$cmd" = bench ] || [ "$cmd" = gate ]; then
+        command -v sockperf >/dev/null || missing+=(sockperf)
+        command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+    fi
     echo "${missing[@]:-}"
 }
 install_deps() {
@@ -65,10 +74,17 @@ test)
     ;;
 bench)
     configure_build build
-    ./build/bench/rpc_bench "${@:2}"
+    mkdir -p build/bench-results
+    ./build/bench/rpc_bench --sizes 32,4096,65536 --depths 1,8,64 --sessions 8 --duration 1 \
+        --peers --json build/bench-results/bench.json --csv build/bench-results/bench.csv \
+        --plot build/bench-results "${@:2}"
+    ;;
+gate)
+    configure_build build
+    bench/gate "${@:2}"
     ;;
 *)
-    echo "usage: $0 test|bench|build" >&2
+    echo "usage: $0 test|bench|gate|build" >&2
     exit 2
     ;;
 esac

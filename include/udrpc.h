@@ -61,7 +61,8 @@ typedef enum {
     UDRPC_SM_CONNECTED,      /**< udrpc_connect() succeeded; err is 0 */
     UDRPC_SM_CONNECT_FAILED, /**< err: -ETIMEDOUT (no answer), -ENOENT (no
                                   such rpc_id), -EPROTONOSUPPORT (transport
-                                  mismatch), -ENOSPC (server full) */
+                                  mismatch), -EMEDIUMTYPE (MTU mismatch),
+                                  -ENOSPC (server full) */
     UDRPC_SM_DISCONNECTED,   /**< udrpc_disconnect() done; err 0 or -ETIMEDOUT
                                   (the peer did not confirm; freed anyway) */
     UDRPC_SM_SESSION_FAILED, /**< the peer stopped answering: every request
@@ -116,7 +117,10 @@ typedef struct udrpc_config {
     const char *transport;      /**< "auto", "udp", "loop", "verbs", "mlx5" */
     const char *device;         /**< RDMA device name; NULL: first active */
     unsigned mtu;               /**< largest datagram incl. 16 B header;
-                                     0: the transport's default */
+                                     0: the transport's default (udp: the
+                                     bound interface's MTU less IP and UDP
+                                     headers; loop: 4096). Both ends of a
+                                     session must use the same. */
     unsigned session_credits;   /**< packets in flight per session (32) */
     unsigned rto_us;            /**< retransmission timeout (5000) */
     unsigned max_retries;       /**< RTOs without progress before the

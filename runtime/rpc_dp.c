@@ -703,6 +703,11 @@ int udrpc_enqueue_response(udrpc_req_handle_t *h)
 static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
 {
     struct pkthdr_fields f;
+    if (UDRPC_BENCH_SLOWDOWN) {
+        volatile uint32_t waste = 0;
+        for (uint32_t i = UDRPC_BENCH_SLOWDOWN; i > 0; i--)
+            waste += i;
+    }
     if (unlikely(p->len < UDRPC_HDR_SIZE))
         DROP(rpc, SHORT);
     if (unlikely(pkthdr_unpack(p->buf, &f) != 0))

@@ -109,6 +109,7 @@ static void sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
     p.client_session = s->local_num;
     p.server_session = s->remote_num;
     p.token = s->token;
+    p.mtu = (uint16_t)rpc->tp->mtu;
     memcpy(p.client_uri, rpc->nx->uri, sizeof(p.client_uri));
     p.client_route = rpc->tp->local;
     udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
@@ -223,6 +224,13 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
 {
     if (p->client_route.kind != rpc->tp->kind) {
         sm_reply(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, NULL, from);
+        return;
+    }
+    if (p->mtu != rpc->tp->mtu) {
+        /* Packet boundaries follow the MTU: both ends must use one. */
+        UDRPC_LOG_WARN(rpc, -1, "refused %s: its MTU %u is not ours (%u); set UDRPC_MTU alike",
+                       p->client_uri, p->mtu, rpc->tp->mtu);
+        sm_reply(rpc, p, SM_CONNECT_RESP, -EMEDIUMTYPE, NULL, from);
         return;
     }
     uint64_t key = dedup_key(p);

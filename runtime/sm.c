@@ -52,6 +52,7 @@ void udrpc__sm_encode(const struct sm_pkt *p, uint8_t out[SM_PKT_SIZE])
     out[9] = p->server_rpc_id;
     put16(out + 10, p->client_session);
     put16(out + 12, p->server_session);
+    put16(out + 14, p->mtu);
     put64(out + 16, p->token);
     size_t ulen = strnlen(p->client_uri, UDRPC_MAX_URI_LEN - 1);
     memcpy(out + OFF_URI, p->client_uri, ulen);
@@ -67,8 +68,9 @@ int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p)
     if (p->type < SM_CONNECT_REQ || p->type > SM_PING_RESP)
         return -EBADMSG;
     p->err = (int16_t)get16(buf + 6);
-    if (p->err > 0 || get16(buf + 14) != 0)
+    if (p->err > 0)
         return -EBADMSG;
+    p->mtu = get16(buf + 14);
     p->client_rpc_id = buf[8];
     p->server_rpc_id = buf[9];
     p->client_session = get16(buf + 10);

@@ -5,7 +5,7 @@
  * SM_PKT_SIZE, every field encoded by hand in little-endian order:
  *   off  0 u32 magic "USM1"    off  4 u8 version   off  5 u8 type
  *   off  6 i16 err (-errno)    off  8 u8 client_rpc_id  off 9 u8 server_rpc_id
- *   off 10 u16 client_session  off 12 u16 server_session  off 14 u16 zero
+ *   off 10 u16 client_session  off 12 u16 server_session  off 14 u16 mtu
  *   off 16 u64 token           off 24 char client_uri[64] (NUL-terminated)
  *   off 88 route client (48)   off 136 route server (48)
  * A route is kind (u8), len (u8), bytes[46].
@@ -20,7 +20,7 @@
 #include "udrpc.h"
 
 #define SM_MAGIC 0x314D5355u /* "USM1" */
-#define SM_VERSION 1
+#define SM_VERSION 2
 #define SM_PKT_SIZE 184
 
 enum sm_type {
@@ -37,6 +37,7 @@ struct sm_pkt {
     int16_t err;
     uint8_t client_rpc_id, server_rpc_id;
     uint16_t client_session, server_session;
+    uint16_t mtu;            /* the sender's datagram size: peers must agree */
     uint64_t token;
     char client_uri[UDRPC_MAX_URI_LEN];
     struct tp_route client_route, server_route;

@@ -18,6 +18,13 @@
 #define UDRPC_LIVENESS_SCANS 8          /* silent scans that end a session */
 #define UDRPC_LIVENESS_PING_SCANS 2     /* silent scans before a client pings */
 
+/* Extra work per received packet, for testing the regression gate only:
+ * a build with -DUDRPC_BENCH_SLOWDOWN=N (CMake option of the same name)
+ * must fail bench/gate. 0 in every real build. */
+#ifndef UDRPC_BENCH_SLOWDOWN
+#define UDRPC_BENCH_SLOWDOWN 0
+#endif
+
 #define UDRPC_DEFAULT_CREDITS 32
 #define UDRPC_DEFAULT_RTO_US 5000
 #define UDRPC_DEFAULT_MAX_RETRIES 40

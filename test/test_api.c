@@ -125,6 +125,7 @@ static udrpc_config_t cfg_base(void)
     c.rto_us = 2000;
     c.max_retries = 10;
     c.connect_timeout_ms = 300;
+    c.mtu = 1024; /* so that 3000-byte requests are multi-packet */
     return c;
 }
 

@@ -136,6 +136,9 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "udp") != 0)
         SKIP("kill -9 needs a server in another process: udp only");
+    /* Ethernet-sized datagrams, so that requests up to 20000 B span
+     * several packets; both processes read it (udrpc_config_default). */
+    setenv("UDRPC_MTU", "1472", 1);
     char uri[UDRPC_MAX_URI_LEN];
     pid_t srv = spawn_server("127.0.0.1:0", uri, sizeof(uri));
 

@@ -1,11 +1,17 @@
 /*
  * udp.c — the kernel UDP transport: one non-blocking socket per Rpc,
  * recvmmsg/sendmmsg bursts, busy polling. The default where no RDMA device
- * exists. Routing info: IPv4 address (4 bytes) and port (2), network order.
+ * exists. Datagrams are as large as the bound interface allows (its MTU
+ * less headers: 1472 on Ethernet, 65507 on loopback) unless cfg->mtu says
+ * otherwise. Routing info: IPv4 address (4 bytes) and port (2), network
+ * order.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,6 +147,33 @@ static const struct transport_ops udp_ops = {
     .destroy = udp_destroy,
 };
 
+/* The MTU of the interface that holds addr, less IP and UDP headers, as
+ * the datagram size; UDP_DEFAULT_MTU when there is none (0.0.0.0) or the
+ * lookup fails. Loopback gives the largest UDP datagram, 65507 bytes. */
+static unsigned interface_mtu(int fd, uint32_t addr)
+{
+    struct ifaddrs *ifs, *i;
+    unsigned mtu = UDP_DEFAULT_MTU;
+    if (addr == htonl(INADDR_ANY) || getifaddrs(&ifs) != 0)
+        return mtu;
+    for (i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+            ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr != addr)
+            continue;
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof(ifr));
+        strncpy(ifr.ifr_name, i->ifa_name, IFNAMSIZ - 1);
+        if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 28 + 64) {
+            mtu = (unsigned)ifr.ifr_mtu - 28; /* IPv4 (20) and UDP (8) headers */
+            if (mtu > UDP_MAX_MTU)
+                mtu = UDP_MAX_MTU;
+        }
+        break;
+    }
+    freeifaddrs(ifs);
+    return mtu;
+}
+
 static void set_sockbuf(int fd, int opt_force, int opt)
 {
     int bytes = UDP_SOCKBUF_BYTES;
@@ -151,8 +184,7 @@ static void set_sockbuf(int fd, int opt_force, int opt)
 int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
                       struct transport **out)
 {
-    unsigned mtu = cfg->mtu ? cfg->mtu : UDP_DEFAULT_MTU;
-    if (mtu < 64 || mtu > UDP_MAX_MTU)
+    if (cfg->mtu && (cfg->mtu < 64 || cfg->mtu > UDP_MAX_MTU))
         return -EINVAL;
     struct udp_transport *u = calloc(1, sizeof(*u));
     if (!u)
@@ -163,6 +195,7 @@ int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
         ret = -errno;
         goto out_free;
     }
+    unsigned mtu = cfg->mtu ? cfg->mtu : interface_mtu(u->fd, bind_ip);
     set_sockbuf(u->fd, SO_RCVBUFFORCE, SO_RCVBUF);
     set_sockbuf(u->fd, SO_SNDBUFFORCE, SO_SNDBUF);
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = bind_ip };
