@@ -199,6 +199,20 @@ int main(int argc, char **argv)
     CHECK_EQ(cev.last_err, -ENOENT);
     CHECK(ms() - t0 < 250);
 
+    /* A server with another MTU refuses: packet boundaries must agree. */
+    udrpc_config_t c2 = cfg_base();
+    c2.mtu = 2048;
+    udrpc_t *other = udrpc_create(nx, 4, NULL, NULL, &c2);
+    CHECK(other != NULL);
+    CHECK(udrpc_connect(cli, udrpc_nexus_uri(nx), 4) >= 0);
+    while (cev.failed != 3) {
+        pump();
+        udrpc_run_event_loop_once(other);
+        CHECK(ms() - t0 < 2000);
+    }
+    CHECK_EQ(cev.last_err, -EMEDIUMTYPE);
+    udrpc_destroy(other);
+
     /* Requests before CONNECTED and beyond the 8-slot window: all complete,
      * started in FIFO order. */
     int s = udrpc_connect(cli, udrpc_nexus_uri(nx), 2);
