@@ -199,9 +199,16 @@ void udrpc_destroy(udrpc_t *rpc)
 void udrpc_run_event_loop_once(udrpc_t *rpc)
 {
     rpc->now_tsc = udrpc__rdtsc(); /* the only clock read of the iteration */
-    unsigned n = rpc->tp_ops->rx_burst(rpc->tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
-    if (n)
-        udrpc__process_rx(rpc, rpc->rx, n);
+    /* A full burst means more are waiting: take up to UDRPC_RX_BURSTS_MAX
+     * bursts before sending, so that one TX batch (one sendmmsg) answers
+     * them all. Nothing queued for TX points into the RX buffers. */
+    for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
+        unsigned n = rpc->tp_ops->rx_burst(rpc->tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
+        if (n)
+            udrpc__process_rx(rpc, rpc->rx, n);
+        if (n < UDRPC_RX_BURST)
+            break;
+    }
     if (rpc->stall_head)
         udrpc__process_stalls(rpc);
     udrpc__fire_timers(rpc);

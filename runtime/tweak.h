@@ -7,6 +7,7 @@
 
 #define UDRPC_SLOTS_PER_SESSION 8       /* window: req_num mod 8 is the slot */
 #define UDRPC_RX_BURST 32               /* packets per rx_burst (libuv's cap) */
+#define UDRPC_RX_BURSTS_MAX 2           /* full bursts taken before one TX flush */
 #define UDRPC_TX_BATCH 64               /* packets per tx_burst */
 #define UDRPC_CTRL_HDRS 256             /* header ring for CR/RFR packets */
 #define UDRPC_WHEEL_BUCKETS 4096

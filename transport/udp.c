@@ -78,10 +78,17 @@ static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
         u->tx_iov[i][0].iov_len = 16;
         u->tx_iov[i][1].iov_base = (void *)pkts[i].data;
         u->tx_iov[i][1].iov_len = pkts[i].data_len;
+        /* Packet 0's header room lies just before its data: one segment
+         * for the kernel to copy instead of two. */
+        unsigned segs = pkts[i].data_len ? 2 : 1;
+        if (segs == 2 && (const uint8_t *)pkts[i].hdr + 16 == (const uint8_t *)pkts[i].data) {
+            u->tx_iov[i][0].iov_len = 16 + pkts[i].data_len;
+            segs = 1;
+        }
         mh->msg_name = (void *)pkts[i].peer->tx;
         mh->msg_namelen = sizeof(struct sockaddr_in);
         mh->msg_iov = u->tx_iov[i];
-        mh->msg_iovlen = pkts[i].data_len ? 2 : 1;
+        mh->msg_iovlen = segs;
         mh->msg_control = NULL;
         mh->msg_controllen = 0;
         mh->msg_flags = 0;

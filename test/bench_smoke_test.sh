@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# bench_smoke_test.sh RPC_BENCH TRANSPORT [ARGS...] — rpc_bench's outputs,
+# briefly: a 2 x 2 sweep with --verify, --json, --csv and --plot must exit
+# 0, report no differing response, write 4 JSON objects with every field,
+# a CSV of a header and 4 rows, and the plot data and script (the SVGs
+# too, where gnuplot is installed).
+set -eu
+bench=$1
+tp=$2
+shift 2
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+"$bench" --transport "$tp" --sizes 32,3000 --depths 1,8 --duration 0.2 --verify \
+    --json "$out/b.json" --csv "$out/b.csv" --plot "$out/plots" "$@" | tee "$out/stdout"
+grep -q "verify: 0 responses differed" "$out/stdout"
+[ "$(grep -c '"transport"' "$out/b.json")" = 4 ]
+for field in rpc_per_s goodput_gbps p50_us p90_us p99_us p999_us max_us retransmits \
+             cpu_client_s cpu_server_s rpc_per_s_per_core commit host sessions; do
+    [ "$(grep -c "\"$field\"" "$out/b.json")" = 4 ] || { echo "no $field in JSON"; exit 1; }
+done
+[ "$(wc -l < "$out/b.csv")" = 5 ]
+# every point measured something
+awk -F, 'NR > 1 && $5 + 0 <= 0 { exit 1 }' "$out/b.csv"
+test -s "$out/plots/bench.dat" && test -s "$out/plots/plots.gp"
+if command -v gnuplot >/dev/null; then
+    test -s "$out/plots/throughput_vs_depth.svg" && test -s "$out/plots/latency_vs_size.svg"
+fi
+echo "bench smoke ($tp $*): ok"
