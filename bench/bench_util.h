@@ -44,6 +44,7 @@ struct bench_result {
     double rpc_per_s;
     double p50_us, p90_us, p99_us, p999_us, max_us;
     uint64_t count;
+    uint64_t resent;  /* raw UDP echo: datagrams sent again after a loss */
 };
 
 void hist_summarize(const struct lat_hist *h, double ns_per_tsc, struct bench_result *r);

@@ -715,6 +715,9 @@ int main(int argc, char **argv)
             print_row(size, pt->depth, "udrpc", &pt->r, pt);
             if (pt->have_raw) {
                 print_row(size, pt->depth, "raw UDP echo", &pt->raw, NULL);
+                if (pt->raw.resent)
+                    printf("%8s %5s %-14s %llu datagrams lost and sent again\n", "", "", "",
+                           (unsigned long long)pt->raw.resent);
                 print_ratio(size, pt->depth, "raw UDP", &pt->r, &pt->raw);
             }
             if (pt->have_sp) {
