@@ -487,6 +487,22 @@ static void write_plots(const char *dir, const struct point *pts, unsigned n, co
         fprintf(f, "%zu %u %.1f %.3f %.3f %.1f\n", pts[i].size, pts[i].depth, pts[i].r.rpc_per_s,
                 pts[i].r.p50_us, pts[i].r.p99_us, pts[i].have_raw ? pts[i].raw.rpc_per_s : 0);
     fclose(f);
+    /* The same points grouped by depth: a latency line per depth needs its
+     * rows together (gnuplot breaks a line at every filtered-out row). */
+    snprintf(path, sizeof(path), "%s/bench_by_depth.dat", dir);
+    f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return;
+    }
+    fprintf(f, "# size depth rpc_per_s p50_us p99_us raw_udp_rpc_per_s\n");
+    for (unsigned di = 0; di < opt.n_depths; di++)
+        for (unsigned i = 0; i < n; i++)
+            if (pts[i].depth == opt.depths[di])
+                fprintf(f, "%zu %u %.1f %.3f %.3f %.1f\n", pts[i].size, pts[i].depth,
+                        pts[i].r.rpc_per_s, pts[i].r.p50_us, pts[i].r.p99_us,
+                        pts[i].have_raw ? pts[i].raw.rpc_per_s : 0);
+    fclose(f);
     snprintf(path, sizeof(path), "%s/plots.gp", dir);
     f = fopen(path, "w");
     if (!f)
@@ -509,9 +525,9 @@ static void write_plots(const char *dir, const struct point *pts, unsigned n, co
                "set title 'udrpc over %s: round-trip latency vs message size'\n"
                "set xlabel 'request and response size (bytes)'\nset ylabel 'microseconds'\n"
                "set logscale y 10\n"
-               "plot for [d in depths] '%s/bench.dat' using ($2 == d+0 ? $1 : 1/0):4 "
+               "plot for [d in depths] '%s/bench_by_depth.dat' using ($2 == d+0 ? $1 : 1/0):4 "
                "with linespoints title 'p50, depth '.d, "
-               "for [d in depths] '%s/bench.dat' using ($2 == d+0 ? $1 : 1/0):5 "
+               "for [d in depths] '%s/bench_by_depth.dat' using ($2 == d+0 ? $1 : 1/0):5 "
                "with linespoints dashtype 2 title 'p99, depth '.d\n",
             dir, tp, dir, dir, tp, dir, dir);
     fclose(f);
