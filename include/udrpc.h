@@ -279,8 +279,9 @@ UDRPC_API const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h);
 UDRPC_API udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size);
 
 /** Server: sends the response of h (an empty one if udrpc_resp_msgbuf was
- *  not called). h is invalid afterwards. Returns 0, or -EINVAL (h already
- *  answered). Rpc thread, inside the handler or later. */
+ *  not called). h is invalid afterwards. Returns 0, -EINVAL (h already
+ *  answered), or -ENOMEM (no buffer for the empty response: h stays valid,
+ *  call again later). Rpc thread, inside the handler or later. */
 UDRPC_API int udrpc_enqueue_response(udrpc_req_handle_t *h);
 
 /** Runs one iteration of the event loop: receive a burst, run handlers

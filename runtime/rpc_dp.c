@@ -663,8 +663,12 @@ udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
     struct udrpc *rpc = h->sess->rpc;
     if (size > rpc->max_msg_size)
         return NULL;
-    if (size <= h->pre_resp.max_size) {
-        h->resp = &h->pre_resp;
+    if (size <= UDRPC_SMALL_RESP_BYTES) {
+        /* The common case: the slot's own small buffer, made once. */
+        if (!h->small_resp.priv &&
+            udrpc__msgbuf_get(&rpc->alloc, UDRPC_SMALL_RESP_BYTES, &h->small_resp) != 0)
+            return NULL;
+        h->resp = &h->small_resp;
     } else {
         if (udrpc__msgbuf_get(&rpc->alloc, size, &h->dyn_resp) != 0)
             return NULL;
@@ -680,10 +684,8 @@ int udrpc_enqueue_response(udrpc_req_handle_t *h)
         return -EINVAL;
     struct session *s = h->sess;
     struct udrpc *rpc = s->rpc;
-    if (!h->resp) {
-        h->resp = &h->pre_resp;
-        h->resp->size = 0;
-    }
+    if (!h->resp && !udrpc_resp_msgbuf(h, 0))
+        return -ENOMEM; /* the handle stays valid: try again later */
     h->state = SV_RESPONDED;
     h->resp_pkts = (uint32_t)msgbuf_pkts(h->resp->size, rpc->dpp);
     server_free_req(rpc, h);

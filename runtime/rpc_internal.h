@@ -99,9 +99,10 @@ struct udrpc_req_handle {            /* server slot */
     uint64_t req_num;
     uint64_t tx_gen;
     udrpc_msgbuf_t req;              /* zero-copy view, or owned (req_owned) */
-    udrpc_msgbuf_t pre_resp;         /* one packet, allocated with the session */
-    udrpc_msgbuf_t dyn_resp;         /* larger responses */
-    udrpc_msgbuf_t *resp;            /* pre_resp or dyn_resp once chosen */
+    udrpc_msgbuf_t small_resp;       /* up to UDRPC_SMALL_RESP_BYTES, allocated
+                                        at the slot's first use, then kept */
+    udrpc_msgbuf_t dyn_resp;         /* larger ones, freed at the next request */
+    udrpc_msgbuf_t *resp;            /* small_resp or dyn_resp once chosen */
     uint32_t req_size;               /* of the current request */
     uint32_t req_pkts, num_rx;       /* request reassembly */
     uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */

@@ -33,13 +33,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
             s->c[i].sess = s;
             s->c[i].next_req_num = i;
         } else {
-            s->s[i].sess = s;
-            if (udrpc__msgbuf_get(&rpc->alloc, rpc->dpp, &s->s[i].pre_resp) != 0) {
-                while (i-- > 0)
-                    udrpc__msgbuf_put(&rpc->alloc, &s->s[i].pre_resp);
-                free(s);
-                return NULL;
-            }
+            s->s[i].sess = s; /* response buffers come with first use */
         }
     }
     if (is_client)
@@ -91,7 +85,7 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
                 udrpc__msgbuf_put(&rpc->alloc, &h->req);
             if (h->dyn_resp.priv)
                 udrpc__msgbuf_put(&rpc->alloc, &h->dyn_resp);
-            udrpc__msgbuf_put(&rpc->alloc, &h->pre_resp);
+            udrpc__msgbuf_put(&rpc->alloc, &h->small_resp);
         }
     }
     free(s);

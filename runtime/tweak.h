@@ -15,6 +15,7 @@
 #define UDRPC_SM_CHECK_US 1000          /* SM retry/timeout scan period */
 #define UDRPC_SM_QUEUE_LEN 1024         /* SM packets waiting per Rpc */
 #define UDRPC_QREQ_CHUNK 64             /* queued-request pool growth */
+#define UDRPC_SMALL_RESP_BYTES 512      /* per-slot response buffer, kept */
 #define UDRPC_FAST_RETRANSMIT_SIGNALS 3 /* signs of a gap before a resend */
 #define UDRPC_LIVENESS_SCANS 8          /* silent scans that end a session */
 #define UDRPC_LIVENESS_PING_SCANS 2     /* silent scans before a client pings */
