@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build.sh — the README's two commands.
 #   ./build.sh test     install what is missing, build, run the whole ctest suite
-#                       (normal build, then the suite again under ASan+UBSan)
+#                       (normal build, then the suite again under ASan+UBSan,
+#                       then the multi-threaded tests under TSan)
 #   ./build.sh bench    build, then the default rpc_bench sweep on the default
 #                       transport (sizes 32, 4096, 65536 B x depths 1, 8, 64,
 #                       8 sessions, peers in the same run), with JSON, CSV and
@@ -9,7 +10,7 @@
 #                       to rpc_bench (e.g. ./build.sh bench --sizes 32 --depths 1)
 #   ./build.sh gate     the regression gate (bench/gate) on build/
 #   ./build.sh build    only configure and build (build/)
-# Environment: UDRPC_SKIP_SANITIZE=1 skips the ASan+UBSan pass of `test`;
+# Environment: UDRPC_SKIP_SANITIZE=1 skips the sanitizer passes of `test`;
 # JOBS=N sets build parallelism.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -70,6 +71,9 @@ test)
         echo "== the same suite under ASan+UBSan (build-asan/) =="
         configure_build build-asan -DCMAKE_BUILD_TYPE=Debug "-DUDRPC_SANITIZE=address;undefined"
         (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2)
+        echo "== the multi-threaded tests under TSan (build-tsan/) =="
+        configure_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DUDRPC_SANITIZE=thread
+        (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L threaded)
     fi
     ;;
 bench)
