@@ -192,11 +192,15 @@ bool udrpc_is_connected(const udrpc_t *rpc, int session)
 
 /* ---------------------------------------------------- SM receiving ---- */
 
+/* A connect is identified by the client's URI, rpc_id, session number and
+ * token: a retry carries all four. The token is part of it, so that a
+ * stranger who knows the first three cannot reach an existing session. */
 static uint64_t dedup_key(const struct sm_pkt *p)
 {
     uint64_t h = udrpc__hash_bytes(p->client_uri, strnlen(p->client_uri, UDRPC_MAX_URI_LEN));
     h = udrpc__hash_fx_add(h, p->client_rpc_id);
-    return udrpc__hash_fx_add(h, p->client_session);
+    h = udrpc__hash_fx_add(h, p->client_session);
+    return udrpc__hash_fx_add(h, p->token);
 }
 
 /* The server session that a connect from this client created, if any. */
@@ -207,7 +211,7 @@ static struct session *dedup_find(struct udrpc *rpc, const struct sm_pkt *p, uin
         return NULL;
     struct session *s = rpc->sessions[num];
     if (!s || s->is_client || s->remote_rpc_id != p->client_rpc_id ||
-        s->remote_num != p->client_session ||
+        s->remote_num != p->client_session || s->token != p->token ||
         strncmp(s->remote_uri, p->client_uri, UDRPC_MAX_URI_LEN) != 0)
         return NULL; /* a hash collision: not this client */
     return s;
@@ -229,15 +233,13 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     }
     uint64_t key = dedup_key(p);
     struct session *s = dedup_find(rpc, p, key);
-    if (s && s->token == p->token) {
+    if (s) {
         sm_reply(rpc, p, SM_CONNECT_RESP, 0, s, from); /* a retried connect */
         return;
     }
-    if (s) {
-        /* Same client URI, rpc and session number with a new token: the
-         * client restarted. Its old session is dead. */
-        udrpc__session_free(rpc, s);
-    }
+    /* A new token for a known URI, rpc and session number (a restarted
+     * client, or a stranger) gets a session of its own: the old one is
+     * left alone, and liveness frees it if its client is really gone. */
     s = udrpc__session_alloc(rpc, false);
     if (!s) {
         sm_reply(rpc, p, SM_CONNECT_RESP, -ENOSPC, NULL, from);

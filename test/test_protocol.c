@@ -345,6 +345,35 @@ int main(void)
     CHECK(cli->stall_head == NULL);
     CHECK_EQ(cs->c[0].num_tx, 40);
 
+    /* Off-path teardown: a connect that copies the client's URI, rpc_id and
+     * session number but not its token must not touch the live session
+     * (found by fuzz_sm). The stranger gets a session of its own. */
+    struct sm_pkt fake;
+    memset(&fake, 0, sizeof(fake));
+    fake.type = SM_CONNECT_REQ;
+    fake.client_rpc_id = 1;
+    fake.server_rpc_id = 2;
+    fake.client_session = cs->local_num;
+    fake.token = cs->token ^ 1;
+    fake.mtu = (uint16_t)cli->tp->mtu;
+    strcpy(fake.client_uri, udrpc_nexus_uri(nx));
+    fake.client_route = cli->tp->local;
+    struct sockaddr_in nowhere = { .sin_family = AF_INET, .sin_port = htons(9),
+                                   .sin_addr.s_addr = htonl(0x7F000001) };
+    uint64_t active = srv->stats.sessions_active;
+    udrpc__rpc_sm_enqueue(srv, &fake, &nowhere);
+    udrpc__sm_process_queue(srv);
+    CHECK(srv->sessions[cs->remote_num] == ss);
+    CHECK_EQ(srv->stats.sessions_active, active + 1);
+    inject(srv, ss, PKT_REQ, 7, 0, 5, 7); /* the real session still serves */
+    expect_tx(srv, PKT_RESP, 0, 5, 7, to_cli);
+    /* A disconnect without the token is refused too. */
+    fake.type = SM_DISCONNECT_REQ;
+    fake.server_session = ss->local_num;
+    udrpc__rpc_sm_enqueue(srv, &fake, &nowhere);
+    udrpc__sm_process_queue(srv);
+    CHECK(srv->sessions[cs->remote_num] == ss);
+
     udrpc_destroy(cli);
     udrpc_destroy(srv);
     udrpc_nexus_destroy(nx);
