@@ -9,6 +9,9 @@
 #                       SVG plots in build/bench-results/; extra arguments go
 #                       to rpc_bench (e.g. ./build.sh bench --sizes 32 --depths 1)
 #   ./build.sh gate     the regression gate (bench/gate) on build/
+#   ./build.sh fuzz [S] the libFuzzer targets (clang; build-fuzz/), each for S
+#                       seconds (default 60) from the seeds in test/fuzz/corpus;
+#                       any crash fails
 #   ./build.sh build    only configure and build (build/)
 # Environment: UDRPC_SKIP_SANITIZE=1 skips the sanitizer passes of `test`;
 # JOBS=N sets build parallelism.
@@ -28,6 +31,11 @@ need_pkgs() {
     [ -f /usr/include/infiniband/verbs.h ] || missing+=(libibverbs-dev)
     command -v pkg-config >/dev/null || missing+=(pkgconf)
     command -v valgrind >/dev/null || missing+=(valgrind)
+    if [ "$cmd" = fuzz ]; then
+        command -v clang >/dev/null || missing+=(clang)
+        ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+            missing+=(libclang-rt-dev)
+    fi
     if [ "$cmd" = bench ] || [ "$cmd" = gate ]; then
         command -v sockperf >/dev/null || missing+=(sockperf)
         command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
@@ -87,8 +95,30 @@ gate)
     configure_build build
     bench/gate "${@:2}"
     ;;
+fuzz)
+    secs=${2:-60}
+    configure_build build-fuzz -DCMAKE_C_COMPILER=clang -DUDRPC_FUZZ=ON \
+        "-DUDRPC_SANITIZE=address;undefined;fuzzer-no-link" -DUDRPC_BUILD_TESTS=OFF \
+        -DUDRPC_BUILD_BENCH=OFF
+    for t in rx sm uri; do
+        work=build-fuzz/corpus/$t
+        mkdir -p "$work" build-fuzz/artifacts
+        echo "== fuzz_$t for $secs s =="
+        rc=0
+        ./build-fuzz/test/fuzz/fuzz_$t -max_total_time="$secs" -print_final_stats=1 \
+            -artifact_prefix=build-fuzz/artifacts/ "$work" test/fuzz/corpus/$t \
+            > build-fuzz/fuzz_$t.log 2>&1 || rc=$?
+        grep -E "stat::number_of_executed_units|DONE|ERROR|SUMMARY|runtime error" \
+            build-fuzz/fuzz_$t.log || true
+        if [ $rc != 0 ]; then
+            tail -40 build-fuzz/fuzz_$t.log
+            echo "fuzz_$t found a crash (exit $rc): build-fuzz/artifacts/"
+            exit 1
+        fi
+    done
+    ;;
 *)
-    echo "usage: $0 test|bench|gate|build" >&2
+    echo "usage: $0 test|bench|gate|fuzz|build" >&2
     exit 2
     ;;
 esac

@@ -709,6 +709,7 @@ static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
         volatile uint32_t waste = 0;
         for (uint32_t i = UDRPC_BENCH_SLOWDOWN; i > 0; i--)
             waste += i;
+        (void)waste;
     }
     if (unlikely(p->len < UDRPC_HDR_SIZE))
         DROP(rpc, SHORT);

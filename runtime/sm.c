@@ -90,7 +90,7 @@ int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p)
     return 0;
 }
 
-int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin)
+int udrpc__uri_split(const char *uri, char host[UDRPC_MAX_URI_LEN], uint16_t *port_out)
 {
     if (!uri)
         return -EINVAL;
@@ -100,7 +100,6 @@ int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin)
     const char *colon = strrchr(uri, ':');
     if (!colon || colon == uri || colon[1] == '\0')
         return -EINVAL;
-    char host[UDRPC_MAX_URI_LEN];
     size_t hlen = (size_t)(colon - uri);
     memcpy(host, uri, hlen);
     host[hlen] = '\0';
@@ -114,9 +113,19 @@ int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin)
         if (port > 65535)
             return -EINVAL;
     }
+    *port_out = (uint16_t)port;
+    return 0;
+}
+
+int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin)
+{
+    char host[UDRPC_MAX_URI_LEN];
+    uint16_t port;
+    if (udrpc__uri_split(uri, host, &port) != 0)
+        return -EINVAL;
     memset(sin, 0, sizeof(*sin));
     sin->sin_family = AF_INET;
-    sin->sin_port = htons((uint16_t)port);
+    sin->sin_port = htons(port);
     if (inet_pton(AF_INET, host, &sin->sin_addr) == 1)
         return 0;
     struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM };

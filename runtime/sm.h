@@ -48,6 +48,10 @@ void udrpc__sm_encode(const struct sm_pkt *p, uint8_t out[SM_PKT_SIZE]);
  * type, unterminated URI, route length, non-zero padding). */
 int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p);
 
+/* Splits "host:port" into host (NUL-terminated) and port (0..65535), with
+ * no name lookup. Returns 0 or -EINVAL (empty or over-long URI, no port,
+ * a port that is not a number or over 65535, an IPv6 literal). */
+int udrpc__uri_split(const char *uri, char host[UDRPC_MAX_URI_LEN], uint16_t *port);
 /* Parses "host:port" (IPv4 literal or a name that resolves to IPv4; port
  * 0..65535) into *sin. Returns 0 or -EINVAL. May block on name lookup:
  * control path only. */
