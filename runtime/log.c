@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int udrpc__log_level = -1;
 
@@ -19,6 +20,19 @@ int udrpc__log_level_init(void)
             level = i;
     udrpc__log_level = level;
     return level;
+}
+
+int udrpc__log_allow(_Atomic uint64_t *window_start_ns, _Atomic uint32_t *count)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t start = atomic_load_explicit(window_start_ns, memory_order_relaxed);
+    if (now - start >= 1000000000ull) {
+        atomic_store_explicit(window_start_ns, now, memory_order_relaxed);
+        atomic_store_explicit(count, 0, memory_order_relaxed);
+    }
+    return atomic_fetch_add_explicit(count, 1, memory_order_relaxed) < UDRPC_LOG_BURST;
 }
 
 void udrpc__log(int level, int rpc_id, int session, const char *fmt, ...)

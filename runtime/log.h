@@ -7,6 +7,9 @@
 #ifndef UDRPC_RUNTIME_LOG_H
 #define UDRPC_RUNTIME_LOG_H
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 enum udrpc_log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
 #ifndef UDRPC_LOG_MIN_LEVEL
@@ -25,6 +28,20 @@ void udrpc__log(int level, int rpc_id, int session, const char *fmt, ...)
                                               : udrpc__log_level_init()))       \
             udrpc__log((level), (rpc) ? (int)(rpc)->rpc_id : -1, (sess),       \
                        __VA_ARGS__);                                            \
+    } while (0)
+
+/* For events a remote sender can trigger at will (refused connects...):
+ * at most UDRPC_LOG_BURST lines per call site per second, so that a flood
+ * of bad packets cannot become a flood of log lines. */
+#define UDRPC_LOG_BURST 5
+int udrpc__log_allow(_Atomic uint64_t *window_start_ns, _Atomic uint32_t *count);
+#define UDRPC_LOG_LIMITED(level, rpc, sess, ...)                                \
+    do {                                                                        \
+        static _Atomic uint64_t udrpc_log_win_;                                 \
+        static _Atomic uint32_t udrpc_log_n_;                                   \
+        if ((level) <= UDRPC_LOG_MIN_LEVEL &&                                   \
+            udrpc__log_allow(&udrpc_log_win_, &udrpc_log_n_))                   \
+            UDRPC_LOG_AT(level, rpc, sess, __VA_ARGS__);                        \
     } while (0)
 
 #define UDRPC_LOG_ERROR(rpc, sess, ...) UDRPC_LOG_AT(LOG_ERROR, rpc, sess, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include "rpc_internal.h"
 
 #define SM_POLL_MS 50
+#define SM_BURST 32
 
 void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg)
 {
@@ -61,25 +62,39 @@ static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
 static void *sm_thread_main(void *arg)
 {
     udrpc_nexus_t *nx = arg;
-    uint8_t buf[SM_PKT_SIZE + 1];
+    /* Bursts, so that a flood of SM-port garbage costs one syscall per
+     * SM_BURST datagrams, not one each. */
+    static __thread uint8_t bufs[SM_BURST][SM_PKT_SIZE + 1];
+    struct mmsghdr msgs[SM_BURST];
+    struct iovec iov[SM_BURST];
+    struct sockaddr_in from[SM_BURST];
     while (!atomic_load(&nx->stop)) {
         struct pollfd pfd = { .fd = nx->sm_fd, .events = POLLIN };
         if (poll(&pfd, 1, SM_POLL_MS) <= 0)
             continue;
         for (;;) {
-            struct sockaddr_in from;
-            socklen_t flen = sizeof(from);
-            ssize_t n = recvfrom(nx->sm_fd, buf, sizeof(buf), MSG_DONTWAIT,
-                                 (struct sockaddr *)&from, &flen);
-            if (n < 0)
-                break;
-            struct sm_pkt p;
-            if (flen != sizeof(from) || from.sin_family != AF_INET ||
-                udrpc__sm_decode(buf, (size_t)n, &p) != 0) {
-                atomic_fetch_add(&nx->sm_drops, 1);
-                continue;
+            for (int i = 0; i < SM_BURST; i++) {
+                iov[i].iov_base = bufs[i];
+                iov[i].iov_len = sizeof(bufs[i]);
+                memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+                msgs[i].msg_hdr.msg_iov = &iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+                msgs[i].msg_hdr.msg_name = &from[i];
+                msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
             }
-            sm_route(nx, &p, &from);
+            int n = recvmmsg(nx->sm_fd, msgs, SM_BURST, MSG_DONTWAIT, NULL);
+            if (n <= 0)
+                break;
+            for (int i = 0; i < n; i++) {
+                struct sm_pkt p;
+                if (msgs[i].msg_hdr.msg_namelen != sizeof(from[i]) ||
+                    from[i].sin_family != AF_INET ||
+                    udrpc__sm_decode(bufs[i], msgs[i].msg_len, &p) != 0) {
+                    atomic_fetch_add(&nx->sm_drops, 1);
+                    continue;
+                }
+                sm_route(nx, &p, &from[i]);
+            }
         }
     }
     return NULL;

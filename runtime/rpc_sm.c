@@ -226,8 +226,9 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     }
     if (p->mtu != rpc->tp->mtu) {
         /* Packet boundaries follow the MTU: both ends must use one. */
-        UDRPC_LOG_WARN(rpc, -1, "refused %s: its MTU %u is not ours (%u); set UDRPC_MTU alike",
-                       p->client_uri, p->mtu, rpc->tp->mtu);
+        UDRPC_LOG_LIMITED(LOG_WARN, rpc, -1,
+                          "refused %s: its MTU %u is not ours (%u); set UDRPC_MTU alike",
+                          p->client_uri, p->mtu, rpc->tp->mtu);
         sm_reply(rpc, p, SM_CONNECT_RESP, -EMEDIUMTYPE, NULL, from);
         return;
     }
@@ -264,8 +265,8 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     }
     rpc->stats.sessions_connected++;
     sm_reply(rpc, p, SM_CONNECT_RESP, 0, s, from);
-    UDRPC_LOG_INFO(rpc, s->local_num, "accepted %s rpc %u session %u", p->client_uri,
-                   p->client_rpc_id, p->client_session);
+    UDRPC_LOG_LIMITED(LOG_INFO, rpc, s->local_num, "accepted %s rpc %u session %u",
+                      p->client_uri, p->client_rpc_id, p->client_session);
 }
 
 /* Looks up the client session an SM response is for; NULL if stale. */
@@ -293,7 +294,7 @@ static void connect_failed(struct udrpc *rpc, struct session *s, int err)
     s->state = SS_DISCONNECTING;
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     udrpc__session_free(rpc, s);
-    UDRPC_LOG_WARN(rpc, num, "connect failed: %s", udrpc_strerror(err));
+    UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "connect failed: %s", udrpc_strerror(err));
     sm_notify(rpc, num, UDRPC_SM_CONNECT_FAILED, err);
 }
 
@@ -484,7 +485,8 @@ void udrpc__check_liveness(struct udrpc *rpc)
             if (s->is_client) {
                 udrpc__session_fail(rpc, s);
             } else {
-                UDRPC_LOG_WARN(rpc, (int)i, "client %s silent: session freed", s->remote_uri);
+                UDRPC_LOG_LIMITED(LOG_WARN, rpc, (int)i, "client %s silent: session freed",
+                                  s->remote_uri);
                 rpc->stats.sessions_failed++;
                 udrpc__session_free(rpc, s);
             }
@@ -500,7 +502,8 @@ void udrpc__session_fail(struct udrpc *rpc, struct session *s)
     int num = s->local_num;
     s->state = SS_DISCONNECTING;
     rpc->stats.sessions_failed++;
-    UDRPC_LOG_WARN(rpc, num, "peer %s stopped answering: session failed", s->remote_uri);
+    UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s stopped answering: session failed",
+                      s->remote_uri);
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     sm_send_req(rpc, s, SM_DISCONNECT_REQ); /* best effort: frees a live server's side */
     udrpc__session_free(rpc, s);
