@@ -126,6 +126,11 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
         err = errno;
         goto out_free;
     }
+    /* Connects and pings of thousands of sessions arrive in bursts: a
+     * default-sized receive buffer (~200 datagrams) would drop them. */
+    int bytes = 8 << 20;
+    if (setsockopt(nx->sm_fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0)
+        (void)setsockopt(nx->sm_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
     socklen_t len = sizeof(sin);
     if (bind(nx->sm_fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
         getsockname(nx->sm_fd, (struct sockaddr *)&sin, &len) != 0) {
