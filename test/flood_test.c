@@ -16,20 +16,11 @@
 #include <sys/wait.h>
 
 #include "blaster.h"
+#include "echo_server.h"
 #include "rpc_internal.h"
 #include "test.h"
 
 enum { DEPTH = 8, SIZE = 32 };
-
-static void echo(udrpc_req_handle_t *h, void *ctx)
-{
-    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
-    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf(h, req->size);
-    for (size_t i = 0; i < req->size; i++)
-        resp->buf[i] = (uint8_t)~req->buf[i];
-    udrpc_enqueue_response(h);
-    (void)ctx;
-}
 
 static struct {
     udrpc_t *rpc;
@@ -86,23 +77,8 @@ int main(int argc, char **argv)
     unsigned flood_s = argc > 1 ? (unsigned)atoi(argv[1]) : 10;
     unsigned quiet_s = argc > 2 ? (unsigned)atoi(argv[2]) : 3;
     udrpc__clock_init();
-    int p[2];
-    CHECK_EQ(pipe(p), 0);
-    pid_t server = fork();
-    if (server == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
-        CHECK(nx && udrpc_register_handler(nx, 1, echo, UDRPC_HANDLER_FG) == 0);
-        udrpc_t *rpc = udrpc_create(nx, 0, NULL, NULL, NULL);
-        CHECK(rpc != NULL);
-        char uri[UDRPC_MAX_URI_LEN] = { 0 };
-        strcpy(uri, udrpc_nexus_uri(nx));
-        CHECK_EQ(write(p[1], uri, sizeof(uri)), (long)sizeof(uri));
-        for (;;)
-            udrpc_run_event_loop(rpc, 1000);
-    }
     char uri[UDRPC_MAX_URI_LEN];
-    CHECK_EQ(read(p[0], uri, sizeof(uri)), (long)sizeof(uri));
+    pid_t server = spawn_echo_server("127.0.0.1:0", 0, uri);
 
     udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
     c.rpc = udrpc_create(nx, 0, NULL, sm, NULL);

@@ -13,50 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "echo_server.h"
 #include "test.h"
 #include "timing/clock.h"
 #include "udrpc.h"
 
 enum { REQ_ECHO = 1, DEPTH = 8, QUEUED = 8 };
-
-static void echo(udrpc_req_handle_t *h, void *ctx)
-{
-    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
-    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf(h, req->size);
-    for (size_t i = 0; i < req->size; i++)
-        resp->buf[i] = (uint8_t)~req->buf[i];
-    udrpc_enqueue_response(h);
-    (void)ctx;
-}
-
-/* Serves at uri forever; writes the bound URI to fd first. */
-static pid_t spawn_server(const char *uri, char *bound, size_t len)
-{
-    int p[2];
-    CHECK_EQ(pipe(p), 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        udrpc_nexus_t *nx = udrpc_nexus_create(uri, NULL);
-        if (!nx)
-            _exit(3);
-        udrpc_register_handler(nx, REQ_ECHO, echo, UDRPC_HANDLER_FG);
-        udrpc_t *rpc = udrpc_create(nx, 0, NULL, NULL, NULL);
-        if (!rpc)
-            _exit(4);
-        char out[UDRPC_MAX_URI_LEN] = { 0 };
-        strcpy(out, udrpc_nexus_uri(nx));
-        if (write(p[1], out, sizeof(out)) != (ssize_t)sizeof(out))
-            _exit(5);
-        for (;;)
-            udrpc_run_event_loop(rpc, 1000);
-    }
-    close(p[1]);
-    CHECK_EQ(read(p[0], bound, len), (long)len);
-    close(p[0]);
-    return pid;
-}
 
 struct ctx {
     udrpc_t *rpc;
@@ -140,7 +102,7 @@ int main(int argc, char **argv)
      * several packets; both processes read it (udrpc_config_default). */
     setenv("UDRPC_MTU", "1472", 1);
     char uri[UDRPC_MAX_URI_LEN];
-    pid_t srv = spawn_server("127.0.0.1:0", uri, sizeof(uri));
+    pid_t srv = spawn_echo_server("127.0.0.1:0", 0, uri);
 
     udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
     CHECK(nx != NULL);
@@ -184,7 +146,7 @@ int main(int argc, char **argv)
 
     /* A restarted server on the same port: a new session works. */
     char uri2[UDRPC_MAX_URI_LEN];
-    srv = spawn_server(uri, uri2, sizeof(uri2));
+    srv = spawn_echo_server(uri, 0, uri2);
     CHECK(strcmp(uri, uri2) == 0);
     c.session = udrpc_connect(c.rpc, uri, 0);
     run_until(connected2, 2000, "reconnect");

@@ -1,0 +1,64 @@
+/*
+ * echo_server.h — the server process of the multi-process tests
+ * (test_kill, flood_test, scale_test): request type 1 is answered with the
+ * request's bytes inverted, so a client can check every byte. The child
+ * binds bind_uri, reports the URI it got through a pipe, serves until
+ * killed, and dies with its parent.
+ */
+#ifndef UDRPC_TEST_ECHO_SERVER_H
+#define UDRPC_TEST_ECHO_SERVER_H
+
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "udrpc.h"
+
+static void echo_inverted(udrpc_req_handle_t *h, void *ctx)
+{
+    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
+    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf(h, req->size);
+    if (resp)
+        for (size_t i = 0; i < req->size; i++)
+            resp->buf[i] = (uint8_t)(0xFFu ^ req->buf[i]);
+    udrpc_enqueue_response(h);
+    (void)ctx;
+}
+
+/* Forks the server; *uri_out (UDRPC_MAX_URI_LEN bytes) gets its URI.
+ * max_sessions 0: the default. */
+static pid_t spawn_echo_server(const char *bind_uri, unsigned max_sessions, char *uri_out)
+{
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[0]);
+        udrpc_nexus_t *nx = udrpc_nexus_create(bind_uri, NULL);
+        if (!nx || udrpc_register_handler(nx, 1, echo_inverted, UDRPC_HANDLER_FG) != 0)
+            _exit(3);
+        udrpc_config_t cfg;
+        udrpc_config_default(&cfg);
+        if (max_sessions)
+            cfg.max_sessions = max_sessions;
+        udrpc_t *rpc = udrpc_create(nx, 0, NULL, NULL, &cfg);
+        if (!rpc)
+            _exit(4);
+        char out[UDRPC_MAX_URI_LEN] = { 0 };
+        strcpy(out, udrpc_nexus_uri(nx));
+        if (write(p[1], out, sizeof(out)) != (ssize_t)sizeof(out))
+            _exit(5);
+        for (;;)
+            udrpc_run_event_loop(rpc, 1000);
+    }
+    close(p[1]);
+    CHECK_EQ(read(p[0], uri_out, UDRPC_MAX_URI_LEN), (long)UDRPC_MAX_URI_LEN);
+    close(p[0]);
+    return pid;
+}
+
+#endif
