@@ -352,6 +352,22 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
 }
 
+/* Marks every session of the same peer endpoint alive: a client pings
+ * one session per server endpoint (and the server answers it), not each
+ * of thousands. Server side: same client URI and rpc_id; client side: same
+ * server SM address and rpc_id. A scan of the session table per ping. */
+static void refresh_peer_sessions(struct udrpc *rpc, const struct session *s)
+{
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
+        struct session *o = rpc->sessions[i];
+        if (o && o->is_client == s->is_client && o->remote_rpc_id == s->remote_rpc_id &&
+            (s->is_client ? o->remote_sm.sin_addr.s_addr == s->remote_sm.sin_addr.s_addr &&
+                                o->remote_sm.sin_port == s->remote_sm.sin_port
+                          : strncmp(o->remote_uri, s->remote_uri, UDRPC_MAX_URI_LEN) == 0))
+            o->last_rx_tsc = rpc->now_tsc;
+    }
+}
+
 static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
                            const struct sockaddr_in *from)
 {
@@ -360,7 +376,7 @@ static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
     if (s && (s->is_client || s->token != p->token || s->remote_num != p->client_session))
         s = NULL; /* not a session of that client (any more) */
     if (s)
-        s->last_rx_tsc = rpc->now_tsc;
+        refresh_peer_sessions(rpc, s); /* the token proves the client is alive */
     sm_reply(rpc, p, SM_PING_RESP, s ? 0 : -ENOENT, NULL, from);
 }
 
@@ -374,7 +390,7 @@ static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)
     if (p->err)
         udrpc__session_fail(rpc, s); /* the server forgot us: it restarted */
     else
-        s->last_rx_tsc = rpc->now_tsc;
+        refresh_peer_sessions(rpc, s);
 }
 
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
@@ -460,7 +476,9 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
 
 /* Liveness. Every bound / UDRPC_LIVENESS_SCANS (bound = rto x max_retries)
  * each connected session is checked for a packet from its peer since the
- * previous scan. A client that has missed two scans pings its server; a
+ * previous scan. A client session that has missed two scans pings its
+ * server, at most one per server endpoint per scan (the answer refreshes
+ * all sessions between the two endpoints); a
  * session that misses UDRPC_LIVENESS_SCANS in a row is over: the client's
  * fails, the server's is freed (its slots and stored responses with it).
  * Scans are counted, not time: a thread that was descheduled for a while
@@ -471,6 +489,10 @@ void udrpc__check_liveness(struct udrpc *rpc)
 {
     uint64_t prev = rpc->last_liveness_tsc;
     rpc->last_liveness_tsc = rpc->now_tsc;
+    /* Server endpoints pinged in this scan: one ping answers for all the
+     * sessions to an endpoint. Past the table's size, sessions ping alone. */
+    struct { uint32_t addr; uint16_t port; uint8_t rpc_id; } pinged[64];
+    unsigned n_pinged = 0;
     rpc->next_liveness_tsc = rpc->now_tsc + rpc->liveness_scan_tsc;
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         struct session *s = rpc->sessions[i];
@@ -491,6 +513,19 @@ void udrpc__check_liveness(struct udrpc *rpc)
                 udrpc__session_free(rpc, s);
             }
         } else if (s->is_client && s->silent_scans % UDRPC_LIVENESS_PING_SCANS == 0) {
+            unsigned k = 0;
+            while (k < n_pinged && !(pinged[k].addr == s->remote_sm.sin_addr.s_addr &&
+                                     pinged[k].port == s->remote_sm.sin_port &&
+                                     pinged[k].rpc_id == s->remote_rpc_id))
+                k++;
+            if (k < n_pinged)
+                continue; /* this endpoint was pinged in this scan */
+            if (n_pinged < sizeof(pinged) / sizeof(pinged[0])) {
+                pinged[n_pinged].addr = s->remote_sm.sin_addr.s_addr;
+                pinged[n_pinged].port = s->remote_sm.sin_port;
+                pinged[n_pinged].rpc_id = s->remote_rpc_id;
+                n_pinged++;
+            }
             sm_send_req(rpc, s, SM_PING_REQ);
         }
     }
