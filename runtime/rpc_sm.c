@@ -354,16 +354,18 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
 
 /* Marks every session of the same peer endpoint alive: a client pings
  * one session per server endpoint (and the server answers it), not each
- * of thousands. Server side: same client URI and rpc_id; client side: same
- * server SM address and rpc_id. A scan of the session table per ping. */
+ * of thousands. Same peer: same SM address and rpc_id, and on the server
+ * the same client URI too, so that sessions a stranger opened in the
+ * client's name from elsewhere are not kept alive by the client's pings.
+ * A scan of the session table per ping. */
 static void refresh_peer_sessions(struct udrpc *rpc, const struct session *s)
 {
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         struct session *o = rpc->sessions[i];
         if (o && o->is_client == s->is_client && o->remote_rpc_id == s->remote_rpc_id &&
-            (s->is_client ? o->remote_sm.sin_addr.s_addr == s->remote_sm.sin_addr.s_addr &&
-                                o->remote_sm.sin_port == s->remote_sm.sin_port
-                          : strncmp(o->remote_uri, s->remote_uri, UDRPC_MAX_URI_LEN) == 0))
+            o->remote_sm.sin_addr.s_addr == s->remote_sm.sin_addr.s_addr &&
+            o->remote_sm.sin_port == s->remote_sm.sin_port &&
+            (s->is_client || strncmp(o->remote_uri, s->remote_uri, UDRPC_MAX_URI_LEN) == 0))
             o->last_rx_tsc = rpc->now_tsc;
     }
 }
