@@ -129,6 +129,15 @@ typedef struct udrpc_config {
     unsigned max_sessions;      /**< sessions per endpoint (4096, max 65535) */
     size_t   max_msg_size;      /**< largest request or response (8 MiB,
                                      max 16 MiB - 1) */
+    unsigned idle_sleep_us;     /**< udrpc_run_event_loop() sleeps in the
+                                     kernel (at most 1 ms at a time, waking
+                                     at the next packet) once the endpoint
+                                     has sent and received nothing for this
+                                     long; 0: never sleep, busy-poll (the
+                                     default; env UDRPC_IDLE_SLEEP_US).
+                                     udrpc_run_event_loop_once() never
+                                     sleeps. Transports that cannot block
+                                     (loop) always busy-poll. */
     bool     cc;                /**< congestion control (not implemented
                                      yet; must be false) */
     udrpc_loop_faults_t loop;   /**< "loop" transport only */
@@ -165,7 +174,14 @@ typedef struct udrpc_stats {
     uint64_t dup_rx;             /**< duplicate packets received */
     uint64_t sessions_connected, sessions_failed, sessions_active;
     uint64_t drops[UDRPC_DROP_MAX];
-    uint64_t sm_drops;           /**< malformed or unexpected SM packets */
+    uint64_t sm_drops;           /**< malformed or unexpected SM packets,
+                                      and requests from strangers beyond
+                                      the answer limit (1000/s) */
+    uint64_t kernel_drops;       /**< datagrams the kernel dropped at this
+                                      endpoint's socket and its Nexus's SM
+                                      socket before udrpc saw them: ones
+                                      that cannot be udrpc's (the socket
+                                      filter) or a full receive buffer */
 } udrpc_stats_t;
 
 /* ------------------------------------------------------------------------ */

@@ -49,7 +49,8 @@ static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
     pthread_mutex_unlock(&nx->lock);
     if (rpc)
         return;
-    if (to_server) {
+    if (to_server && sm_reply_limit_take(&nx->stranger_replies, udrpc__monotonic_ns(),
+                                         1000000000ull, UDRPC_SM_STRANGER_REPLIES_PER_S)) {
         struct sm_pkt r = *p;
         r.type = (uint8_t)(p->type + 1); /* each request type's response follows it */
         r.err = p->type == SM_DISCONNECT_REQ ? 0 : -ENOENT;
@@ -57,6 +58,23 @@ static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
     } else {
         atomic_fetch_add(&nx->sm_drops, 1);
     }
+}
+
+/* Keeps datagrams of SM size with our magic and version (sm.h's layout;
+ * BPF loads words big-endian: "USM1" reads 0x55534D31). */
+static void attach_sm_filter(int fd)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8 + SM_PKT_SIZE, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 8),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __builtin_bswap32(htole32(SM_MAGIC)), 0, 3),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SM_VERSION, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    udrpc__sock_filter(fd, code, sizeof(code) / sizeof(code[0]));
 }
 
 static void *sm_thread_main(void *arg)
@@ -72,6 +90,7 @@ static void *sm_thread_main(void *arg)
         struct pollfd pfd = { .fd = nx->sm_fd, .events = POLLIN };
         if (poll(&pfd, 1, SM_POLL_MS) <= 0)
             continue;
+        unsigned handled = 0;
         for (;;) {
             for (int i = 0; i < SM_BURST; i++) {
                 iov[i].iov_base = bufs[i];
@@ -85,6 +104,7 @@ static void *sm_thread_main(void *arg)
             int n = recvmmsg(nx->sm_fd, msgs, SM_BURST, MSG_DONTWAIT, NULL);
             if (n <= 0)
                 break;
+            handled += (unsigned)n;
             for (int i = 0; i < n; i++) {
                 struct sm_pkt p;
                 if (msgs[i].msg_hdr.msg_namelen != sizeof(from[i]) ||
@@ -95,6 +115,14 @@ static void *sm_thread_main(void *arg)
                 }
                 sm_route(nx, &p, &from[i]);
             }
+        }
+        /* More than a burst in one wakeup is a storm (thousands of
+         * sessions connecting, or a flood): let the queue fill for a
+         * while and take it in full bursts, rather than wake for every
+         * few packets and compete for a core with the Rpc threads. */
+        if (handled > SM_BURST) {
+            struct timespec gap = { .tv_nsec = UDRPC_SM_STORM_GAP_US * 1000 };
+            nanosleep(&gap, NULL);
         }
     }
     return NULL;
@@ -128,6 +156,7 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
     }
     /* Connects and pings of thousands of sessions arrive in bursts: a
      * default-sized receive buffer (~200 datagrams) would drop them. */
+    attach_sm_filter(nx->sm_fd);
     int bytes = 8 << 20;
     if (setsockopt(nx->sm_fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0)
         (void)setsockopt(nx->sm_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));

@@ -34,6 +34,7 @@ void udrpc_config_default(udrpc_config_t *cfg)
     cfg->connect_timeout_ms = UDRPC_DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->max_sessions = UDRPC_DEFAULT_MAX_SESSIONS;
     cfg->max_msg_size = UDRPC_DEFAULT_MAX_MSG_SIZE;
+    cfg->idle_sleep_us = env_uint("UDRPC_IDLE_SLEEP_US", 0);
     cfg->cc = false;
 }
 
@@ -95,6 +96,8 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->session_credits = rpc->cfg.session_credits;
     rpc->max_retries = rpc->cfg.max_retries;
     rpc->rto_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_us);
+    if (rpc->cfg.idle_sleep_us) /* cleared below if the transport cannot block */
+        rpc->idle_sleep_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.idle_sleep_us);
     rpc->liveness_scan_tsc = rpc->rto_tsc * rpc->max_retries / UDRPC_LIVENESS_SCANS;
     rpc->sm_retry_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)nx->cfg.sm_retry_ms * 1000);
     rpc->now_tsc = udrpc__rdtsc();
@@ -103,6 +106,8 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     if ((err = make_transport(rpc)) != 0)
         goto out_lock;
     rpc->tp_ops = rpc->tp->ops;
+    if (!rpc->tp_ops->wait)
+        rpc->idle_sleep_tsc = 0;
     rpc->dpp = rpc->tp->mtu - UDRPC_HDR_SIZE;
     if (msgbuf_pkts(rpc->max_msg_size, rpc->dpp) >= UDRPC_MAX_PKTS_PER_MSG) {
         err = -EINVAL; /* pkt_num is 16 bits: raise the MTU or lower the max */
@@ -221,11 +226,28 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     udrpc__tx_flush(rpc);
 }
 
+/* The idle test lives here, not in udrpc_run_event_loop_once(), so that
+ * busy-polling costs nothing extra: an iteration that moved no packet leaves
+ * the packet counters alone. Timers fire late by at most the 1 ms cap, and SM
+ * packets (which reach the Rpc through the Nexus thread, not the socket)
+ * wait at most as long. */
 void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms)
 {
     uint64_t end = udrpc__rdtsc() + udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
+    uint64_t pkts = rpc->stats.pkts_rx + rpc->stats.pkts_tx, busy_tsc = rpc->now_tsc;
     do {
         udrpc_run_event_loop_once(rpc);
+        if (!rpc->idle_sleep_tsc)
+            continue;
+        uint64_t now_pkts = rpc->stats.pkts_rx + rpc->stats.pkts_tx;
+        if (now_pkts != pkts || rpc->stall_head) {
+            pkts = now_pkts;
+            busy_tsc = rpc->now_tsc;
+        } else if (rpc->now_tsc - busy_tsc >= rpc->idle_sleep_tsc && rpc->now_tsc < end) {
+            uint64_t left_us = (end - rpc->now_tsc) / rpc->clock->tsc_per_us;
+            rpc->tp_ops->wait(rpc->tp, left_us < UDRPC_IDLE_SLEEP_MAX_US
+                                           ? (unsigned)left_us + 1 : UDRPC_IDLE_SLEEP_MAX_US);
+        }
     } while (rpc->now_tsc < end);
 }
 
@@ -260,6 +282,9 @@ int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out)
         return -EINVAL;
     *out = rpc->stats;
     out->sm_drops += atomic_load(&rpc->nx->sm_drops);
+    out->kernel_drops = udrpc__sock_drops(rpc->nx->sm_fd);
+    if (rpc->tp_ops->kernel_drops)
+        out->kernel_drops += rpc->tp_ops->kernel_drops(rpc->tp);
     return 0;
 }
 

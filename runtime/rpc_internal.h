@@ -57,6 +57,7 @@ struct udrpc_nexus {
     pthread_mutex_t lock;              /* guards rpcs[] */
     struct udrpc *rpcs[256];
     atomic_uint_fast64_t sm_drops;     /* packets the SM thread refused */
+    struct sm_reply_limit stranger_replies; /* SM thread only */
 };
 
 /* Sends an SM packet from the Nexus socket (any thread). */
@@ -195,6 +196,8 @@ struct udrpc {
     struct session *sm_pending;      /* sessions with an SM request out */
     uint64_t sm_next_check_tsc;
     uint64_t sm_retry_tsc;
+    struct sm_reply_limit stranger_replies;
+    uint64_t idle_sleep_tsc;         /* 0: never sleep, or no tp wait */
     uint64_t liveness_scan_tsc;      /* rto * max_retries / LIVENESS_SCANS */
     uint64_t next_liveness_tsc, last_liveness_tsc;
     struct hash_table dedup;         /* server: connect de-duplication */

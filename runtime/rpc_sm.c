@@ -122,6 +122,19 @@ static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
     udrpc__nexus_sm_send(rpc->nx, &p, to);
 }
 
+/* An answer to a stranger: a refusal, or an idempotent answer about a
+ * session we do not have. Limited (sm.h). */
+static void sm_reply_stranger(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
+                              int err, const struct sockaddr_in *to)
+{
+    if (sm_reply_limit_take(&rpc->stranger_replies, rpc->now_tsc,
+                            udrpc__us_to_tsc(rpc->clock, 1000000),
+                            UDRPC_SM_STRANGER_REPLIES_PER_S))
+        sm_reply(rpc, req, type, err, NULL, to);
+    else
+        rpc->stats.sm_drops++;
+}
+
 static void sm_pending_add(struct udrpc *rpc, struct session *s, uint64_t now)
 {
     const struct udrpc_clock *ck = rpc->clock;
@@ -221,7 +234,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
                               const struct sockaddr_in *from)
 {
     if (p->client_route.kind != rpc->tp->kind) {
-        sm_reply(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, NULL, from);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
     if (p->mtu != rpc->tp->mtu) {
@@ -229,7 +242,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         UDRPC_LOG_LIMITED(LOG_WARN, rpc, -1,
                           "refused %s: its MTU %u is not ours (%u); set UDRPC_MTU alike",
                           p->client_uri, p->mtu, rpc->tp->mtu);
-        sm_reply(rpc, p, SM_CONNECT_RESP, -EMEDIUMTYPE, NULL, from);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EMEDIUMTYPE, from);
         return;
     }
     uint64_t key = dedup_key(p);
@@ -243,12 +256,12 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
      * left alone, and liveness frees it if its client is really gone. */
     s = udrpc__session_alloc(rpc, false);
     if (!s) {
-        sm_reply(rpc, p, SM_CONNECT_RESP, -ENOSPC, NULL, from);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ENOSPC, from);
         return;
     }
     if (rpc->tp_ops->make_peer(rpc->tp, &p->client_route, &s->peer) != 0) {
         udrpc__session_free(rpc, s);
-        sm_reply(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, NULL, from);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
     s->remote_num = p->client_session;
@@ -260,7 +273,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     s->state = SS_CONNECTED;
     if (udrpc__hash_put(&rpc->dedup, key, s->local_num) != 0) {
         udrpc__session_free(rpc, s);
-        sm_reply(rpc, p, SM_CONNECT_RESP, -ENOMEM, NULL, from);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ENOMEM, from);
         return;
     }
     rpc->stats.sessions_connected++;
@@ -335,9 +348,12 @@ static void sm_on_disconnect_req(struct udrpc *rpc, const struct sm_pkt *p,
         rpc->stats.sm_drops++; /* not the session's owner: refuse */
         return;
     }
-    if (s)
-        udrpc__session_free(rpc, s);
-    sm_reply(rpc, p, SM_DISCONNECT_RESP, 0, NULL, from); /* idempotent */
+    if (!s) {
+        sm_reply_stranger(rpc, p, SM_DISCONNECT_RESP, 0, from); /* idempotent */
+        return;
+    }
+    udrpc__session_free(rpc, s);
+    sm_reply(rpc, p, SM_DISCONNECT_RESP, 0, NULL, from);
 }
 
 static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
@@ -377,9 +393,12 @@ static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
                             ? rpc->sessions[p->server_session] : NULL;
     if (s && (s->is_client || s->token != p->token || s->remote_num != p->client_session))
         s = NULL; /* not a session of that client (any more) */
-    if (s)
-        refresh_peer_sessions(rpc, s); /* the token proves the client is alive */
-    sm_reply(rpc, p, SM_PING_RESP, s ? 0 : -ENOENT, NULL, from);
+    if (!s) {
+        sm_reply_stranger(rpc, p, SM_PING_RESP, -ENOENT, from);
+        return;
+    }
+    refresh_peer_sessions(rpc, s); /* the token proves the client is alive */
+    sm_reply(rpc, p, SM_PING_RESP, 0, NULL, from);
 }
 
 static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)

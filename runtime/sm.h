@@ -14,6 +14,7 @@
 #define UDRPC_RUNTIME_SM_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "transport/transport.h"
@@ -22,6 +23,30 @@
 #define SM_MAGIC 0x314D5355u /* "USM1" */
 #define SM_VERSION 2
 #define SM_PKT_SIZE 184
+
+/* Answers to strangers (refusals, and the idempotent answers for sessions
+ * that do not exist) are limited to UDRPC_SM_STRANGER_REPLIES_PER_S a
+ * second per sender (each Rpc, and the Nexus thread for Rpcs it does not
+ * have): forged requests must not turn an endpoint into a reflector or keep
+ * it busy sending. Beyond the limit the request is dropped and counted; a
+ * real client retries. `now` and `window` in any one unit. */
+struct sm_reply_limit {
+    uint64_t window_start;
+    unsigned sent;
+};
+
+static inline bool sm_reply_limit_take(struct sm_reply_limit *l, uint64_t now,
+                                       uint64_t window, unsigned max)
+{
+    if (now - l->window_start >= window) {
+        l->window_start = now;
+        l->sent = 0;
+    }
+    if (l->sent >= max)
+        return false;
+    l->sent++;
+    return true;
+}
 
 enum sm_type {
     SM_CONNECT_REQ = 1,

@@ -19,6 +19,9 @@
 #define UDRPC_FAST_RETRANSMIT_SIGNALS 3 /* signs of a gap before a resend */
 #define UDRPC_LIVENESS_SCANS 8          /* silent scans that end a session */
 #define UDRPC_LIVENESS_PING_SCANS 2     /* silent scans before a client pings */
+#define UDRPC_SM_STRANGER_REPLIES_PER_S 1000 /* see sm.h */
+#define UDRPC_SM_STORM_GAP_US 1000      /* SM thread's pause in a storm */
+#define UDRPC_IDLE_SLEEP_MAX_US 1000    /* longest idle sleep: timers' lateness */
 
 /* Extra work per received packet, for testing the regression gate only:
  * a build with -DUDRPC_BENCH_SLOWDOWN=N (CMake option of the same name)

@@ -19,7 +19,10 @@
 #ifndef UDRPC_TRANSPORT_H
 #define UDRPC_TRANSPORT_H
 
+#include <linux/filter.h>
+#include <linux/sock_diag.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "udrpc.h"
 
@@ -64,6 +67,13 @@ struct transport_ops {
     /* Returns 0, or -EINVAL for routing info this transport cannot use. */
     int (*make_peer)(struct transport *tp, const struct tp_route *r,
                      struct tp_peer *peer);
+    /* Blocks until a packet may be waiting or timeout_us passes; NULL for a
+     * transport that cannot block (its endpoints busy-poll). */
+    void (*wait)(struct transport *tp, unsigned timeout_us);
+    /* Datagrams the kernel dropped before we saw them (its socket filter,
+     * a full receive buffer); NULL where the transport has no kernel part.
+     * Read by udrpc_get_stats(), never on the datapath. */
+    uint64_t (*kernel_drops)(struct transport *tp);
     void (*destroy)(struct transport *tp);
 };
 
@@ -74,6 +84,29 @@ struct transport {
     unsigned mtu;               /* largest datagram, header included */
     struct tp_route local;      /* what this endpoint advertises */
 };
+
+/* Datagrams the kernel dropped at socket fd since it was made (filter or
+ * full buffer): SK_MEMINFO_DROPS, a 32-bit counter. 0 if unknown. */
+static inline uint64_t udrpc__sock_drops(int fd)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+        len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))
+        return 0;
+    return mem[SK_MEMINFO_DROPS];
+}
+
+/* Attaches a classic BPF program to a UDP socket, so that the kernel drops
+ * what cannot be ours before it is queued: on loopback and under a flood,
+ * that work is done in the sender's context, not ours. Offsets in the
+ * program count from the UDP header (8 bytes before the payload). Best
+ * effort: without it, the same checks happen in user space. */
+static inline void udrpc__sock_filter(int fd, struct sock_filter *code, unsigned short n)
+{
+    struct sock_fprog prog = { .len = n, .filter = code };
+    (void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
 
 /* Constructors. bind_ip: the Nexus's IPv4 address (network order). Each
  * returns 0 and *out, or -errno. */

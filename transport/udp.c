@@ -11,13 +11,16 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "transport.h"
+#include "wire.h" /* the header layout, for the socket filter */
 
 #define UDP_RX_BURST 32
 #define UDP_TX_BURST 64
@@ -146,11 +149,46 @@ static void udp_destroy(struct transport *tp)
     free(u);
 }
 
+static void udp_wait(struct transport *tp, unsigned timeout_us)
+{
+    struct udp_transport *u = (struct udp_transport *)tp;
+    struct pollfd pfd = { .fd = u->fd, .events = POLLIN };
+    struct timespec ts = { .tv_sec = timeout_us / 1000000,
+                           .tv_nsec = (long)(timeout_us % 1000000) * 1000 };
+    (void)ppoll(&pfd, 1, &ts, NULL); /* EINTR or a timeout: the loop polls again */
+}
+
+static uint64_t udp_kernel_drops(struct transport *tp)
+{
+    return udrpc__sock_drops(((struct udp_transport *)tp)->fd);
+}
+
+/* Keeps datagrams that can hold a data header: at least 16 bytes, the
+ * magic byte (w0's top byte, payload offset 7) and the two reserved bits
+ * below it (offset 6, bits 6-7) clear. The rest of the checks need the
+ * session table and stay in rpc_dp.c. */
+static void attach_data_filter(int fd)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + 16, 0, 5),    /* short: drop */
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 7),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDRPC_PKT_MAGIC, 0, 3),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 6),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0xC0, 1, 0),     /* reserved bits */
+        BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu),              /* keep */
+        BPF_STMT(BPF_RET | BPF_K, 0),                        /* drop */
+    };
+    udrpc__sock_filter(fd, code, sizeof(code) / sizeof(code[0]));
+}
+
 static const struct transport_ops udp_ops = {
     .rx_burst = udp_rx_burst,
     .tx_burst = udp_tx_burst,
     .tx_flush = udp_tx_flush,
     .make_peer = udp_make_peer,
+    .wait = udp_wait,
+    .kernel_drops = udp_kernel_drops,
     .destroy = udp_destroy,
 };
 
@@ -203,6 +241,7 @@ int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
         goto out_free;
     }
     unsigned mtu = cfg->mtu ? cfg->mtu : interface_mtu(u->fd, bind_ip);
+    attach_data_filter(u->fd);
     set_sockbuf(u->fd, SO_RCVBUFFORCE, SO_RCVBUF);
     set_sockbuf(u->fd, SO_SNDBUFFORCE, SO_SNDBUF);
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = bind_ip };
