@@ -72,12 +72,19 @@ typedef enum {
 
 typedef enum {
     UDRPC_HANDLER_FG, /**< runs on the Rpc thread inside the event loop */
-    UDRPC_HANDLER_BG, /**< runs on a Nexus worker (not implemented yet) */
+    UDRPC_HANDLER_BG, /**< runs on a Nexus worker thread: may block or run
+                           long; needs bg_threads > 0 */
 } udrpc_handler_mode_t;
 
-/** Server-side request handler. Runs on the Rpc thread (FG). It reads the
- *  request with udrpc_req_msgbuf(), fills udrpc_resp_msgbuf() and calls
- *  udrpc_enqueue_response(), now or later from the same thread. */
+/** Server-side request handler. It reads the request with
+ *  udrpc_req_msgbuf(), fills udrpc_resp_msgbuf() and calls
+ *  udrpc_enqueue_response(), now or later. FG handlers run on the Rpc
+ *  thread inside the event loop, and must not block; they may issue
+ *  requests of their own (nested RPCs) and answer in the continuation. BG
+ *  handlers run on a Nexus worker; their response is handed back to the
+ *  Rpc thread, which sends it at its next loop iteration. A BG handler must
+ *  not call functions that take a udrpc_t (they return -EPERM off the Rpc
+ *  thread): it has no event loop for a continuation to run on. */
 typedef void (*udrpc_req_handler_t)(udrpc_req_handle_t *h, void *rpc_context);
 /** Client continuation: runs exactly once per accepted request, on the Rpc
  *  thread, with status 0 (the response is in the resp msgbuf, resp->size
@@ -94,8 +101,10 @@ typedef void (*udrpc_sm_handler_t)(int session, udrpc_sm_event_t ev, int err,
 /** Nexus configuration. Initialise with udrpc_nexus_config_default(). */
 typedef struct udrpc_nexus_config {
     unsigned sm_retry_ms;   /**< SM request retry interval (default 20) */
-    unsigned bg_threads;    /**< background handler workers (default 0;
-                                 BG handlers are not implemented yet) */
+    unsigned bg_threads;    /**< worker threads for UDRPC_HANDLER_BG
+                                 handlers, shared by the Nexus's
+                                 endpoints (default 0: none, and BG
+                                 registration fails) */
 } udrpc_nexus_config_t;
 
 /** Fault injection of the "loop" transport (tests). Probabilities are in
@@ -204,8 +213,8 @@ UDRPC_API const char *udrpc_nexus_uri(const udrpc_nexus_t *nx);
 
 /** Registers fn for req_type. Must precede the first udrpc_create():
  *  returns -EBUSY after it, -EEXIST if req_type has a handler, -EINVAL for
- *  a NULL fn, -ENOTSUP for UDRPC_HANDLER_BG (not implemented yet). Returns
- *  0 on success. Any thread, before endpoints exist. */
+ *  a NULL fn or mode, or UDRPC_HANDLER_BG without bg_threads. Returns 0 on
+ *  success. Any thread, before endpoints exist. */
 UDRPC_API int udrpc_register_handler(udrpc_nexus_t *nx, uint8_t req_type,
                                      udrpc_req_handler_t fn,
                                      udrpc_handler_mode_t mode);
@@ -276,7 +285,8 @@ UDRPC_API void udrpc_msgbuf_resize(udrpc_msgbuf_t *mb, size_t size);
  *  cont runs. Requests beyond the 8-request window wait in the session in
  *  FIFO order. Status: 0, -ECONNRESET (session failed or closed),
  *  -EMSGSIZE (response larger than resp->max_size), -EBADRQC (no handler
- *  for req_type at the server). Returns -EINVAL (bad session or buffer,
+ *  for req_type at the server), -ENOMEM (the server had no memory to hand
+ *  the request to a background handler). Returns -EINVAL (bad session or buffer,
  *  size over max_msg_size), -ENOTCONN (session failed or closing), -EPERM
  *  (wrong thread); then cont never runs. Rpc thread, including from inside
  *  handlers and continuations. */
@@ -285,19 +295,23 @@ UDRPC_API int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
                                     udrpc_cont_t cont, void *tag);
 
 /** Server: the request of handle h. Read-only; valid until
- *  udrpc_enqueue_response(h). Rpc thread. */
+ *  udrpc_enqueue_response(h). The thread running h's handler. */
 UDRPC_API const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h);
 
 /** Server: a response buffer of size bytes for h, owned by the library
  *  (freed when the client's next request on the slot arrives). Returns
  *  NULL if size exceeds max_msg_size or memory is short. Call it once per
- *  request, before udrpc_enqueue_response(). Rpc thread. */
+ *  request, before udrpc_enqueue_response(). The thread running h's
+ *  handler (FG: the Rpc thread; BG: the worker, or the one it passed h
+ *  to). */
 UDRPC_API udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size);
 
 /** Server: sends the response of h (an empty one if udrpc_resp_msgbuf was
  *  not called). h is invalid afterwards. Returns 0, -EINVAL (h already
  *  answered), or -ENOMEM (no buffer for the empty response: h stays valid,
- *  call again later). Rpc thread, inside the handler or later. */
+ *  call again later). FG: the Rpc thread, inside the handler or later. BG:
+ *  any thread, once; the Rpc thread sends it. A handle answered after
+ *  udrpc_destroy() of its endpoint is a use after free (FG and BG alike). */
 UDRPC_API int udrpc_enqueue_response(udrpc_req_handle_t *h);
 
 /** Runs one iteration of the event loop: receive a burst, run handlers

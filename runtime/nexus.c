@@ -170,8 +170,12 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
     char host[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host));
     snprintf(nx->uri, sizeof(nx->uri), "%s:%u", host, ntohs(sin.sin_port));
-    if ((err = pthread_create(&nx->sm_thread, NULL, sm_thread_main, nx)) != 0)
+    if ((err = udrpc__bg_start(nx)) != 0)
         goto out_close;
+    if ((err = pthread_create(&nx->sm_thread, NULL, sm_thread_main, nx)) != 0) {
+        udrpc__bg_stop(nx);
+        goto out_close;
+    }
     return nx;
 
 out_close:
@@ -193,10 +197,10 @@ int udrpc_register_handler(udrpc_nexus_t *nx, uint8_t req_type,
 {
     if (!nx || !fn)
         return -EINVAL;
-    if (mode == UDRPC_HANDLER_BG)
-        return -ENOTSUP;
-    if (mode != UDRPC_HANDLER_FG)
+    if (mode != UDRPC_HANDLER_FG && mode != UDRPC_HANDLER_BG)
         return -EINVAL;
+    if (mode == UDRPC_HANDLER_BG && nx->cfg.bg_threads == 0)
+        return -EINVAL; /* no workers to run it: set bg_threads */
     pthread_mutex_lock(&nx->lock);
     int ret = 0;
     if (atomic_load(&nx->frozen))
@@ -215,6 +219,7 @@ void udrpc_nexus_destroy(udrpc_nexus_t *nx)
         return;
     atomic_store(&nx->stop, true);
     pthread_join(nx->sm_thread, NULL);
+    udrpc__bg_stop(nx);
     close(nx->sm_fd);
     pthread_mutex_destroy(&nx->lock);
     free(nx);

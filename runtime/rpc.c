@@ -102,6 +102,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->sm_retry_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)nx->cfg.sm_retry_ms * 1000);
     rpc->now_tsc = udrpc__rdtsc();
     pthread_mutex_init(&rpc->smq_lock, NULL);
+    pthread_mutex_init(&rpc->bg_alloc_lock, NULL);
 
     if ((err = make_transport(rpc)) != 0)
         goto out_lock;
@@ -114,6 +115,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
         goto out_tp;
     }
     udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, NULL, NULL);
+    udrpc__msgbuf_alloc_init(&rpc->bg_alloc, rpc->dpp, NULL, NULL);
     if ((err = udrpc__msgbuf_get(&rpc->alloc, UDRPC_CTRL_HDRS * UDRPC_HDR_SIZE,
                                  &rpc->ctrl_mb)) != 0)
         goto out_alloc;
@@ -156,9 +158,11 @@ out_arrays:
     free(rpc->free_sessions);
 out_alloc:
     udrpc__msgbuf_alloc_fini(&rpc->alloc);
+    udrpc__msgbuf_alloc_fini(&rpc->bg_alloc);
 out_tp:
     rpc->tp->ops->destroy(rpc->tp);
 out_lock:
+    pthread_mutex_destroy(&rpc->bg_alloc_lock);
     pthread_mutex_destroy(&rpc->smq_lock);
 out_free:
     free(rpc);
@@ -173,6 +177,7 @@ void udrpc_destroy(udrpc_t *rpc)
     pthread_mutex_lock(&rpc->nx->lock);
     rpc->nx->rpcs[rpc->rpc_id] = NULL; /* the SM thread stops routing to us */
     pthread_mutex_unlock(&rpc->nx->lock);
+    udrpc__bg_detach(rpc); /* no worker touches our handles after this */
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         struct session *s = rpc->sessions[i];
         if (!s)
@@ -185,6 +190,8 @@ void udrpc_destroy(udrpc_t *rpc)
         }
         udrpc__session_free(rpc, s);
     }
+    while (rpc->zombies) /* their deferred handles die with the endpoint */
+        udrpc__session_free(rpc, rpc->zombies);
     udrpc__tx_flush(rpc);
     udrpc__hash_fini(&rpc->dedup);
     udrpc__wheel_fini(&rpc->wheel);
@@ -195,6 +202,8 @@ void udrpc_destroy(udrpc_t *rpc)
     free(rpc->qreq_chunks);
     rpc->tp->ops->destroy(rpc->tp);
     udrpc__msgbuf_alloc_fini(&rpc->alloc);
+    udrpc__msgbuf_alloc_fini(&rpc->bg_alloc);
+    pthread_mutex_destroy(&rpc->bg_alloc_lock);
     pthread_mutex_destroy(&rpc->smq_lock);
     free(rpc);
 }
@@ -216,6 +225,8 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     }
     if (rpc->stall_head)
         udrpc__process_stalls(rpc);
+    if (unlikely(atomic_load_explicit(&rpc->bg_done, memory_order_relaxed) != NULL))
+        udrpc__bg_process_done(rpc);
     udrpc__fire_timers(rpc);
     if (unlikely(atomic_load_explicit(&rpc->smq_count, memory_order_acquire)))
         udrpc__sm_process_queue(rpc);

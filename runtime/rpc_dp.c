@@ -376,7 +376,9 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
     if (f->pkt_num == 0) {
         if (f->status != WIRE_OK || f->msg_size > c->resp->max_size) {
             client_advance(rpc, c, idx + 1);
-            client_complete(rpc, c, f->status != WIRE_OK ? -EBADRQC : -EMSGSIZE);
+            client_complete(rpc, c, f->status == WIRE_NO_HANDLER  ? -EBADRQC
+                                    : f->status == WIRE_NO_MEMORY ? -ENOMEM
+                                                                  : -EMSGSIZE);
             return;
         }
         c->resp_pkts = pkts;
@@ -491,6 +493,21 @@ static void server_send_resp(struct udrpc *rpc, sslot_t *h, uint32_t pkt)
     h->tx_gen = rpc->tx_gen;
 }
 
+/* The zero-copy view into the RX buffer dies with this burst: a request
+ * whose handler answers later gets a copy. False: no memory. */
+static bool server_own_req(struct udrpc *rpc, sslot_t *h)
+{
+    if (h->req_owned || h->req.size == 0)
+        return true;
+    udrpc_msgbuf_t copy;
+    if (udrpc__msgbuf_get(&rpc->alloc, h->req.size, &copy) != 0)
+        return false;
+    memcpy(copy.buf, h->req.buf, h->req.size);
+    h->req = copy;
+    h->req_owned = true;
+    return true;
+}
+
 static void server_invoke(struct udrpc *rpc, sslot_t *h)
 {
     h->state = SV_IN_HANDLER;
@@ -503,19 +520,23 @@ static void server_invoke(struct udrpc *rpc, sslot_t *h)
         udrpc_enqueue_response(h);
         return;
     }
-    he->fn(h, rpc->ctx);
-    if (h->state == SV_IN_HANDLER && !h->req_owned && h->req.size) {
-        /* Deferred response: the zero-copy view into the RX buffer dies
-         * with this burst, so keep a copy. */
-        udrpc_msgbuf_t copy;
-        if (udrpc__msgbuf_get(&rpc->alloc, h->req.size, &copy) == 0) {
-            memcpy(copy.buf, h->req.buf, h->req.size);
-            h->req = copy;
-            h->req_owned = true;
-        } else {
-            h->req.buf = NULL; /* the handler must not read it any more */
-            h->req.size = 0;
+    if (he->mode == UDRPC_HANDLER_BG) {
+        /* A worker must not touch this thread's allocator: the request is
+         * copied and the small response buffer made here. */
+        if (!server_own_req(rpc, h) ||
+            (!h->small_resp.priv &&
+             udrpc__msgbuf_get(&rpc->alloc, UDRPC_SMALL_RESP_BYTES, &h->small_resp) != 0)) {
+            h->status = WIRE_NO_MEMORY;
+            udrpc_enqueue_response(h);
+            return;
         }
+        udrpc__bg_submit(rpc, h);
+        return;
+    }
+    he->fn(h, rpc->ctx);
+    if (h->state == SV_IN_HANDLER && !server_own_req(rpc, h)) {
+        h->req.buf = NULL; /* deferred, no memory: the handler must not read it */
+        h->req.size = 0;
     }
 }
 
@@ -545,7 +566,7 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         if (h->tx_gen == rpc->tx_gen)
             udrpc__tx_flush(rpc); /* a queued resend may still read the buffers */
         if (h->resp == &h->dyn_resp)
-            udrpc__msgbuf_put(&rpc->alloc, &h->dyn_resp);
+            udrpc__sslot_put_dyn_resp(rpc, h);
         h->resp = NULL;
         server_free_req(rpc, h);
         h->has_req = true;
@@ -669,6 +690,15 @@ udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
             udrpc__msgbuf_get(&rpc->alloc, UDRPC_SMALL_RESP_BYTES, &h->small_resp) != 0)
             return NULL;
         h->resp = &h->small_resp;
+    } else if (h->in_bg) {
+        /* A worker's thread: the Rpc's allocator for workers, locked. */
+        pthread_mutex_lock(&rpc->bg_alloc_lock);
+        int ret = udrpc__msgbuf_get(&rpc->bg_alloc, size, &h->dyn_resp);
+        pthread_mutex_unlock(&rpc->bg_alloc_lock);
+        if (ret != 0)
+            return NULL;
+        h->dyn_resp_bg = true;
+        h->resp = &h->dyn_resp;
     } else {
         if (udrpc__msgbuf_get(&rpc->alloc, size, &h->dyn_resp) != 0)
             return NULL;
@@ -678,14 +708,39 @@ udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
     return h->resp;
 }
 
+void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h)
+{
+    if (h->dyn_resp_bg) {
+        pthread_mutex_lock(&rpc->bg_alloc_lock);
+        udrpc__msgbuf_put(&rpc->bg_alloc, &h->dyn_resp);
+        pthread_mutex_unlock(&rpc->bg_alloc_lock);
+        h->dyn_resp_bg = false;
+    } else {
+        udrpc__msgbuf_put(&rpc->alloc, &h->dyn_resp);
+    }
+}
+
 int udrpc_enqueue_response(udrpc_req_handle_t *h)
 {
-    if (!h || h->state != SV_IN_HANDLER)
+    if (!h || h->state != SV_IN_HANDLER || h->bg_answered)
         return -EINVAL;
-    struct session *s = h->sess;
-    struct udrpc *rpc = s->rpc;
     if (!h->resp && !udrpc_resp_msgbuf(h, 0))
         return -ENOMEM; /* the handle stays valid: try again later */
+    if (h->in_bg) {
+        /* Any thread: the owner sends it at its next loop iteration. */
+        h->bg_answered = true;
+        udrpc__bg_done_push(h->sess->rpc, h);
+        return 0;
+    }
+    udrpc__server_respond(h->sess->rpc, h);
+    return 0;
+}
+
+/* The owner thread: h has its response; send it. */
+void udrpc__server_respond(struct udrpc *rpc, sslot_t *h)
+{
+    struct session *s = h->sess;
+    h->bg_answered = false;
     h->state = SV_RESPONDED;
     h->resp_pkts = (uint32_t)msgbuf_pkts(h->resp->size, rpc->dpp);
     server_free_req(rpc, h);
@@ -694,10 +749,9 @@ int udrpc_enqueue_response(udrpc_req_handle_t *h)
         /* The client left while the handler ran: nobody to answer. */
         if (s->in_handler == 0)
             udrpc__session_free(rpc, s);
-        return 0;
+        return;
     }
     server_send_resp(rpc, h, 0);
-    return 0;
 }
 
 /* ------------------------------------------------------------- RX ---- */

@@ -56,6 +56,12 @@ struct udrpc_nexus {
     atomic_bool frozen;                /* an Rpc exists: handlers fixed */
     pthread_mutex_t lock;              /* guards rpcs[] */
     struct udrpc *rpcs[256];
+    /* background handlers (bg.c) */
+    pthread_t *bg_threads;
+    pthread_mutex_t bg_lock;           /* guards the job queue */
+    pthread_cond_t bg_cond;
+    struct udrpc_req_handle *bg_head, *bg_tail;
+    bool bg_stop;
     atomic_uint_fast64_t sm_drops;     /* packets the SM thread refused */
     struct sm_reply_limit stranger_replies; /* SM thread only */
 };
@@ -112,6 +118,10 @@ struct udrpc_req_handle {            /* server slot */
     uint8_t req_type;
     uint8_t status;                  /* enum wire_status of the response */
     bool has_req, req_owned;
+    bool in_bg;                      /* a background handler has it */
+    bool bg_answered;                /* its response is on the done stack */
+    bool dyn_resp_bg;                /* dyn_resp is from rpc->bg_alloc */
+    struct udrpc_req_handle *bg_next;/* job queue or done stack link */
 };
 typedef struct udrpc_req_handle sslot_t;
 
@@ -141,6 +151,7 @@ struct session {
     uint64_t last_rx_tsc;            /* the peer's last packet (data or ping) */
     uint32_t silent_scans;           /* liveness scans in a row without it */
     struct session *sm_next;         /* pending-SM list link */
+    struct session *zombie_next;     /* rpc->zombies link */
     uint64_t dedup_key;              /* server: key in rpc->dedup */
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
@@ -194,6 +205,7 @@ struct udrpc {
     uint32_t *free_sessions;         /* stack of free session numbers */
     uint32_t n_free_sessions;
     struct session *sm_pending;      /* sessions with an SM request out */
+    struct session *zombies;         /* closed, waiting for deferred answers */
     uint64_t sm_next_check_tsc;
     uint64_t sm_retry_tsc;
     struct sm_reply_limit stranger_replies;
@@ -204,6 +216,12 @@ struct udrpc {
     struct queued_req *qreq_free;
     void **qreq_chunks;
     uint32_t n_qreq_chunks;
+    /* background handlers (bg.c) */
+    _Atomic(struct udrpc_req_handle *) bg_done; /* answered, for this thread */
+    atomic_uint bg_running;          /* handlers of ours running on workers */
+    uint32_t bg_pending;             /* handed to workers, not yet answered */
+    struct msgbuf_alloc bg_alloc;    /* large responses made on workers */
+    pthread_mutex_t bg_alloc_lock;
     /* SM packets from the Nexus thread */
     pthread_mutex_t smq_lock;
     atomic_uint smq_count;
@@ -235,5 +253,15 @@ void udrpc__process_stalls(struct udrpc *rpc);
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s);
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
 void udrpc__session_fail(struct udrpc *rpc, struct session *s);
+void udrpc__server_respond(struct udrpc *rpc, sslot_t *h);
+void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h);
+
+/* bg.c: background handlers */
+int udrpc__bg_start(udrpc_nexus_t *nx);
+void udrpc__bg_stop(udrpc_nexus_t *nx);
+void udrpc__bg_submit(struct udrpc *rpc, sslot_t *h);
+void udrpc__bg_done_push(struct udrpc *rpc, sslot_t *h);
+void udrpc__bg_process_done(struct udrpc *rpc);
+void udrpc__bg_detach(struct udrpc *rpc);
 
 #endif

@@ -75,8 +75,15 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
             /* Handlers still hold request handles into this session: keep
              * the memory until the last of them answers. */
             s->state = SS_ZOMBIE;
+            s->zombie_next = rpc->zombies; /* udrpc_destroy frees the rest */
+            rpc->zombies = s;
             return;
         }
+    } else {
+        struct session **pp = &rpc->zombies; /* few, and off the datapath */
+        while (*pp != s)
+            pp = &(*pp)->zombie_next;
+        *pp = s->zombie_next;
     }
     if (!s->is_client) {
         for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
@@ -84,7 +91,7 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
             if (h->req_owned)
                 udrpc__msgbuf_put(&rpc->alloc, &h->req);
             if (h->dyn_resp.priv)
-                udrpc__msgbuf_put(&rpc->alloc, &h->dyn_resp);
+                udrpc__sslot_put_dyn_resp(rpc, h);
             udrpc__msgbuf_put(&rpc->alloc, &h->small_resp);
         }
     }

@@ -32,7 +32,10 @@
 
 enum pkt_type { PKT_REQ = 0, PKT_RESP = 1, PKT_RFR = 2, PKT_CR = 3 };
 
-enum wire_status { WIRE_OK = 0, WIRE_NO_HANDLER = 1, WIRE_STATUS_MAX = 2 };
+/* A response's status: the client's continuation gets 0, -EBADRQC (no
+ * handler for the request type) or -ENOMEM (the server had no memory to
+ * hand the request to a background handler). */
+enum wire_status { WIRE_OK = 0, WIRE_NO_HANDLER = 1, WIRE_NO_MEMORY = 2, WIRE_STATUS_MAX = 3 };
 
 struct pkthdr {
     uint64_t w0; /* little-endian on the wire */

@@ -141,7 +141,8 @@ int main(int argc, char **argv)
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo_handler, UDRPC_HANDLER_FG), 0);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo_handler, UDRPC_HANDLER_FG), -EEXIST);
     CHECK_EQ(udrpc_register_handler(nx, 5, NULL, UDRPC_HANDLER_FG), -EINVAL);
-    CHECK_EQ(udrpc_register_handler(nx, 5, echo_handler, UDRPC_HANDLER_BG), -ENOTSUP);
+    CHECK_EQ(udrpc_register_handler(nx, 5, echo_handler, UDRPC_HANDLER_BG), -EINVAL); /* no workers */
+    CHECK_EQ(udrpc_register_handler(nx, 5, echo_handler, (udrpc_handler_mode_t)7), -EINVAL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_DEFER, defer_handler, UDRPC_HANDLER_FG), 0);
 
     /* Creation errors. */
