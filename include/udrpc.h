@@ -319,7 +319,12 @@ UDRPC_API int udrpc_enqueue_response(udrpc_req_handle_t *h);
  *  thread. */
 UDRPC_API void udrpc_run_event_loop_once(udrpc_t *rpc);
 
-/** Runs the event loop (busy polling) for timeout_ms milliseconds. */
+/** Runs the event loop for timeout_ms milliseconds (0: one iteration).
+ *  Busy-polls, unless idle_sleep_us is set: then, once the endpoint has
+ *  moved no packet for that long, it sleeps until a packet arrives, at
+ *  most 1 ms at a time and never past the timeout, except that with
+ *  timeout_ms 0 one such sleep (up to 1 ms) may follow the iteration, so
+ *  that a caller's own loop around it idles too. Rpc thread. */
 UDRPC_API void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms);
 
 /** Copies the endpoint's counters into *out. Returns 0 or -EINVAL. Rpc

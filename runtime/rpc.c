@@ -241,24 +241,34 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
  * busy-polling costs nothing extra: an iteration that moved no packet leaves
  * the packet counters alone. Timers fire late by at most the 1 ms cap, and SM
  * packets (which reach the Rpc through the Nexus thread, not the socket)
- * wait at most as long. */
+ * wait at most as long. The idle time carries over between calls, so that a
+ * caller's own loop around udrpc_run_event_loop(rpc, 0) sleeps too. */
+static void idle_check(struct udrpc *rpc, uint64_t end_tsc)
+{
+    uint64_t pkts = rpc->stats.pkts_rx + rpc->stats.pkts_tx;
+    if (pkts != rpc->idle_pkts || rpc->stall_head) {
+        rpc->idle_pkts = pkts;
+        rpc->idle_since_tsc = rpc->now_tsc;
+        return;
+    }
+    if (rpc->now_tsc - rpc->idle_since_tsc < rpc->idle_sleep_tsc)
+        return;
+    unsigned sleep_us = UDRPC_IDLE_SLEEP_MAX_US;
+    if (end_tsc > rpc->now_tsc) {
+        uint64_t left_us = (end_tsc - rpc->now_tsc) / rpc->clock->tsc_per_us + 1;
+        if (left_us < sleep_us)
+            sleep_us = (unsigned)left_us;
+    }
+    rpc->tp_ops->wait(rpc->tp, sleep_us);
+}
+
 void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms)
 {
     uint64_t end = udrpc__rdtsc() + udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
-    uint64_t pkts = rpc->stats.pkts_rx + rpc->stats.pkts_tx, busy_tsc = rpc->now_tsc;
     do {
         udrpc_run_event_loop_once(rpc);
-        if (!rpc->idle_sleep_tsc)
-            continue;
-        uint64_t now_pkts = rpc->stats.pkts_rx + rpc->stats.pkts_tx;
-        if (now_pkts != pkts || rpc->stall_head) {
-            pkts = now_pkts;
-            busy_tsc = rpc->now_tsc;
-        } else if (rpc->now_tsc - busy_tsc >= rpc->idle_sleep_tsc && rpc->now_tsc < end) {
-            uint64_t left_us = (end - rpc->now_tsc) / rpc->clock->tsc_per_us;
-            rpc->tp_ops->wait(rpc->tp, left_us < UDRPC_IDLE_SLEEP_MAX_US
-                                           ? (unsigned)left_us + 1 : UDRPC_IDLE_SLEEP_MAX_US);
-        }
+        if (rpc->idle_sleep_tsc)
+            idle_check(rpc, end);
     } while (rpc->now_tsc < end);
 }
 

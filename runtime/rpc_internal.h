@@ -210,6 +210,8 @@ struct udrpc {
     uint64_t sm_retry_tsc;
     struct sm_reply_limit stranger_replies;
     uint64_t idle_sleep_tsc;         /* 0: never sleep, or no tp wait */
+    uint64_t idle_pkts;              /* pkts_rx + pkts_tx when last busy */
+    uint64_t idle_since_tsc;
     uint64_t liveness_scan_tsc;      /* rto * max_retries / LIVENESS_SCANS */
     uint64_t next_liveness_tsc, last_liveness_tsc;
     struct hash_table dedup;         /* server: connect de-duplication */

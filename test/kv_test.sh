@@ -1,0 +1,26 @@
+#!/bin/sh
+# kv_test.sh KV_SERVER KV_LOAD — the key-value service end to end over UDP:
+# kv_server with 2 threads; kv_load --check runs 200,000 mixed operations
+# (90% GET, 9% PUT, 1% DELETE, Zipf 0.99 over 20,000 keys, 16 in flight,
+# SCANs of every partition every 50,000) and checks every answer against
+# its model. Fails on any mismatch, error or lost operation.
+set -eu
+server=$1 load=$2
+out=$(mktemp) err=$(mktemp)
+trap 'kill $pid 2>/dev/null || true; rm -f "$out" "$err"' EXIT
+"$server" --uri 127.0.0.1:0 --threads 2 >"$out" 2>"$err" &
+pid=$!
+i=0
+while ! grep -q "^kv_server at" "$out"; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 $pid 2>/dev/null; then
+        echo "kv_server did not start"; cat "$err"; exit 1
+    fi
+    sleep 0.1
+done
+uri=$(awk '/^kv_server at/ {print $3}' "$out")
+"$load" --server "$uri" --check --ops 200000 --keys 20000 --depth 16 --duration 120 --quiet
+kill -INT $pid
+wait $pid
+cat "$err"
+echo "kv_test: ok"
