@@ -118,16 +118,26 @@ static void respond_status(udrpc_req_handle_t *h, uint8_t status)
     udrpc_enqueue_response(h);
 }
 
+/* GET and DELETE: the request is the key and nothing else. NULL (and
+ * answered) if malformed. */
+static const uint8_t *key_only_request(udrpc_req_handle_t *h, uint16_t *klen)
+{
+    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
+    const uint8_t *key = parse_key(req, klen);
+    if (!key || req->size != 2u + *klen) {
+        respond_status(h, KV_BAD_REQUEST);
+        return NULL;
+    }
+    return key;
+}
+
 static void handle_get(udrpc_req_handle_t *h, void *ctx)
 {
     struct kv_part *p = ctx;
-    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
     uint16_t klen;
-    const uint8_t *key = parse_key(req, &klen);
-    if (!key || req->size != 2u + klen) {
-        respond_status(h, KV_BAD_REQUEST);
+    const uint8_t *key = key_only_request(h, &klen);
+    if (!key)
         return;
-    }
     p->ops++;
     /* No lock: this thread is the partition's only writer. */
     struct kv_item *it = *part_find(p, key, klen, kv_hash(key, klen));
@@ -182,13 +192,10 @@ static void handle_put(udrpc_req_handle_t *h, void *ctx)
 static void handle_delete(udrpc_req_handle_t *h, void *ctx)
 {
     struct kv_part *p = ctx;
-    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
     uint16_t klen;
-    const uint8_t *key = parse_key(req, &klen);
-    if (!key || req->size != 2u + klen) {
-        respond_status(h, KV_BAD_REQUEST);
+    const uint8_t *key = key_only_request(h, &klen);
+    if (!key)
         return;
-    }
     p->ops++;
     pthread_rwlock_wrlock(&p->lock);
     struct kv_item **pp = part_find(p, key, klen, kv_hash(key, klen));
