@@ -11,12 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "rpc_internal.h"
 
-#define DROP(rpc, reason)                          \
-    do {                                           \
-        (rpc)->stats.drops[UDRPC_DROP_##reason]++; \
-        return;                                    \
+/* Counts the drop; a trace line (compiled out below UDRPC_LOG_MIN_LEVEL
+ * trace, and rate-limited: a remote sender chooses what we drop). */
+#define DROP(rpc, reason)                                                     \
+    do {                                                                      \
+        (rpc)->stats.drops[UDRPC_DROP_##reason]++;                            \
+        UDRPC_LOG_LIMITED(LOG_TRACE, rpc, -1, "dropped a packet: %s",         \
+                          udrpc_drop_reason_str(UDRPC_DROP_##reason));        \
+        return;                                                               \
     } while (0)
 
 /* ---------------------------------------------------------------- TX ---- */
@@ -323,6 +328,8 @@ static void client_gap_signal(struct udrpc *rpc, struct cslot *c)
                 (uint16_t)(k - c->req_pkts + 1), c->req_num);
     c->tx_gen = rpc->tx_gen;
     rpc->stats.retransmits++;
+    UDRPC_LOG_AT(LOG_DEBUG, rpc, c->sess->local_num,
+                 "fast retransmit: request %llu packet %u", (unsigned long long)c->req_num, k);
 }
 
 static void client_rx_cr(struct udrpc *rpc, struct session *s,
@@ -421,6 +428,9 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     }
     rpc->stats.rto_fired++;
     uint32_t in_flight = c->num_tx - c->num_rx;
+    UDRPC_LOG_AT(LOG_DEBUG, rpc, s->local_num,
+                 "RTO: request %llu, %u packets resent from packet %u, retry %u",
+                 (unsigned long long)c->req_num, in_flight, c->num_rx, c->retries);
     rpc->stats.retransmits += in_flight;
     s->credits += in_flight;
     c->num_tx = c->num_rx;
@@ -530,6 +540,9 @@ static void server_invoke(struct udrpc *rpc, sslot_t *h)
             udrpc_enqueue_response(h);
             return;
         }
+        UDRPC_LOG_AT(LOG_TRACE, rpc, h->sess->local_num,
+                     "request %llu type %u to a background worker",
+                     (unsigned long long)h->req_num, h->req_type);
         udrpc__bg_submit(rpc, h);
         return;
     }
