@@ -21,7 +21,7 @@ cmd=${1:-test}
 JOBS=${JOBS:-$(nproc)}
 
 # Debian packages the build needs; gcc, cmake and pkgconf are on most machines.
-PKGS=(cmake gcc make libxxhash-dev libibverbs-dev pkgconf)
+PKGS=(cmake gcc make libxxhash-dev libibverbs-dev pkgconf valgrind doxygen)
 need_pkgs() {
     local missing=()
     command -v cmake >/dev/null || missing+=(cmake)
@@ -31,6 +31,7 @@ need_pkgs() {
     [ -f /usr/include/infiniband/verbs.h ] || missing+=(libibverbs-dev)
     command -v pkg-config >/dev/null || missing+=(pkgconf)
     command -v valgrind >/dev/null || missing+=(valgrind)
+    command -v doxygen >/dev/null || missing+=(doxygen)
     if [ "$cmd" = fuzz ]; then
         command -v clang >/dev/null || missing+=(clang)
         ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||

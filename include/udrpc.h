@@ -1,5 +1,6 @@
-/*
- * udrpc.h — the whole public API of udrpc, a datagram RPC runtime in the
+/**
+ * @file udrpc.h
+ * @brief The whole public API of udrpc, a datagram RPC runtime in the
  * line of eRPC (NSDI 2019).
  *
  * Model: one process creates one Nexus (udrpc_nexus_t), which owns the UDP
@@ -29,13 +30,16 @@
 extern "C" {
 #endif
 
+/** Marks the library's exported symbols (everything else is hidden). */
 #if defined(UDRPC_BUILDING) && defined(__GNUC__)
 #define UDRPC_API __attribute__((visibility("default")))
 #else
 #define UDRPC_API
 #endif
 
+/** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
+/** API version: see UDRPC_VERSION_MAJOR. */
 #define UDRPC_VERSION_MINOR 1
 
 /** Number of request types: req_type is a uint8_t. */
@@ -43,8 +47,14 @@ extern "C" {
 /** Longest Nexus URI, "host:port", including the terminating NUL. */
 #define UDRPC_MAX_URI_LEN 64
 
-typedef struct udrpc_nexus udrpc_nexus_t;       /* one per process */
-typedef struct udrpc udrpc_t;                   /* one per thread, never shared */
+/** The process's Nexus: the session-management UDP port and thread, the
+ *  request handler table and the background workers. One per process. */
+typedef struct udrpc_nexus udrpc_nexus_t;
+/** An endpoint ("Rpc"): sessions, the datapath and its event loop. One per
+ *  thread, used only by the thread that created it. */
+typedef struct udrpc udrpc_t;
+/** A server's handle of one received request, given to its handler; valid
+ *  until udrpc_enqueue_response(). */
 typedef struct udrpc_req_handle udrpc_req_handle_t;
 
 /** A message buffer. Data lives in memory owned by the udrpc_t that
@@ -57,6 +67,7 @@ typedef struct udrpc_msgbuf {
     void    *priv;     /**< library-owned; do not touch */
 } udrpc_msgbuf_t;
 
+/** Session events, delivered to the endpoint's udrpc_sm_handler_t. */
 typedef enum {
     UDRPC_SM_CONNECTED,      /**< udrpc_connect() succeeded; err is 0 */
     UDRPC_SM_CONNECT_FAILED, /**< err: -ETIMEDOUT (no answer), -ENOENT (no
@@ -70,6 +81,7 @@ typedef enum {
                                   -ECONNRESET and the session is freed */
 } udrpc_sm_event_t;
 
+/** Where a request handler runs (udrpc_register_handler()). */
 typedef enum {
     UDRPC_HANDLER_FG, /**< runs on the Rpc thread inside the event loop */
     UDRPC_HANDLER_BG, /**< runs on a Nexus worker thread: may block or run
@@ -116,7 +128,7 @@ typedef struct udrpc_loop_faults {
     uint32_t reorder_ppm;   /**< hold a packet back behind the next one */
     uint32_t corrupt_ppm;   /**< flip one random bit */
     uint32_t delay_ppm;     /**< hold a packet for delay_us */
-    uint32_t delay_us;
+    uint32_t delay_us;      /**< how long a delayed packet is held */
 } udrpc_loop_faults_t;
 
 /** Rpc configuration. Initialise with udrpc_config_default(), which applies
@@ -172,8 +184,11 @@ typedef enum {
     UDRPC_DROP_MAX
 } udrpc_drop_reason_t;
 
+/** Counters of one endpoint since udrpc_create(), from udrpc_get_stats().
+ *  On a clean network retransmits and every drop counter stay 0. */
 typedef struct udrpc_stats {
-    uint64_t pkts_tx, pkts_rx;
+    uint64_t pkts_tx;            /**< datagrams sent */
+    uint64_t pkts_rx;            /**< datagrams received (drops included) */
     uint64_t reqs_sent;          /**< requests accepted by enqueue_request */
     uint64_t reqs_completed;     /**< continuations run (any status) */
     uint64_t reqs_handled;       /**< handler invocations (server) */
@@ -181,8 +196,12 @@ typedef struct udrpc_stats {
     uint64_t rto_fired;          /**< retransmission timeouts */
     uint64_t credit_stalls;      /**< times a slot waited for credits */
     uint64_t dup_rx;             /**< duplicate packets received */
-    uint64_t sessions_connected, sessions_failed, sessions_active;
-    uint64_t drops[UDRPC_DROP_MAX];
+    uint64_t sessions_connected; /**< sessions that reached CONNECTED */
+    uint64_t sessions_failed;    /**< sessions failed (peer silent) */
+    uint64_t sessions_active;    /**< sessions open now */
+    uint64_t drops[UDRPC_DROP_MAX]; /**< received packets dropped, by
+                                      reason (udrpc_drop_reason_t; names
+                                      from udrpc_drop_reason_str()) */
     uint64_t sm_drops;           /**< malformed or unexpected SM packets,
                                       and requests from strangers beyond
                                       the answer limit (1000/s) */
