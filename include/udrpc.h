@@ -129,7 +129,33 @@ typedef struct udrpc_loop_faults {
     uint32_t corrupt_ppm;   /**< flip one random bit */
     uint32_t delay_ppm;     /**< hold a packet for delay_us */
     uint32_t delay_us;      /**< how long a delayed packet is held */
+    /** A link model of this endpoint's downlink (0: none): every packet to
+     *  it is serialised at this rate through one FIFO queue of
+     *  link_queue_bytes (tail drop when full), then delayed by
+     *  link_delay_us; in real time (TSC), like a switch port. */
+    uint64_t link_bytes_per_s;
+    uint32_t link_delay_us;   /**< propagation delay of the link model */
+    uint32_t link_queue_bytes;/**< its queue's capacity (default 1 MiB) */
 } udrpc_loop_faults_t;
+
+/** Timely congestion control's parameters (Mittal et al., SIGCOMM 2015),
+ *  per endpoint; udrpc_config_default() sets the paper's and eRPC's. */
+typedef struct udrpc_timely_params {
+    double   link_rate_bytes_per_s; /**< a session's starting and highest
+                                         rate; 0: the transport's (loop: its
+                                         link model's rate, else 100 Gbit/s;
+                                         udp: 10 Gbit/s) */
+    double   min_rate_bytes_per_s;  /**< the lowest rate (1 MB/s) */
+    double   add_rate_bytes_per_s;  /**< additive increase step (5 MB/s) */
+    double   beta;                  /**< multiplicative decrease (0.26) */
+    double   ewma_alpha;            /**< weight of the newest RTT difference
+                                         (0.46) */
+    unsigned min_rtt_us;            /**< normalises the gradient (2) */
+    unsigned t_low_us;              /**< below: additive increase (50) */
+    unsigned t_high_us;             /**< above: decrease by RTT (1000) */
+    unsigned hai_after;             /**< increases in a row before the step
+                                         is 5x (hyperactive increase, 5) */
+} udrpc_timely_params_t;
 
 /** Rpc configuration. Initialise with udrpc_config_default(), which applies
  *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU, UDRPC_RTO_US),
@@ -159,8 +185,9 @@ typedef struct udrpc_config {
                                      udrpc_run_event_loop_once() never
                                      sleeps. Transports that cannot block
                                      (loop) always busy-poll. */
-    bool     cc;                /**< congestion control (not implemented
-                                     yet; must be false) */
+    bool     cc;                /**< Timely congestion control with pacing
+                                     (default false; env UDRPC_CC=1) */
+    udrpc_timely_params_t timely; /**< its parameters, when cc is on */
     udrpc_loop_faults_t loop;   /**< "loop" transport only */
 } udrpc_config_t;
 
@@ -253,7 +280,7 @@ UDRPC_API void udrpc_config_default(udrpc_config_t *cfg);
  *  calling thread. rpc_context is passed to handlers, continuations and
  *  sm_handler (which may be NULL for a server). cfg NULL: defaults.
  *  Returns NULL with errno set: EEXIST (rpc_id taken), EINVAL (bad cfg),
- *  ENODEV (no such transport here), ENOTSUP (cc on), ENOMEM. */
+ *  ENODEV (no such transport here), ENOMEM. */
 UDRPC_API udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id,
                                 void *rpc_context,
                                 udrpc_sm_handler_t sm_handler,
@@ -349,6 +376,27 @@ UDRPC_API void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms);
 /** Copies the endpoint's counters into *out. Returns 0 or -EINVAL. Rpc
  *  thread (or any thread while the Rpc thread is quiescent). */
 UDRPC_API int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out);
+
+/** Congestion control of one client session, from
+ *  udrpc_get_session_stats(). Without cc, rate is the link rate and the RTT
+ *  fields are 0. */
+typedef struct udrpc_session_stats {
+    double   rate_bytes_per_s;  /**< the session's current Timely rate */
+    double   rtt_min_us;        /**< lowest RTT sample */
+    double   rtt_avg_us;        /**< moving average of RTT samples (1/8) */
+    uint64_t rtt_samples;       /**< samples taken (one per slot per RTT) */
+    uint64_t rate_updates;      /**< samples that changed the rate (the
+                                     rest took the bypass: at link rate
+                                     with RTT under t_low) */
+    uint64_t pkts_paced;        /**< packets that waited for their send
+                                     time on the timing wheel */
+    uint64_t paced_us;          /**< total time they waited */
+} udrpc_session_stats_t;
+
+/** Copies client session's congestion-control state into *out. Returns 0,
+ *  or -EINVAL (no such client session). Rpc thread. */
+UDRPC_API int udrpc_get_session_stats(const udrpc_t *rpc, int session,
+                                      udrpc_session_stats_t *out);
 
 /** Name of a drop reason ("bad_source"), for printing stats. */
 UDRPC_API const char *udrpc_drop_reason_str(udrpc_drop_reason_t r);

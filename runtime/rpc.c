@@ -35,7 +35,8 @@ void udrpc_config_default(udrpc_config_t *cfg)
     cfg->max_sessions = UDRPC_DEFAULT_MAX_SESSIONS;
     cfg->max_msg_size = UDRPC_DEFAULT_MAX_MSG_SIZE;
     cfg->idle_sleep_us = env_uint("UDRPC_IDLE_SLEEP_US", 0);
-    cfg->cc = false;
+    cfg->cc = env_uint("UDRPC_CC", 0) != 0;
+    udrpc__timely_params_default(&cfg->timely);
 }
 
 static int check_config(const udrpc_config_t *c)
@@ -45,8 +46,12 @@ static int check_config(const udrpc_config_t *c)
         c->max_sessions == 0 || c->max_sessions > 65535 || c->max_msg_size == 0 ||
         c->max_msg_size > UDRPC_MAX_MSG_SIZE_LIMIT)
         return -EINVAL;
-    if (c->cc)
-        return -ENOTSUP; /* Timely lands with the congestion-control work */
+    const udrpc_timely_params_t *t = &c->timely;
+    if (c->cc && (t->link_rate_bytes_per_s < 0 || t->min_rate_bytes_per_s <= 0 ||
+                  t->add_rate_bytes_per_s < 0 || t->beta <= 0 || t->beta >= 1 ||
+                  t->ewma_alpha <= 0 || t->ewma_alpha > 1 || t->min_rtt_us == 0 ||
+                  t->t_low_us >= t->t_high_us))
+        return -EINVAL;
     return 0;
 }
 
@@ -107,6 +112,15 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     if ((err = make_transport(rpc)) != 0)
         goto out_lock;
     rpc->tp_ops = rpc->tp->ops;
+    rpc->cc = rpc->cfg.cc;
+    rpc->timely = rpc->cfg.timely;
+    if (rpc->timely.link_rate_bytes_per_s <= 0)
+        rpc->timely.link_rate_bytes_per_s = rpc->tp->link_rate_bytes_per_s;
+    if (rpc->timely.min_rate_bytes_per_s > rpc->timely.link_rate_bytes_per_s)
+        rpc->timely.min_rate_bytes_per_s = rpc->timely.link_rate_bytes_per_s;
+    rpc->tsc_per_s = rpc->clock->tsc_per_ns * 1e9;
+    rpc->us_per_tsc = rpc->clock->ns_per_tsc / 1e3;
+    rpc->pace_slack_tsc = udrpc__us_to_tsc(rpc->clock, 2 * UDRPC_WHEEL_BUCKET_US);
     if (!rpc->tp_ops->wait)
         rpc->idle_sleep_tsc = 0;
     rpc->dpp = rpc->tp->mtu - UDRPC_HDR_SIZE;
@@ -306,6 +320,23 @@ int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out)
     out->kernel_drops = udrpc__sock_drops(rpc->nx->sm_fd);
     if (rpc->tp_ops->kernel_drops)
         out->kernel_drops += rpc->tp_ops->kernel_drops(rpc->tp);
+    return 0;
+}
+
+int udrpc_get_session_stats(const udrpc_t *rpc, int session, udrpc_session_stats_t *out)
+{
+    if (!rpc || !out || session < 0 || (uint32_t)session >= rpc->max_sessions)
+        return -EINVAL;
+    const struct session *s = rpc->sessions[session];
+    if (!s || !s->is_client)
+        return -EINVAL;
+    out->rate_bytes_per_s = s->cc.rate_bytes_per_s;
+    out->rtt_min_us = s->cc.rtt_min_us;
+    out->rtt_avg_us = s->cc.rtt_avg_us;
+    out->rtt_samples = s->cc.samples;
+    out->rate_updates = s->cc.updates;
+    out->pkts_paced = s->pkts_paced;
+    out->paced_us = (uint64_t)((double)s->paced_tsc * rpc->us_per_tsc);
     return 0;
 }
 

@@ -109,13 +109,64 @@ static void stall_remove(struct udrpc *rpc, struct cslot *c)
     c->stalled = false;
 }
 
-/* Sends what the slot's credits allow; arms the RTO if packets are out. */
+/* Congestion control: may packet k (of `bytes` on the wire, or pulled back
+ * by an RFR) go now? Yes at link rate (the wheel bypass); else when the
+ * session's pacing clock allows, which then advances by bytes / rate. No:
+ * the slot waits on the wheel for that time. Also starts an RTT sample if
+ * the slot has none running. */
+static bool cc_may_send(struct udrpc *rpc, struct cslot *c, uint32_t k, size_t bytes)
+{
+    struct session *s = c->sess;
+    if (s->cc.rate_bytes_per_s < rpc->timely.link_rate_bytes_per_s) {
+        if (rpc->now_tsc < s->next_tx_tsc) {
+            if (!udrpc__wheel_node_is_armed(&c->pace)) {
+                udrpc__wheel_insert(&rpc->wheel, &c->pace, s->next_tx_tsc);
+                s->pkts_paced++;
+                s->paced_tsc += s->next_tx_tsc - rpc->now_tsc;
+            }
+            return false;
+        }
+        /* A send the wheel released late keeps its slot in the schedule
+         * (the rate holds on average); an idle session earns no burst. */
+        uint64_t base = s->next_tx_tsc + rpc->pace_slack_tsc > rpc->now_tsc
+                            ? s->next_tx_tsc : rpc->now_tsc - rpc->pace_slack_tsc;
+        s->next_tx_tsc = base + (uint64_t)((double)(bytes + UDRPC_HDR_SIZE) * s->tsc_per_byte);
+    }
+    if (c->sample_idx == NO_SAMPLE) {
+        c->sample_idx = k;
+        c->sample_tx_tsc = rpc->now_tsc; /* the iteration's one clock read */
+    }
+    return true;
+}
+
+/* An RTT sample for the session (its packet was sent once only). */
+static void cc_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
+{
+    double rtt_us = (double)rtt_tsc * rpc->us_per_tsc;
+    if (!udrpc__timely_sample(&s->cc, &rpc->timely, rtt_us))
+        return; /* the Timely bypass: at link rate and under T_low */
+    udrpc__timely_update(&s->cc, &rpc->timely, rtt_us);
+    s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
+}
+
+/* Sends what the slot's credits (and with cc, its session's pacing) allow;
+ * arms the RTO if packets are out. */
 static void client_pump(struct udrpc *rpc, struct cslot *c)
 {
     struct session *s = c->sess;
     uint32_t total = c->resp_pkts ? c->req_pkts + c->resp_pkts - 1 : c->req_pkts;
+    bool paced = false;
     while (c->num_tx < total && s->credits > 0) {
         uint32_t k = c->num_tx;
+        if (rpc->cc) {
+            size_t bytes = k < c->req_pkts
+                               ? pkt_len(c->req->size, rpc->dpp, k)
+                               : pkt_len(c->resp_size, rpc->dpp, k - c->req_pkts + 1);
+            if (!cc_may_send(rpc, c, k, bytes)) {
+                paced = true;
+                break;
+            }
+        }
         if (k < c->req_pkts)
             tx_data(rpc, s, c->req, c->req_type, (uint32_t)c->req->size, PKT_REQ,
                     WIRE_OK, k, c->req_num);
@@ -126,7 +177,7 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
         s->credits--;
     }
     c->tx_gen = rpc->tx_gen;
-    if (c->num_tx < total && !c->stalled) {
+    if (c->num_tx < total && !paced && !c->stalled) {
         c->stalled = true;
         c->stall_next = NULL;
         if (rpc->stall_tail)
@@ -160,6 +211,7 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     c->rx_ahead = 0;
     c->gap_signals = 0;
     c->retries = 0;
+    c->sample_idx = NO_SAMPLE;
     c->active = true;
     client_pump(rpc, c);
 }
@@ -206,6 +258,7 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
 {
     struct session *s = c->sess;
     udrpc__wheel_cancel(&rpc->wheel, &c->rto);
+    udrpc__wheel_cancel(&rpc->wheel, &c->pace);
     stall_remove(rpc, c);
     s->credits += c->num_tx - c->num_rx;   /* only on error paths */
     if (c->tx_gen == rpc->tx_gen)
@@ -293,6 +346,10 @@ static inline void count_dup(struct udrpc *rpc)
 static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
 {
     uint32_t old_rx = c->num_rx, step = new_rx - old_rx;
+    if (c->sample_idx < new_rx) { /* only with cc: else always NO_SAMPLE */
+        cc_sample(rpc, c->sess, rpc->now_tsc - c->sample_tx_tsc);
+        c->sample_idx = NO_SAMPLE;
+    }
     c->rx_ahead = step >= 64 ? 0 : c->rx_ahead >> step;
     c->num_rx = new_rx;
     c->gap_signals = 0;
@@ -327,6 +384,7 @@ static void client_gap_signal(struct udrpc *rpc, struct cslot *c)
         tx_ctrl(rpc, c->sess, c->req_type, (uint32_t)c->req->size, PKT_RFR,
                 (uint16_t)(k - c->req_pkts + 1), c->req_num);
     c->tx_gen = rpc->tx_gen;
+    c->sample_idx = NO_SAMPLE; /* Karn: no RTT from what was resent */
     rpc->stats.retransmits++;
     UDRPC_LOG_AT(LOG_DEBUG, rpc, c->sess->local_num,
                  "fast retransmit: request %llu packet %u", (unsigned long long)c->req_num, k);
@@ -435,6 +493,7 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     s->credits += in_flight;
     c->num_tx = c->num_rx;
     c->gap_signals = 0;
+    c->sample_idx = NO_SAMPLE; /* Karn: no RTT from what was resent */
     if (in_flight == 0) {
         /* Nothing was out (stalled on credits): just wait again. */
         udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
@@ -447,8 +506,15 @@ void udrpc__fire_timers(struct udrpc *rpc)
 {
     udrpc__wheel_advance(&rpc->wheel, rpc->now_tsc);
     struct wheel_node *n;
-    while ((n = udrpc__wheel_pop_expired(&rpc->wheel)) != NULL)
-        client_rto(rpc, container_of(n, struct cslot, rto));
+    while ((n = udrpc__wheel_pop_expired(&rpc->wheel)) != NULL) {
+        if (likely(n->kind == TIMER_RTO)) {
+            client_rto(rpc, container_of(n, struct cslot, rto));
+        } else {
+            struct cslot *c = container_of(n, struct cslot, pace);
+            if (c->active)
+                client_pump(rpc, c); /* its send time has come */
+        }
+    }
 }
 
 void udrpc__process_stalls(struct udrpc *rpc)

@@ -28,6 +28,7 @@
 #include "tweak.h"
 #include "udrpc.h"
 #include "wire.h"
+#include "cc/timely.h"
 
 #define container_of(ptr, type, member) \
     ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -81,8 +82,14 @@ enum session_state {
 
 enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED };
 
+enum { TIMER_RTO = 0, TIMER_PACE = 1 };
+#define NO_SAMPLE UINT32_MAX
+
 struct cslot {                       /* client slot */
-    struct wheel_node rto;           /* retransmission timer */
+    struct wheel_node rto;           /* retransmission timer (TIMER_RTO) */
+    struct wheel_node pace;          /* next send time (TIMER_PACE, cc) */
+    uint32_t sample_idx;             /* packet whose RTT is being timed */
+    uint64_t sample_tx_tsc;          /* ...and when it was sent */
     struct session *sess;
     udrpc_msgbuf_t *req, *resp;
     udrpc_cont_t cont;
@@ -153,6 +160,11 @@ struct session {
     struct session *sm_next;         /* pending-SM list link */
     struct session *zombie_next;     /* rpc->zombies link */
     uint64_t dedup_key;              /* server: key in rpc->dedup */
+    /* congestion control (client, rpc->cc) */
+    struct timely cc;
+    uint64_t next_tx_tsc;            /* pacing: earliest next send */
+    double tsc_per_byte;             /* pacing: 1 / rate */
+    uint64_t pkts_paced, paced_tsc;
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
     union {
@@ -183,6 +195,10 @@ struct udrpc {
     uint64_t rto_tsc;
     uint32_t max_retries;
     uint32_t session_credits;
+    bool cc;                         /* Timely and pacing on */
+    udrpc_timely_params_t timely;    /* link rate resolved */
+    double us_per_tsc, tsc_per_s;
+    uint64_t pace_slack_tsc;         /* lateness a paced send may make up */
     struct timing_wheel wheel;
     struct cslot *stall_head, *stall_tail;
     struct handler_entry *handlers;  /* the Nexus table (frozen) */

@@ -32,12 +32,18 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         if (is_client) {
             s->c[i].sess = s;
             s->c[i].next_req_num = i;
+            s->c[i].rto.kind = TIMER_RTO;
+            s->c[i].pace.kind = TIMER_PACE;
+            s->c[i].sample_idx = NO_SAMPLE;
         } else {
             s->s[i].sess = s; /* response buffers come with first use */
         }
     }
-    if (is_client)
+    if (is_client) {
         s->free_slots = (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1);
+        udrpc__timely_init(&s->cc, &rpc->timely);
+        s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
+    }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
     rpc->sessions[s->local_num] = s;
     rpc->stats.sessions_active++;
@@ -69,8 +75,10 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
             v == s->local_num)
             udrpc__hash_del(&rpc->dedup, s->dedup_key);
         if (s->is_client) {
-            for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++)
+            for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
                 udrpc__wheel_cancel(&rpc->wheel, &s->c[i].rto);
+                udrpc__wheel_cancel(&rpc->wheel, &s->c[i].pace);
+            }
         } else if (s->in_handler) {
             /* Handlers still hold request handles into this session: keep
              * the memory until the last of them answers. */

@@ -53,7 +53,7 @@ struct opts {
     unsigned connect_timeout_ms;
     unsigned max_retries;
 };
-static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { 1, 0, 0, 0, 0, 0, 100 }, 0, 50,
+static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { .seed = 1, .delay_us = 100 }, 0, 50,
                          0, "127.0.0.1:0", NULL, 0, 0 };
 
 static uint64_t now_ms(void)

@@ -148,7 +148,12 @@ int main(int argc, char **argv)
     /* Creation errors. */
     udrpc_config_t c = cfg_base();
     c.cc = true;
-    CHECK(udrpc_create(nx, 0, NULL, NULL, &c) == NULL && errno == ENOTSUP);
+    c.timely.t_low_us = c.timely.t_high_us; /* thresholds out of order */
+    CHECK(udrpc_create(nx, 0, NULL, NULL, &c) == NULL && errno == EINVAL);
+    c = cfg_base();
+    c.cc = true;
+    c.timely.beta = 1.5;
+    CHECK(udrpc_create(nx, 0, NULL, NULL, &c) == NULL && errno == EINVAL);
     c = cfg_base();
     c.transport = "verbs";
     CHECK(udrpc_create(nx, 0, NULL, NULL, &c) == NULL && errno == ENODEV);

@@ -21,6 +21,7 @@
 struct wheel_node {
     struct wheel_node *next, *prev; /* NULL when not armed */
     uint64_t expiry_tsc;
+    uint32_t kind;                  /* the owner's: which timer of it */
 };
 
 struct timing_wheel {

@@ -24,6 +24,7 @@
 #define LOOP_DEFAULT_MTU 4096
 #define LOOP_INBOX_SLOTS 4096 /* power of two */
 #define LOOP_MAX_ENDPOINTS 1024
+#define LOOP_QDELAY_BUCKETS 16384 /* us; the last one holds the rest */
 
 struct loop_slot {
     uint64_t deliver_tsc;
@@ -52,6 +53,12 @@ struct loop_ep {
     uint32_t held_len, held_dst;
     int has_held;
     struct udrpc_loop_stats stats;
+    /* the link model of this endpoint's downlink (faults.link_bytes_per_s) */
+    double link_tsc_per_byte;
+    uint64_t link_free_tsc;     /* when the link finishes what it holds */
+    uint64_t link_delay_tsc;
+    uint64_t link_queue_bytes;
+    uint32_t *qdelay_hist;      /* queueing delay, 1 us buckets */
 };
 
 static struct {
@@ -81,6 +88,29 @@ static struct loop_slot *slot_at(struct loop_ep *ep, uint32_t i)
     return (struct loop_slot *)(ep->slots + (size_t)(i & (LOOP_INBOX_SLOTS - 1)) * ep->slot_bytes);
 }
 
+/* The link model: a FIFO queue in front of a link of fixed rate, then a
+ * propagation delay. A packet waits for those ahead of it (their bytes at
+ * the link rate), or is dropped at the tail if they fill the queue.
+ * Returns its arrival time, or 0 for a drop. Fabric lock held. */
+static uint64_t link_enqueue(struct loop_ep *dst, uint32_t len, uint64_t now_tsc)
+{
+    uint64_t start = dst->link_free_tsc > now_tsc ? dst->link_free_tsc : now_tsc;
+    uint64_t wait_tsc = start - now_tsc;
+    uint64_t backlog = (uint64_t)((double)wait_tsc / dst->link_tsc_per_byte);
+    if (backlog + len > dst->link_queue_bytes) {
+        dst->stats.link_dropped++;
+        return 0;
+    }
+    if (backlog > dst->stats.link_max_backlog_bytes)
+        dst->stats.link_max_backlog_bytes = backlog;
+    uint64_t wait_us = (uint64_t)udrpc__tsc_to_ns(dst->clock, wait_tsc) / 1000;
+    dst->qdelay_hist[wait_us < LOOP_QDELAY_BUCKETS ? wait_us : LOOP_QDELAY_BUCKETS - 1]++;
+    dst->link_free_tsc = start + (uint64_t)((double)len * dst->link_tsc_per_byte);
+    dst->stats.link_pkts++;
+    dst->stats.link_bytes += len;
+    return dst->link_free_tsc + dst->link_delay_tsc;
+}
+
 /* Appends one packet to dst's inbox; fabric lock held. */
 static void deliver(struct loop_ep *src, struct loop_ep *dst, const uint8_t *hdr,
                     const uint8_t *data, uint32_t data_len, uint64_t deliver_tsc,
@@ -91,6 +121,8 @@ static void deliver(struct loop_ep *src, struct loop_ep *dst, const uint8_t *hdr
         src->stats.overflow++;
         return;
     }
+    if (dst->qdelay_hist && (deliver_tsc = link_enqueue(dst, len, deliver_tsc)) == 0)
+        return;
     struct loop_slot *s = slot_at(dst, dst->tail);
     memcpy(s->data, hdr, 16);
     if (data_len)
@@ -233,6 +265,7 @@ static void loop_destroy(struct transport *tp)
     pthread_mutex_unlock(&g_fabric.lock);
     free(ep->slots);
     free(ep->held);
+    free(ep->qdelay_hist);
     free(ep);
 }
 
@@ -263,10 +296,24 @@ int udrpc__loop_create(const udrpc_config_t *cfg, struct transport **out)
     }
     ep->clock = udrpc__clock_init();
     ep->faults = cfg->loop;
+    if (cfg->loop.link_bytes_per_s) {
+        ep->qdelay_hist = calloc(LOOP_QDELAY_BUCKETS, sizeof(*ep->qdelay_hist));
+        if (!ep->qdelay_hist) {
+            free(ep->slots);
+            free(ep->held);
+            free(ep);
+            return -ENOMEM;
+        }
+        ep->link_tsc_per_byte = ep->clock->tsc_per_ns * 1e9 / (double)cfg->loop.link_bytes_per_s;
+        ep->link_delay_tsc = udrpc__us_to_tsc(ep->clock, cfg->loop.link_delay_us);
+        ep->link_queue_bytes = cfg->loop.link_queue_bytes ? cfg->loop.link_queue_bytes : 1u << 20;
+    }
     ep->base.ops = &loop_ops;
     ep->base.name = "loop";
     ep->base.kind = TP_LOOP;
     ep->base.mtu = mtu;
+    ep->base.link_rate_bytes_per_s = cfg->loop.link_bytes_per_s ? (double)cfg->loop.link_bytes_per_s
+                                                                : 12.5e9; /* 100 Gbit/s */
 
     pthread_mutex_lock(&g_fabric.lock);
     uint32_t id = 0;
@@ -312,4 +359,34 @@ void udrpc__loop_get_stats(struct transport *tp, struct udrpc_loop_stats *out)
     pthread_mutex_lock(&g_fabric.lock);
     *out = ep->stats;
     pthread_mutex_unlock(&g_fabric.lock);
+}
+
+void udrpc__loop_link_reset(struct transport *tp)
+{
+    struct loop_ep *ep = (struct loop_ep *)tp;
+    pthread_mutex_lock(&g_fabric.lock);
+    ep->stats.link_pkts = ep->stats.link_bytes = ep->stats.link_dropped = 0;
+    ep->stats.link_max_backlog_bytes = 0;
+    if (ep->qdelay_hist)
+        memset(ep->qdelay_hist, 0, LOOP_QDELAY_BUCKETS * sizeof(*ep->qdelay_hist));
+    pthread_mutex_unlock(&g_fabric.lock);
+}
+
+double udrpc__loop_link_qdelay_us(struct transport *tp, double p)
+{
+    struct loop_ep *ep = (struct loop_ep *)tp;
+    double at = -1;
+    pthread_mutex_lock(&g_fabric.lock);
+    uint64_t n = 0, seen = 0;
+    for (unsigned i = 0; ep->qdelay_hist && i < LOOP_QDELAY_BUCKETS; i++)
+        n += ep->qdelay_hist[i];
+    for (unsigned i = 0; n && i < LOOP_QDELAY_BUCKETS; i++) {
+        seen += ep->qdelay_hist[i];
+        if ((double)seen >= p * (double)n) {
+            at = i + 1; /* the bucket's upper edge */
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_fabric.lock);
+    return at;
 }

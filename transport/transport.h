@@ -82,6 +82,7 @@ struct transport {
     const char *name;
     enum tp_kind kind;
     unsigned mtu;               /* largest datagram, header included */
+    double link_rate_bytes_per_s; /* congestion control's default link rate */
     struct tp_route local;      /* what this endpoint advertises */
 };
 

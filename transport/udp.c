@@ -267,6 +267,7 @@ int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
     u->base.name = "udp";
     u->base.kind = TP_UDP;
     u->base.mtu = mtu;
+    u->base.link_rate_bytes_per_s = 1.25e9; /* 10 Gbit/s */
     u->base.local.kind = TP_UDP;
     u->base.local.len = 6;
     memcpy(u->base.local.bytes, &sin.sin_addr.s_addr, 4);
