@@ -7,7 +7,13 @@
  * functions so callgrind can attribute instructions to each side.
  *
  *   gate_workload --transport loop|udp [--count N] [--warmup N]
- *                 [--depth D] [--size B]
+ *                 [--depth D] [--size B] [--cc 0|1]
+ *
+ * --cc 1 turns Timely on for an idle network: every RTT under T_low. (The
+ * thresholds are raised to seconds, since callgrind slows the loop ~50x
+ * and would otherwise turn CPU time into "queueing".) The gate compares
+ * its instruction count with --cc 0's: the cost of congestion control
+ * when there is no congestion.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,12 +84,14 @@ int main(int argc, char **argv)
     unsigned long count = 20000, warmup = 2000;
     unsigned depth = 8;
     size_t size = 32;
+    int cc = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--transport")) transport = argv[i + 1];
         else if (!strcmp(argv[i], "--count")) count = strtoul(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--warmup")) warmup = strtoul(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--depth")) depth = (unsigned)strtoul(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--size")) size = strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--cc")) cc = atoi(argv[i + 1]);
     }
     if (depth < 1 || depth > 256)
         depth = 8;
@@ -95,6 +103,9 @@ int main(int argc, char **argv)
     cfg.transport = transport;
     cfg.rto_us = 1000000; /* no timeouts: valgrind slows everything */
     cfg.connect_timeout_ms = 30000;
+    cfg.cc = cc != 0;
+    cfg.timely.t_low_us = 10000000;
+    cfg.timely.t_high_us = 20000000;
     cli = udrpc_create(nx, 1, NULL, sm, &cfg);
     srv = udrpc_create(nx, 0, NULL, NULL, &cfg);
     if (!cli || !srv)
@@ -118,7 +129,8 @@ int main(int argc, char **argv)
     run(count, depth);
     CALLGRIND_TOGGLE_COLLECT;
     CALLGRIND_STOP_INSTRUMENTATION;
-    printf("gate_workload: %s, %lu RPCs of %zu B at depth %u\n", transport, count, size, depth);
+    printf("gate_workload: %s, %lu RPCs of %zu B at depth %u, cc %s\n", transport, count, size,
+           depth, cc ? "on" : "off");
     udrpc_destroy(cli);
     udrpc_destroy(srv);
     udrpc_nexus_destroy(nx);

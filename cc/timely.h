@@ -5,7 +5,8 @@
  *
  * Each RTT sample updates the rate:
  *   diff      = rtt - prev_rtt;  avg_diff = (1 - alpha) avg_diff + alpha diff
- *   gradient  = avg_diff / min_rtt
+ *   gradient  = avg_diff / min_rtt (a parameter: the path's minimum RTT,
+ *               2 us on eRPC's fabrics; set it to the network's)
  *   rtt < T_low:   rate += delta                      (additive increase)
  *   rtt > T_high:  rate *= 1 - beta (1 - T_high / rtt)
  *   otherwise:     gradient <= 0: rate += N delta, N = 5 after hai_after
@@ -32,9 +33,7 @@ struct timely {
     double prev_rtt_us;
     double avg_rtt_diff_us;
     uint32_t increases_in_row;   /* for hyperactive increase */
-    /* statistics */
-    double rtt_min_us, rtt_avg_us;
-    uint64_t samples, updates;
+    uint64_t updates;
 };
 
 /* Fills p with the defaults (paper and eRPC); link rate 0: the transport's. */
@@ -42,20 +41,13 @@ void udrpc__timely_params_default(udrpc_timely_params_t *p);
 void udrpc__timely_init(struct timely *t, const udrpc_timely_params_t *p);
 void udrpc__timely_update(struct timely *t, const udrpc_timely_params_t *p, double rtt_us);
 
-/* Records a sample; returns true if the rate must be updated (false: the
- * bypass, or the caller keeps its rate). */
-static inline bool udrpc__timely_sample(struct timely *t, const udrpc_timely_params_t *p,
+/* The bypass: true if a sample needs no update (at link rate, under
+ * T_low: the update would only clamp the rate back to the link's). The
+ * datapath makes the same test on TSC ticks, before converting anything. */
+static inline bool udrpc__timely_bypass(const struct timely *t, const udrpc_timely_params_t *p,
                                         double rtt_us)
 {
-    t->samples++;
-    t->rtt_avg_us = t->samples == 1 ? rtt_us : 0.875 * t->rtt_avg_us + 0.125 * rtt_us;
-    if (rtt_us < t->rtt_min_us || t->samples == 1)
-        t->rtt_min_us = rtt_us;
-    if (t->rate_bytes_per_s >= p->link_rate_bytes_per_s && rtt_us < p->t_low_us) {
-        t->prev_rtt_us = rtt_us;
-        return false;
-    }
-    return true;
+    return t->rate_bytes_per_s >= p->link_rate_bytes_per_s && rtt_us < p->t_low_us;
 }
 
 #endif

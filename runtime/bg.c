@@ -88,7 +88,7 @@ void udrpc__bg_stop(udrpc_nexus_t *nx)
 void udrpc__bg_submit(struct udrpc *rpc, sslot_t *h)
 {
     udrpc_nexus_t *nx = rpc->nx;
-    h->in_bg = true;
+    h->state = SV_IN_BG;
     h->bg_next = NULL;
     rpc->bg_pending++;
     pthread_mutex_lock(&nx->bg_lock);
@@ -125,9 +125,8 @@ void udrpc__bg_process_done(struct udrpc *rpc)
     }
     while (fifo) {
         sslot_t *next = fifo->bg_next;
-        fifo->in_bg = false;
         rpc->bg_pending--;
-        udrpc__server_respond(rpc, fifo);
+        udrpc__server_respond_bg(rpc, fifo);
         fifo = next;
     }
 }

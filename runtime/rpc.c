@@ -121,6 +121,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->tsc_per_s = rpc->clock->tsc_per_ns * 1e9;
     rpc->us_per_tsc = rpc->clock->ns_per_tsc / 1e3;
     rpc->pace_slack_tsc = udrpc__us_to_tsc(rpc->clock, 2 * UDRPC_WHEEL_BUCKET_US);
+    rpc->t_low_tsc = udrpc__us_to_tsc(rpc->clock, rpc->timely.t_low_us);
     if (!rpc->tp_ops->wait)
         rpc->idle_sleep_tsc = 0;
     rpc->dpp = rpc->tp->mtu - UDRPC_HDR_SIZE;
@@ -331,9 +332,9 @@ int udrpc_get_session_stats(const udrpc_t *rpc, int session, udrpc_session_stats
     if (!s || !s->is_client)
         return -EINVAL;
     out->rate_bytes_per_s = s->cc.rate_bytes_per_s;
-    out->rtt_min_us = s->cc.rtt_min_us;
-    out->rtt_avg_us = s->cc.rtt_avg_us;
-    out->rtt_samples = s->cc.samples;
+    out->rtt_min_us = s->rtt_samples ? (double)s->rtt_min_tsc * rpc->us_per_tsc : 0;
+    out->rtt_avg_us = (double)s->rtt_avg_tsc * rpc->us_per_tsc;
+    out->rtt_samples = s->rtt_samples;
     out->rate_updates = s->cc.updates;
     out->pkts_paced = s->pkts_paced;
     out->paced_us = (uint64_t)((double)s->paced_tsc * rpc->us_per_tsc);

@@ -114,10 +114,12 @@ static void stall_remove(struct udrpc *rpc, struct cslot *c)
  * session's pacing clock allows, which then advances by bytes / rate. No:
  * the slot waits on the wheel for that time. Also starts an RTT sample if
  * the slot has none running. */
-static bool cc_may_send(struct udrpc *rpc, struct cslot *c, uint32_t k, size_t bytes)
+static inline bool cc_may_send(struct udrpc *rpc, struct cslot *c, uint32_t k)
 {
     struct session *s = c->sess;
-    if (s->cc.rate_bytes_per_s < rpc->timely.link_rate_bytes_per_s) {
+    if (unlikely(s->paced)) {
+        size_t bytes = k < c->req_pkts ? pkt_len(c->req->size, rpc->dpp, k)
+                                       : pkt_len(c->resp_size, rpc->dpp, k - c->req_pkts + 1);
         if (rpc->now_tsc < s->next_tx_tsc) {
             if (!udrpc__wheel_node_is_armed(&c->pace)) {
                 udrpc__wheel_insert(&rpc->wheel, &c->pace, s->next_tx_tsc);
@@ -139,14 +141,29 @@ static bool cc_may_send(struct udrpc *rpc, struct cslot *c, uint32_t k, size_t b
     return true;
 }
 
-/* An RTT sample for the session (its packet was sent once only). */
-static void cc_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
+/* A rate update (the sample did not take the bypass). */
+static __attribute__((noinline)) void cc_update(struct udrpc *rpc, struct session *s,
+                                                uint64_t rtt_tsc)
 {
-    double rtt_us = (double)rtt_tsc * rpc->us_per_tsc;
-    if (!udrpc__timely_sample(&s->cc, &rpc->timely, rtt_us))
-        return; /* the Timely bypass: at link rate and under T_low */
-    udrpc__timely_update(&s->cc, &rpc->timely, rtt_us);
+    /* The previous sample may have taken the bypass: it is kept in ticks. */
+    s->cc.prev_rtt_us = (double)s->last_rtt_tsc * rpc->us_per_tsc;
+    udrpc__timely_update(&s->cc, &rpc->timely, (double)rtt_tsc * rpc->us_per_tsc);
     s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
+    s->paced = s->cc.rate_bytes_per_s < rpc->timely.link_rate_bytes_per_s;
+}
+
+/* An RTT sample for the session (its packet was sent once only): the
+ * statistics in TSC ticks, then the bypass test, all in integers; the
+ * rate update only off the bypass. */
+static inline void cc_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
+{
+    s->rtt_samples++;
+    if (rtt_tsc < s->rtt_min_tsc)
+        s->rtt_min_tsc = rtt_tsc;
+    s->rtt_avg_tsc = s->rtt_avg_tsc - (s->rtt_avg_tsc >> 3) + (rtt_tsc >> 3);
+    if (unlikely(s->paced || rtt_tsc >= rpc->t_low_tsc))
+        cc_update(rpc, s, rtt_tsc); /* off the Timely bypass */
+    s->last_rtt_tsc = rtt_tsc;
 }
 
 /* Sends what the slot's credits (and with cc, its session's pacing) allow;
@@ -158,14 +175,9 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
     bool paced = false;
     while (c->num_tx < total && s->credits > 0) {
         uint32_t k = c->num_tx;
-        if (rpc->cc) {
-            size_t bytes = k < c->req_pkts
-                               ? pkt_len(c->req->size, rpc->dpp, k)
-                               : pkt_len(c->resp_size, rpc->dpp, k - c->req_pkts + 1);
-            if (!cc_may_send(rpc, c, k, bytes)) {
-                paced = true;
-                break;
-            }
+        if (rpc->cc && !cc_may_send(rpc, c, k)) {
+            paced = true;
+            break;
         }
         if (k < c->req_pkts)
             tx_data(rpc, s, c->req, c->req_type, (uint32_t)c->req->size, PKT_REQ,
@@ -346,10 +358,6 @@ static inline void count_dup(struct udrpc *rpc)
 static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
 {
     uint32_t old_rx = c->num_rx, step = new_rx - old_rx;
-    if (c->sample_idx < new_rx) { /* only with cc: else always NO_SAMPLE */
-        cc_sample(rpc, c->sess, rpc->now_tsc - c->sample_tx_tsc);
-        c->sample_idx = NO_SAMPLE;
-    }
     c->rx_ahead = step >= 64 ? 0 : c->rx_ahead >> step;
     c->num_rx = new_rx;
     c->gap_signals = 0;
@@ -366,6 +374,19 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
         udrpc__wheel_rearm(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
     else
         udrpc__wheel_cancel(&rpc->wheel, &c->rto);
+}
+
+/* An acknowledgement up to new_rx: its RTT sample (cc only: else the slot
+ * never has one), then the advance. The sample is taken here, not in
+ * client_advance, so that the latter stays a leaf function. */
+static inline __attribute__((always_inline)) void client_ack(struct udrpc *rpc,
+                                                            struct cslot *c, uint32_t new_rx)
+{
+    if (unlikely(c->sample_idx < new_rx)) {
+        c->sample_idx = NO_SAMPLE;
+        cc_sample(rpc, c->sess, rpc->now_tsc - c->sample_tx_tsc);
+    }
+    client_advance(rpc, c, new_rx);
 }
 
 /* A sign that packet num_rx is missing while later ones arrive: a repeated
@@ -406,7 +427,7 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
         /* "Request complete, handler running": the server is alive and
          * holds the whole request. */
         if (c->num_rx + 1u < c->req_pkts)
-            client_advance(rpc, c, c->req_pkts - 1);
+            client_ack(rpc, c, c->req_pkts - 1);
         c->retries = 0;
         return;
     }
@@ -416,7 +437,7 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
             client_gap_signal(rpc, c);
         return;
     }
-    client_advance(rpc, c, f->pkt_num + 1u);
+    client_ack(rpc, c, f->pkt_num + 1u);
     client_pump(rpc, c);
 }
 
@@ -440,7 +461,7 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
     }
     if (f->pkt_num == 0) {
         if (f->status != WIRE_OK || f->msg_size > c->resp->max_size) {
-            client_advance(rpc, c, idx + 1);
+            client_ack(rpc, c, idx + 1);
             client_complete(rpc, c, f->status == WIRE_NO_HANDLER  ? -EBADRQC
                                     : f->status == WIRE_NO_MEMORY ? -ENOMEM
                                                                   : -EMSGSIZE);
@@ -469,7 +490,7 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
         }
     }
     memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
-    client_advance(rpc, c, idx + 1);
+    client_ack(rpc, c, idx + 1);
     if (c->num_rx == c->req_pkts + c->resp_pkts - 1)
         client_complete(rpc, c, 0);
     else
@@ -635,7 +656,7 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
     if (f->req_num == expected) {
         /* A new request. The client sends it only after the previous
          * response on this slot arrived, so that response can go. */
-        if (unlikely(h->state == SV_IN_HANDLER || h->state == SV_RECEIVING))
+        if (unlikely(SV_MASK(h->state) & SV_BUSY))
             DROP(rpc, FUTURE_REQ);
         if (unlikely(f->pkt_num != 0))
             DROP(rpc, OUT_OF_ORDER);
@@ -715,6 +736,8 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         return;
     }
     case SV_IN_HANDLER:
+    case SV_IN_BG:
+    case SV_BG_ANSWERED:
         rpc->stats.dup_rx++;
         /* pkt_num == req_pkts - 1 tells the client the handler is running */
         tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, f->pkt_num, h->req_num);
@@ -758,7 +781,7 @@ const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h)
 
 udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
 {
-    if (!h || h->state != SV_IN_HANDLER || h->resp)
+    if (!h || !(SV_MASK(h->state) & SV_HANDLED) || h->resp)
         return NULL;
     struct udrpc *rpc = h->sess->rpc;
     if (size > rpc->max_msg_size)
@@ -769,7 +792,7 @@ udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
             udrpc__msgbuf_get(&rpc->alloc, UDRPC_SMALL_RESP_BYTES, &h->small_resp) != 0)
             return NULL;
         h->resp = &h->small_resp;
-    } else if (h->in_bg) {
+    } else if (h->state == SV_IN_BG) {
         /* A worker's thread: the Rpc's allocator for workers, locked. */
         pthread_mutex_lock(&rpc->bg_alloc_lock);
         int ret = udrpc__msgbuf_get(&rpc->bg_alloc, size, &h->dyn_resp);
@@ -799,27 +822,10 @@ void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h)
     }
 }
 
-int udrpc_enqueue_response(udrpc_req_handle_t *h)
-{
-    if (!h || h->state != SV_IN_HANDLER || h->bg_answered)
-        return -EINVAL;
-    if (!h->resp && !udrpc_resp_msgbuf(h, 0))
-        return -ENOMEM; /* the handle stays valid: try again later */
-    if (h->in_bg) {
-        /* Any thread: the owner sends it at its next loop iteration. */
-        h->bg_answered = true;
-        udrpc__bg_done_push(h->sess->rpc, h);
-        return 0;
-    }
-    udrpc__server_respond(h->sess->rpc, h);
-    return 0;
-}
-
 /* The owner thread: h has its response; send it. */
-void udrpc__server_respond(struct udrpc *rpc, sslot_t *h)
+static inline void server_respond(struct udrpc *rpc, sslot_t *h)
 {
     struct session *s = h->sess;
-    h->bg_answered = false;
     h->state = SV_RESPONDED;
     h->resp_pkts = (uint32_t)msgbuf_pkts(h->resp->size, rpc->dpp);
     server_free_req(rpc, h);
@@ -831,6 +837,32 @@ void udrpc__server_respond(struct udrpc *rpc, sslot_t *h)
         return;
     }
     server_send_resp(rpc, h, 0);
+}
+
+void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h)
+{
+    server_respond(rpc, h);
+}
+
+/* A background handler's answer (any thread): the owner sends it at its
+ * next loop iteration. */
+static int enqueue_response_bg(udrpc_req_handle_t *h)
+{
+    if (!h->resp && !udrpc_resp_msgbuf(h, 0))
+        return -ENOMEM;
+    h->state = SV_BG_ANSWERED;
+    udrpc__bg_done_push(h->sess->rpc, h);
+    return 0;
+}
+
+int udrpc_enqueue_response(udrpc_req_handle_t *h)
+{
+    if (unlikely(!h || h->state != SV_IN_HANDLER))
+        return h && h->state == SV_IN_BG ? enqueue_response_bg(h) : -EINVAL;
+    if (unlikely(!h->resp) && !udrpc_resp_msgbuf(h, 0))
+        return -ENOMEM; /* the handle stays valid: try again later */
+    server_respond(h->sess->rpc, h);
+    return 0;
 }
 
 /* ------------------------------------------------------------- RX ---- */

@@ -80,7 +80,15 @@ enum session_state {
     SS_ZOMBIE,          /* server: closed, freed once deferred handlers answer */
 };
 
-enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED };
+/* SV_IN_BG: a background worker has the request; SV_BG_ANSWERED: its
+ * response waits on the done stack for the Rpc thread. */
+enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED, SV_IN_BG, SV_BG_ANSWERED };
+#define SV_MASK(st) (1u << (st))
+/* A request is under way (a new one on the slot would be early). */
+#define SV_BUSY (SV_MASK(SV_RECEIVING) | SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG) | \
+                 SV_MASK(SV_BG_ANSWERED))
+/* A handler holds the request (it may ask for a response buffer). */
+#define SV_HANDLED (SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG))
 
 enum { TIMER_RTO = 0, TIMER_PACE = 1 };
 #define NO_SAMPLE UINT32_MAX
@@ -125,8 +133,6 @@ struct udrpc_req_handle {            /* server slot */
     uint8_t req_type;
     uint8_t status;                  /* enum wire_status of the response */
     bool has_req, req_owned;
-    bool in_bg;                      /* a background handler has it */
-    bool bg_answered;                /* its response is on the done stack */
     bool dyn_resp_bg;                /* dyn_resp is from rpc->bg_alloc */
     struct udrpc_req_handle *bg_next;/* job queue or done stack link */
 };
@@ -162,9 +168,12 @@ struct session {
     uint64_t dedup_key;              /* server: key in rpc->dedup */
     /* congestion control (client, rpc->cc) */
     struct timely cc;
+    bool paced;                      /* below link rate: pace sends */
     uint64_t next_tx_tsc;            /* pacing: earliest next send */
     double tsc_per_byte;             /* pacing: 1 / rate */
     uint64_t pkts_paced, paced_tsc;
+    uint64_t rtt_samples, rtt_min_tsc, rtt_avg_tsc; /* avg: EWMA 1/8 */
+    uint64_t last_rtt_tsc;           /* Timely's previous sample */
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
     union {
@@ -198,6 +207,7 @@ struct udrpc {
     bool cc;                         /* Timely and pacing on */
     udrpc_timely_params_t timely;    /* link rate resolved */
     double us_per_tsc, tsc_per_s;
+    uint64_t t_low_tsc;              /* Timely's T_low, for the bypass */
     uint64_t pace_slack_tsc;         /* lateness a paced send may make up */
     struct timing_wheel wheel;
     struct cslot *stall_head, *stall_tail;
@@ -271,7 +281,7 @@ void udrpc__process_stalls(struct udrpc *rpc);
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s);
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
 void udrpc__session_fail(struct udrpc *rpc, struct session *s);
-void udrpc__server_respond(struct udrpc *rpc, sslot_t *h);
+void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h);
 void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h);
 
 /* bg.c: background handlers */

@@ -43,6 +43,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         s->free_slots = (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1);
         udrpc__timely_init(&s->cc, &rpc->timely);
         s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
+        s->rtt_min_tsc = UINT64_MAX;
     }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
     rpc->sessions[s->local_num] = s;

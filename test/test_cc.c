@@ -170,6 +170,7 @@ static void test_pacing(udrpc_nexus_t *nx)
     struct session *s = clients[0].rpc->sessions[clients[0].session];
     s->cc.rate_bytes_per_s = rate;
     s->tsc_per_byte = clients[0].rpc->tsc_per_s / rate;
+    s->paced = true;
     run_all(0.2);
     udrpc__loop_link_reset(server->tp);
     uint64_t t0 = udrpc__monotonic_ns();
@@ -201,10 +202,10 @@ static void incast(udrpc_nexus_t *nx, bool cc, uint64_t link, double measure_s,
                    struct incast_result *r)
 {
     /* Timely's defaults are eRPC's, for 25-100 Gbit/s fabrics with 2 us
-     * round trips. Two of them are properties of the link, scaled here:
-     * the minimum RTT that normalises the gradient (this link's: one 4 KB
-     * packet's serialisation, 33 us at 1 Gbit/s, plus 2 x 5 us of
-     * propagation, rounded up) and the additive step (0.8% of the link). */
+     * round trips. Two of them are properties of the network, set here
+     * for this link: the minimum RTT that normalises the gradient (one
+     * 4 KB packet's serialisation, 33 us at 1 Gbit/s, x 1.5, plus 2 x 5 us
+     * of propagation) and the additive step (0.8% of the link). */
     udrpc_timely_params_t tp;
     udrpc__timely_params_default(&tp);
     double ser_us = 4096.0 / (double)link * 1e6;
@@ -247,6 +248,8 @@ static void incast(udrpc_nexus_t *nx, bool cc, uint64_t link, double measure_s,
         udrpc_session_stats_t ss;
         udrpc_get_session_stats(clients[i].rpc, clients[i].session, &ss);
         printf(" %.1f", ss.rate_bytes_per_s / 1e6);
+        if (getenv("CC_DEBUG"))
+            printf("(min %.0f avg %.0f us)", ss.rtt_min_us, ss.rtt_avg_us);
     }
     printf(" MB/s\n");
     teardown();

@@ -47,10 +47,11 @@ int main(void)
     struct timely t;
     udrpc__timely_init(&t, &p);
     CHECK_NEAR(t.rate_bytes_per_s, 1e9);
-    CHECK(!udrpc__timely_sample(&t, &p, 10));
-    CHECK(udrpc__timely_sample(&t, &p, 60));
-    CHECK_NEAR(t.rtt_min_us, 10);
-    CHECK_NEAR(t.rtt_avg_us, 0.875 * 10 + 0.125 * 60);
+    CHECK(udrpc__timely_bypass(&t, &p, 10));
+    CHECK(!udrpc__timely_bypass(&t, &p, 60));
+    t.rate_bytes_per_s = 9e8;
+    CHECK(!udrpc__timely_bypass(&t, &p, 10));
+    t.rate_bytes_per_s = 1e9;
 
     /* Below T_low: additive increase. First sample: no difference yet. */
     t = at(5e8, 0);

@@ -121,7 +121,8 @@ static void deliver(struct loop_ep *src, struct loop_ep *dst, const uint8_t *hdr
         src->stats.overflow++;
         return;
     }
-    if (dst->qdelay_hist && (deliver_tsc = link_enqueue(dst, len, deliver_tsc)) == 0)
+    if (__builtin_expect(dst->qdelay_hist != NULL, 0) &&
+        (deliver_tsc = link_enqueue(dst, len, deliver_tsc)) == 0)
         return;
     struct loop_slot *s = slot_at(dst, dst->tail);
     memcpy(s->data, hdr, 16);
