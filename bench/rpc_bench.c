@@ -8,8 +8,10 @@
  *   rpc_bench [--transport auto|udp|loop] [--sizes 32,4096] [--depths 1,8,64]
  *             [--sessions N] [--duration S] [--threads]
  *             [--server-core N] [--client-core N] [--peers] [--verify]
- *             [--json FILE] [--csv FILE] [--plot DIR]
+ *             [--json FILE] [--csv FILE] [--plot DIR] [--cc]
  *
+ * --cc turns Timely on (also UDRPC_CC=1) and prints, under each point, the
+ * client sessions' rates and RTTs and the packets that were paced.
  * The server is a separate process (--threads: a second thread; loop: a
  * second endpoint in the client's thread, which measures the runtime
  * alone). Requests in flight (depth) are spread over --sessions sessions;
@@ -50,7 +52,8 @@ static struct {
     int server_core, client_core;
     int threads, peers, verify;
     const char *json, *csv, *plot;
-} opt = { "auto", { 32 }, 1, { 1, 8, 64 }, 3, 1, 2.0, 1, 0, 0, 0, 0, NULL, NULL, NULL };
+    int cc;
+} opt = { "auto", { 32 }, 1, { 1, 8, 64 }, 3, 1, 2.0, 1, 0, 0, 0, 0, NULL, NULL, NULL, 0 };
 
 struct point {
     size_t size;
@@ -60,6 +63,9 @@ struct point {
     uint64_t retransmits;
     int have_raw, have_sp;
     struct bench_result raw, sp;
+    /* congestion control (--cc), over the client's sessions at the end */
+    double cc_rate_min, cc_rate_avg, cc_rate_max, cc_rtt_min_us, cc_rtt_avg_us;
+    uint64_t cc_paced;
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -115,6 +121,8 @@ static udrpc_config_t bench_cfg(void)
     udrpc_config_default(&cfg);
     if (strcmp(opt.transport, "auto") != 0)
         cfg.transport = opt.transport;
+    if (opt.cc)
+        cfg.cc = true;
     return cfg;
 }
 
@@ -324,6 +332,25 @@ static void run_point(size_t size, unsigned depth, struct point *pt)
     pt->cpu_server_s = (double)(srv_cpu1 - srv_cpu0) / 1e9;
     double cores = (pt->cpu_client_s + pt->cpu_server_s) / secs;
     pt->rpc_per_core = cores > 0 ? pt->r.rpc_per_s / cores : 0;
+    pt->cc_rate_min = pt->cc_rtt_min_us = 1e300;
+    pt->cc_rate_max = pt->cc_rate_avg = pt->cc_rtt_avg_us = 0;
+    pt->cc_paced = 0;
+    for (unsigned i = 0; i < opt.sessions; i++) {
+        udrpc_session_stats_t ss;
+        if (udrpc_get_session_stats(cl.rpc, cl.sessions[i], &ss) != 0)
+            continue;
+        pt->cc_rate_avg += ss.rate_bytes_per_s / opt.sessions;
+        pt->cc_rtt_avg_us += ss.rtt_avg_us / opt.sessions;
+        if (ss.rate_bytes_per_s < pt->cc_rate_min)
+            pt->cc_rate_min = ss.rate_bytes_per_s;
+        if (ss.rate_bytes_per_s > pt->cc_rate_max)
+            pt->cc_rate_max = ss.rate_bytes_per_s;
+        if (ss.rtt_samples && ss.rtt_min_us < pt->cc_rtt_min_us)
+            pt->cc_rtt_min_us = ss.rtt_min_us;
+        pt->cc_paced += ss.pkts_paced;
+    }
+    if (pt->cc_rtt_min_us > 1e299)
+        pt->cc_rtt_min_us = 0;
 }
 
 /* sockperf ping-pong (depth 1), when installed. It reports one-way latency
@@ -434,12 +461,16 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
                 "\"retransmits\": %llu, \"cpu_client_s\": %.4f, \"cpu_server_s\": %.4f, "
                 "\"rpc_per_s_per_core\": %.1f, \"raw_udp_rpc_per_s\": %.1f, "
                 "\"raw_udp_p50_us\": %.3f, \"sockperf_p50_us\": %.3f, "
+                "\"cc\": %s, \"cc_rate_avg_mb_per_s\": %.3f, \"cc_rtt_avg_us\": %.2f, "
+                "\"cc_rtt_min_us\": %.2f, \"cc_pkts_paced\": %llu, "
                 "\"commit\": \"%s\", \"host\": \"%s\"}%s\n",
                 tp, p->size, p->depth, p->sessions, p->r.rpc_per_s, p->gbps, p->r.p50_us,
                 p->r.p90_us, p->r.p99_us, p->r.p999_us, p->r.max_us,
                 (unsigned long long)p->retransmits, p->cpu_client_s, p->cpu_server_s,
                 p->rpc_per_core, p->have_raw ? p->raw.rpc_per_s : 0,
-                p->have_raw ? p->raw.p50_us : 0, p->have_sp ? p->sp.p50_us : 0, commit, host,
+                p->have_raw ? p->raw.p50_us : 0, p->have_sp ? p->sp.p50_us : 0,
+                opt.cc ? "true" : "false", p->cc_rate_avg / 1e6, p->cc_rtt_avg_us,
+                p->cc_rtt_min_us, (unsigned long long)p->cc_paced, commit, host,
                 i + 1 < n ? "," : "");
     }
     fprintf(f, "]\n");
@@ -583,7 +614,7 @@ static void usage(void)
             "usage: rpc_bench [--transport auto|udp|loop] [--sizes 32,4096] [--depths 1,8,64]\n"
             "                 [--sessions N] [--duration S] [--threads] [--server-core N]\n"
             "                 [--client-core N] [--peers] [--verify] [--json FILE]\n"
-            "                 [--csv FILE] [--plot DIR]\n");
+            "                 [--csv FILE] [--plot DIR] [--cc]\n");
     exit(2);
 }
 
@@ -595,6 +626,7 @@ static void parse(int argc, char **argv)
         if (!strcmp(k, "--peers")) { opt.peers = 1; continue; }
         if (!strcmp(k, "--no-peers")) { opt.peers = 0; continue; }
         if (!strcmp(k, "--verify")) { opt.verify = 1; continue; }
+        if (!strcmp(k, "--cc")) { opt.cc = 1; continue; }
         if (i + 1 >= argc)
             usage();
         const char *v = argv[++i];
@@ -729,6 +761,12 @@ int main(int argc, char **argv)
             if (isatty(2))
                 fprintf(stderr, "\r%70s\r", "");
             print_row(size, pt->depth, "udrpc", &pt->r, pt);
+            if (opt.cc)
+                printf("%8s %5s %-14s session rate %.0f/%.0f/%.0f MB/s (min/avg/max), RTT min "
+                       "%.1f us avg %.1f us, %llu packets paced in all\n",
+                       "", "", "cc", pt->cc_rate_min / 1e6, pt->cc_rate_avg / 1e6,
+                       pt->cc_rate_max / 1e6, pt->cc_rtt_min_us, pt->cc_rtt_avg_us,
+                       (unsigned long long)pt->cc_paced);
             if (pt->have_raw) {
                 print_row(size, pt->depth, "raw UDP echo", &pt->raw, NULL);
                 if (pt->raw.resent)
