@@ -11,11 +11,16 @@ function(udrpc_find_deps)
 
   find_path(IBVERBS_INCLUDE_DIR infiniband/verbs.h)
   find_library(IBVERBS_LIBRARY ibverbs)
-  if(IBVERBS_INCLUDE_DIR AND IBVERBS_LIBRARY)
-    message(STATUS "udrpc: rdma-core found (${IBVERBS_LIBRARY}); the verbs and mlx5 transports are not implemented yet")
+  if(IBVERBS_INCLUDE_DIR AND IBVERBS_LIBRARY AND NOT UDRPC_NO_VERBS)
+    message(STATUS "udrpc: rdma-core found (${IBVERBS_LIBRARY}): the verbs transport is built")
+    set(UDRPC_HAVE_VERBS ON PARENT_SCOPE)
   else()
-    message(STATUS "udrpc: rdma-core headers not found: verbs and mlx5 transports left out")
+    message(STATUS "udrpc: rdma-core headers not found (apt-get install libibverbs-dev): "
+                   "the verbs transport is left out, the rest builds")
+    set(UDRPC_HAVE_VERBS OFF PARENT_SCOPE)
   endif()
+  set(IBVERBS_INCLUDE_DIR ${IBVERBS_INCLUDE_DIR} PARENT_SCOPE)
+  set(IBVERBS_LIBRARY ${IBVERBS_LIBRARY} PARENT_SCOPE)
 endfunction()
 
 # Warnings and sanitizers for one target of ours.

@@ -8,6 +8,9 @@
 
 #include "log.h"
 #include "rpc_internal.h"
+#ifdef UDRPC_HAVE_VERBS
+#include "transport/verbs.h"
+#endif
 
 /* ---------------------------------------------------- configuration ---- */
 
@@ -55,17 +58,30 @@ static int check_config(const udrpc_config_t *c)
     return 0;
 }
 
+/* "auto": verbs where an RDMA device has an active port (mlx5's fast
+ * path is not built yet), else udp. */
 static int make_transport(udrpc_t *rpc)
 {
     const char *t = rpc->cfg.transport;
-    /* verbs and mlx5 are not built yet: "auto" means udp. */
-    if (strcmp(t, "auto") == 0 || strcmp(t, "udp") == 0)
+    bool is_auto = strcmp(t, "auto") == 0;
+#ifdef UDRPC_HAVE_VERBS
+    if (strcmp(t, "verbs") == 0 || (is_auto && udrpc__verbs_available(rpc->cfg.device)))
+        return udrpc__verbs_create(&rpc->cfg, &rpc->tp);
+#endif
+    if (is_auto || strcmp(t, "udp") == 0)
         return udrpc__udp_create(&rpc->cfg, rpc->nx->sm_addr.sin_addr.s_addr, &rpc->tp);
     if (strcmp(t, "loop") == 0)
         return udrpc__loop_create(&rpc->cfg, &rpc->tp);
     if (strcmp(t, "verbs") == 0 || strcmp(t, "mlx5") == 0)
-        return -ENODEV;
+        return -ENODEV; /* not built here (no rdma-core headers), or mlx5 */
     return -EINVAL;
+}
+
+/* The allocators' region hook: the transport's memory registration. */
+static int reg_region(void *ctx, void *base, size_t len, uint32_t *lkey)
+{
+    struct transport *tp = ctx;
+    return tp->ops->reg_mem(tp, base, len, lkey);
 }
 
 /* --------------------------------------------------- create/destroy ---- */
@@ -129,8 +145,9 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
         err = -EINVAL; /* pkt_num is 16 bits: raise the MTU or lower the max */
         goto out_tp;
     }
-    udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, NULL, NULL);
-    udrpc__msgbuf_alloc_init(&rpc->bg_alloc, rpc->dpp, NULL, NULL);
+    mb_reg_fn reg = rpc->tp_ops->reg_mem ? reg_region : NULL;
+    udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, reg, rpc->tp);
+    udrpc__msgbuf_alloc_init(&rpc->bg_alloc, rpc->dpp, reg, rpc->tp);
     if ((err = udrpc__msgbuf_get(&rpc->alloc, UDRPC_CTRL_HDRS * UDRPC_HDR_SIZE,
                                  &rpc->ctrl_mb)) != 0)
         goto out_alloc;

@@ -6,6 +6,8 @@
 set -euo pipefail
 build=$1
 src=$2
+extra_cflags=${3:-} # a sanitizer build's flags, for programs that link its library
+[ -n "$extra_cflags" ] && export ASAN_OPTIONS=detect_leaks=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
@@ -15,7 +17,7 @@ test -f "$tmp/prefix/include/udrpc.h"
 # 1. pkg-config
 command -v pkg-config >/dev/null || { echo "no pkg-config"; exit 77; }
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
-cc -std=c11 -Wall -Werror $(pkg-config --cflags udrpc) "$src/apps/hello/client.c" \
+cc -std=c11 -Wall -Werror $extra_cflags $(pkg-config --cflags udrpc) "$src/apps/hello/client.c" \
    -o "$tmp/hello_pc" $(pkg-config --libs udrpc) -Wl,-rpath,"$libdir"
 
 # 2. find_package
@@ -28,6 +30,7 @@ add_executable(hello_client $src/apps/hello/client.c)
 target_link_libraries(hello_client PRIVATE udrpc::udrpc)
 CM
 cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+      -DCMAKE_C_FLAGS="$extra_cflags" -DCMAKE_EXE_LINKER_FLAGS="$extra_cflags" \
       -DCMAKE_BUILD_RPATH="$libdir" >/dev/null
 cmake --build "$tmp/consumer/build" >/dev/null
 
@@ -43,7 +46,7 @@ done
 # README says and run: it must print the three squares.
 sed -n '/<!-- square.c begin -->/,/<!-- square.c end -->/p' "$src/README.md" |
     sed '1,2d;$d' | sed '$d' > "$tmp/square.c"
-cc -std=c11 -Wall "$tmp/square.c" -o "$tmp/square" $(pkg-config --cflags --libs udrpc) \
+cc -std=c11 -Wall $extra_cflags "$tmp/square.c" -o "$tmp/square" $(pkg-config --cflags --libs udrpc) \
    -Wl,-rpath,"$libdir"
 out=$("$tmp/square")
 [ "$out" = "$(printf 'ok -> 1\nok -> 4\nok -> 9')" ] || { echo "square printed: $out"; exit 1; }

@@ -21,6 +21,7 @@
 
 #include <linux/filter.h>
 #include <linux/sock_diag.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -74,6 +75,10 @@ struct transport_ops {
      * a full receive buffer); NULL where the transport has no kernel part.
      * Read by udrpc_get_stats(), never on the datapath. */
     uint64_t (*kernel_drops)(struct transport *tp);
+    /* Registers [base, base + len) for sends (RDMA: an MR); *lkey goes in
+     * each msgbuf of the region. NULL: no registration needed. The
+     * transport releases its registrations when destroyed. */
+    int (*reg_mem)(struct transport *tp, void *base, size_t len, uint32_t *lkey);
     void (*destroy)(struct transport *tp);
 };
 
