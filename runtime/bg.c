@@ -89,6 +89,7 @@ void udrpc__bg_submit(struct udrpc *rpc, sslot_t *h)
 {
     udrpc_nexus_t *nx = rpc->nx;
     h->state = SV_IN_BG;
+    h->bg_answered = false;
     h->bg_next = NULL;
     rpc->bg_pending++;
     pthread_mutex_lock(&nx->bg_lock);

@@ -737,7 +737,6 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
     }
     case SV_IN_HANDLER:
     case SV_IN_BG:
-    case SV_BG_ANSWERED:
         rpc->stats.dup_rx++;
         /* pkt_num == req_pkts - 1 tells the client the handler is running */
         tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, f->pkt_num, h->req_num);
@@ -841,6 +840,7 @@ static inline void server_respond(struct udrpc *rpc, sslot_t *h)
 
 void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h)
 {
+    h->bg_answered = false;
     server_respond(rpc, h);
 }
 
@@ -848,9 +848,11 @@ void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h)
  * next loop iteration. */
 static int enqueue_response_bg(udrpc_req_handle_t *h)
 {
+    if (h->bg_answered)
+        return -EINVAL;
     if (!h->resp && !udrpc_resp_msgbuf(h, 0))
         return -ENOMEM;
-    h->state = SV_BG_ANSWERED;
+    h->bg_answered = true; /* the state stays the Rpc thread's to write */
     udrpc__bg_done_push(h->sess->rpc, h);
     return 0;
 }

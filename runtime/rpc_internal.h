@@ -80,13 +80,12 @@ enum session_state {
     SS_ZOMBIE,          /* server: closed, freed once deferred handlers answer */
 };
 
-/* SV_IN_BG: a background worker has the request; SV_BG_ANSWERED: its
- * response waits on the done stack for the Rpc thread. */
-enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED, SV_IN_BG, SV_BG_ANSWERED };
+/* SV_IN_BG: a background worker has the request, until the Rpc thread
+ * takes its answer off the done stack. Only the Rpc thread writes state. */
+enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED, SV_IN_BG };
 #define SV_MASK(st) (1u << (st))
 /* A request is under way (a new one on the slot would be early). */
-#define SV_BUSY (SV_MASK(SV_RECEIVING) | SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG) | \
-                 SV_MASK(SV_BG_ANSWERED))
+#define SV_BUSY (SV_MASK(SV_RECEIVING) | SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG))
 /* A handler holds the request (it may ask for a response buffer). */
 #define SV_HANDLED (SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG))
 
@@ -134,6 +133,9 @@ struct udrpc_req_handle {            /* server slot */
     uint8_t status;                  /* enum wire_status of the response */
     bool has_req, req_owned;
     bool dyn_resp_bg;                /* dyn_resp is from rpc->bg_alloc */
+    bool bg_answered;                /* written by the worker only, then
+                                        cleared by the Rpc thread after the
+                                        done stack's acquire */
     struct udrpc_req_handle *bg_next;/* job queue or done stack link */
 };
 typedef struct udrpc_req_handle sslot_t;
