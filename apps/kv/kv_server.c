@@ -11,8 +11,8 @@
  * Threads sleep after U microseconds without work (default 20; 0: busy-
  * poll): with more threads than cores (2 server threads and a client on a
  * 2-core machine), busy-polling threads take turns in scheduler time
- * slices and every request waits for one (6,845 ops/s instead of 216,268
- * in kv_load's default mix, measured here).
+ * slices and every request waits for one (kv_load's default mix, measured
+ * here: 6,845 ops/s busy-polling, 161,610-216,268 sleeping after 5-50 us).
  * Prints "kv_server at URI threads N" once every thread serves, and runs
  * until SIGINT or SIGTERM. The transport follows UDRPC_TRANSPORT.
  */
