@@ -32,5 +32,5 @@ for d in "$here/../../shared/tools/rxe-vm" "$here/../shared/tools/rxe-vm" "${UDR
 done
 [ -n "$rxe_vm" ] || { echo "verbs_bench: no rxe-vm (shared/tools/rxe-vm)"; exit 77; }
 self=$(readlink -f "$0")
-"$rxe_vm" --timeout 300 --smp 2 --bin "$build/bench/rpc_bench" --bin "$(command -v ibv_ud_pingpong)" \
+"$rxe_vm" --timeout 300 --smp 2 --bin "$build/bench/rpc_bench" --bin ibv_ud_pingpong \
     --file "$self" -- "$self --inside $build/bench/rpc_bench"

@@ -21,27 +21,31 @@ int udrpc__log_level_init(void);
 void udrpc__log(int level, int rpc_id, int session, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Compiled in, and on at run time. */
+#define UDRPC_LOG_ON(level)                                                     \
+    ((level) <= UDRPC_LOG_MIN_LEVEL &&                                          \
+     (level) <= (udrpc__log_level >= 0 ? udrpc__log_level : udrpc__log_level_init()))
+
 #define UDRPC_LOG_AT(level, rpc, sess, ...)                                     \
     do {                                                                        \
-        if ((level) <= UDRPC_LOG_MIN_LEVEL &&                                   \
-            (level) <= (udrpc__log_level >= 0 ? udrpc__log_level               \
-                                              : udrpc__log_level_init()))       \
+        if (UDRPC_LOG_ON(level))                                                \
             udrpc__log((level), (rpc) ? (int)(rpc)->rpc_id : -1, (sess),       \
                        __VA_ARGS__);                                            \
     } while (0)
 
-/* For events a remote sender can trigger at will (refused connects...):
- * at most UDRPC_LOG_BURST lines per call site per second, so that a flood
- * of bad packets cannot become a flood of log lines. */
+/* For events a remote sender can trigger at will (refused connects, dropped
+ * packets): at most UDRPC_LOG_BURST lines per call site per second, so that
+ * a flood of bad packets cannot become a flood of log lines. The limiter
+ * (a clock read) runs only when the line is on. */
 #define UDRPC_LOG_BURST 5
 int udrpc__log_allow(_Atomic uint64_t *window_start_ns, _Atomic uint32_t *count);
 #define UDRPC_LOG_LIMITED(level, rpc, sess, ...)                                \
     do {                                                                        \
         static _Atomic uint64_t udrpc_log_win_;                                 \
         static _Atomic uint32_t udrpc_log_n_;                                   \
-        if ((level) <= UDRPC_LOG_MIN_LEVEL &&                                   \
-            udrpc__log_allow(&udrpc_log_win_, &udrpc_log_n_))                   \
-            UDRPC_LOG_AT(level, rpc, sess, __VA_ARGS__);                        \
+        if (UDRPC_LOG_ON(level) && udrpc__log_allow(&udrpc_log_win_, &udrpc_log_n_)) \
+            udrpc__log((level), (rpc) ? (int)(rpc)->rpc_id : -1, (sess),       \
+                       __VA_ARGS__);                                            \
     } while (0)
 
 #define UDRPC_LOG_ERROR(rpc, sess, ...) UDRPC_LOG_AT(LOG_ERROR, rpc, sess, __VA_ARGS__)

@@ -158,8 +158,11 @@ static __attribute__((noinline)) void cc_update(struct udrpc *rpc, struct sessio
 static inline void cc_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
 {
     s->rtt_samples++;
-    if (rtt_tsc < s->rtt_min_tsc)
+    if (rtt_tsc < s->rtt_min_tsc) {
+        if (s->rtt_min_tsc == UINT64_MAX)
+            s->rtt_avg_tsc = rtt_tsc; /* the first sample starts the average */
         s->rtt_min_tsc = rtt_tsc;
+    }
     s->rtt_avg_tsc = s->rtt_avg_tsc - (s->rtt_avg_tsc >> 3) + (rtt_tsc >> 3);
     if (unlikely(s->paced || rtt_tsc >= rpc->t_low_tsc))
         cc_update(rpc, s, rtt_tsc); /* off the Timely bypass */
@@ -840,8 +843,7 @@ static inline void server_respond(struct udrpc *rpc, sslot_t *h)
 
 void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h)
 {
-    h->bg_answered = false;
-    server_respond(rpc, h);
+    server_respond(rpc, h); /* bg_answered is cleared at the next submit */
 }
 
 /* A background handler's answer (any thread): the owner sends it at its

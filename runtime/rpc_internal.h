@@ -133,9 +133,9 @@ struct udrpc_req_handle {            /* server slot */
     uint8_t status;                  /* enum wire_status of the response */
     bool has_req, req_owned;
     bool dyn_resp_bg;                /* dyn_resp is from rpc->bg_alloc */
-    bool bg_answered;                /* written by the worker only, then
-                                        cleared by the Rpc thread after the
-                                        done stack's acquire */
+    bool bg_answered;                /* set by the worker; cleared by the
+                                        Rpc thread when it hands the slot
+                                        to a worker again */
     struct udrpc_req_handle *bg_next;/* job queue or done stack link */
 };
 typedef struct udrpc_req_handle sslot_t;

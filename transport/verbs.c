@@ -94,7 +94,6 @@ struct verbs_transport {
     uint64_t tx_posted;       /* WRs posted, ever */
     uint64_t tx_done;         /* WRs retired by completions */
     uint64_t gather_posted;   /* index + 1 of the last gather (non-inline) WR */
-    uint64_t last_signaled;   /* index of the last signalled WR */
     /* address handles, one per remote (GID, LID) */
     struct hash_table ah_table;
     struct ah_entry *ahs;
@@ -279,6 +278,19 @@ static void tx_reap(struct verbs_transport *v)
     }
 }
 
+/* Reaps until every WR before index `until` is retired. A QP that went
+ * to the error state may never complete them: it is checked now and then,
+ * and recovery retires everything. */
+static void tx_wait(struct verbs_transport *v, uint64_t until)
+{
+    tx_reap(v);
+    for (unsigned polls = 1; v->tx_done < until; polls++) {
+        tx_reap(v);
+        if ((polls & 0xFFFF) == 0 && qp_in_error(v))
+            qp_recover(v);
+    }
+}
+
 static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts, unsigned n,
                                uint64_t now_tsc)
 {
@@ -286,14 +298,10 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
     (void)now_tsc;
     if (n > TX_BURST_MAX)
         n = TX_BURST_MAX;
-    /* Room in the send queue: wait for completions if it is full. */
-    while (v->tx_posted - v->tx_done + n > TX_RING - 1) {
-        tx_reap(v);
-        if (v->tx_posted - v->tx_done + n > TX_RING - 1 && v->last_signaled < v->tx_done) {
-            /* nothing signalled is outstanding: cannot happen, but never spin */
-            v->tx_done = v->tx_posted;
-        }
-    }
+    /* Room in the send queue (one WR in TX_SIGNAL_EVERY is signalled, so a
+     * full queue always has a completion coming). */
+    if (v->tx_posted - v->tx_done + n > TX_RING - 1)
+        tx_wait(v, v->tx_posted + n - (TX_RING - 1));
     unsigned k = 0;
     bool gather = false;
     for (unsigned i = 0; i < n; i++) {
@@ -337,20 +345,16 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
             gather = true;
             v->gather_posted = wr->wr_id + 1;
         }
-        if ((wr->wr_id % TX_SIGNAL_EVERY) == TX_SIGNAL_EVERY - 1) {
+        if ((wr->wr_id % TX_SIGNAL_EVERY) == TX_SIGNAL_EVERY - 1)
             wr->send_flags |= IBV_SEND_SIGNALED;
-            v->last_signaled = wr->wr_id;
-        }
         if (k)
             v->tx_wr[k - 1].next = wr;
         k++;
     }
     if (k == 0)
         return n;
-    if (gather && !(v->tx_wr[k - 1].send_flags & IBV_SEND_SIGNALED)) {
+    if (gather)
         v->tx_wr[k - 1].send_flags |= IBV_SEND_SIGNALED; /* tx_flush waits for it */
-        v->last_signaled = v->tx_wr[k - 1].wr_id;
-    }
     struct ibv_send_wr *bad;
     if (ibv_post_send(v->qp, &v->tx_wr[0], &bad)) {
         /* The WRs before bad were posted; the rest are lost (the protocol
@@ -371,13 +375,7 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
 static void verbs_tx_flush(struct transport *tp)
 {
     struct verbs_transport *v = (struct verbs_transport *)tp;
-    tx_reap(v);
-    for (unsigned polls = 1; v->tx_done < v->gather_posted; polls++) {
-        tx_reap(v);
-        /* A QP that went to the error state may never complete them. */
-        if ((polls & 0xFFFF) == 0 && qp_in_error(v))
-            qp_recover(v);
-    }
+    tx_wait(v, v->gather_posted);
 }
 
 static struct ibv_ah *ah_get(struct verbs_transport *v, const union ibv_gid *gid, uint16_t lid)
@@ -687,7 +685,6 @@ int udrpc__verbs_send_raw(struct transport *tp, const struct tp_peer *peer, uint
     int ret = ibv_post_send(v->qp, &wr, &bad);
     if (ret)
         return -ret;
-    v->last_signaled = v->tx_posted;
     v->gather_posted = ++v->tx_posted;
     verbs_tx_flush(tp);
     return 0;
