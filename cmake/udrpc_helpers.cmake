@@ -24,6 +24,20 @@ function(udrpc_find_deps)
   endif()
   set(IBVERBS_INCLUDE_DIR ${IBVERBS_INCLUDE_DIR} PARENT_SCOPE)
   set(IBVERBS_LIBRARY ${IBVERBS_LIBRARY} PARENT_SCOPE)
+
+  # The mlx5 fast path: rdma-core's mlx5dv header and libmlx5 (both in
+  # libibverbs-dev), on top of the verbs transport's set-up.
+  find_path(MLX5DV_INCLUDE_DIR infiniband/mlx5dv.h)
+  find_library(MLX5_LIBRARY mlx5)
+  if(IBVERBS_INCLUDE_DIR AND IBVERBS_LIBRARY AND NOT UDRPC_NO_VERBS AND MLX5DV_INCLUDE_DIR
+     AND MLX5_LIBRARY)
+    message(STATUS "udrpc: mlx5dv found (${MLX5_LIBRARY}): the mlx5 transport is built")
+    set(UDRPC_HAVE_MLX5 ON PARENT_SCOPE)
+  else()
+    message(STATUS "udrpc: rdma-core's mlx5dv not found: the mlx5 transport is left out")
+    set(UDRPC_HAVE_MLX5 OFF PARENT_SCOPE)
+  endif()
+  set(MLX5_LIBRARY ${MLX5_LIBRARY} PARENT_SCOPE)
 endfunction()
 
 # Warnings and sanitizers for one target of ours.

@@ -10,6 +10,9 @@
 #include "rpc_internal.h"
 #ifdef UDRPC_HAVE_VERBS
 #include "transport/verbs.h"
+#ifdef UDRPC_HAVE_MLX5
+#include "transport/mlx5/mlx5.h"
+#endif
 #endif
 
 /* ---------------------------------------------------- configuration ---- */
@@ -58,12 +61,16 @@ static int check_config(const udrpc_config_t *c)
     return 0;
 }
 
-/* "auto": verbs where an RDMA device has an active port (mlx5's fast
- * path is not built yet), else udp. */
+/* "auto": mlx5 where mlx5dv drives a device with an active port, else
+ * verbs where any RDMA device has one, else udp. */
 static int make_transport(udrpc_t *rpc)
 {
     const char *t = rpc->cfg.transport;
     bool is_auto = strcmp(t, "auto") == 0;
+#ifdef UDRPC_HAVE_MLX5
+    if (strcmp(t, "mlx5") == 0 || (is_auto && udrpc__mlx5_available(rpc->cfg.device)))
+        return udrpc__mlx5_create(&rpc->cfg, &rpc->tp);
+#endif
 #ifdef UDRPC_HAVE_VERBS
     if (strcmp(t, "verbs") == 0 || (is_auto && udrpc__verbs_available(rpc->cfg.device)))
         return udrpc__verbs_create(&rpc->cfg, &rpc->tp);
@@ -73,7 +80,7 @@ static int make_transport(udrpc_t *rpc)
     if (strcmp(t, "loop") == 0)
         return udrpc__loop_create(&rpc->cfg, &rpc->tp);
     if (strcmp(t, "verbs") == 0 || strcmp(t, "mlx5") == 0)
-        return -ENODEV; /* not built here (no rdma-core headers), or mlx5 */
+        return -ENODEV; /* not built here (no rdma-core headers) */
     return -EINVAL;
 }
 

@@ -236,7 +236,7 @@ static void parse(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         unsigned long long x = strtoull(v, NULL, 0);
-        if (!strcmp(k, "--transport")) o.transport = v;
+        if (!strcmp(k, "--transport")) o.transport = TEST_TRANSPORT(v);
         else if (!strcmp(k, "--mode")) o.mode = v;
         else if (!strcmp(k, "--count")) o.count = x;
         else if (!strcmp(k, "--min-size")) o.min_size = x;

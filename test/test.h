@@ -8,6 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* A transport name from the command line: "mlx5-model" runs "mlx5" on the
+ * NIC model of test/nicmodel/ (where the mlx5 transport is built). */
+#ifdef UDRPC_HAVE_MLX5
+#include "nicmodel/nicmodel.h"
+#define TEST_TRANSPORT(name) nicmodel_select(name)
+#else
+#define TEST_TRANSPORT(name) (name)
+#endif
+
 #define CHECK(expr)                                                           \
     do {                                                                      \
         if (!(expr)) {                                                        \

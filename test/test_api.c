@@ -132,7 +132,7 @@ static udrpc_config_t cfg_base(void)
 int main(int argc, char **argv)
 {
     if (argc > 1)
-        transport = argv[1];
+        transport = TEST_TRANSPORT(argv[1]);
     udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
     CHECK(nx != NULL);
     CHECK(udrpc_nexus_create("bad uri", NULL) == NULL && errno == EINVAL);

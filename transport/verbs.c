@@ -127,29 +127,29 @@ static int rx_post_all(struct verbs_transport *v)
     return ret ? -ret : 0;
 }
 
-/* RESET -> INIT -> RTR -> RTS. */
-static int qp_arm(struct verbs_transport *v)
+/* RESET -> INIT -> RTR -> RTS, with Q_Key qkey on port. */
+int udrpc__verbs_qp_arm(struct ibv_qp *qp, uint8_t port, uint32_t qkey)
 {
     struct ibv_qp_attr a;
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RESET;
-    if (ibv_modify_qp(v->qp, &a, IBV_QP_STATE))
+    if (ibv_modify_qp(qp, &a, IBV_QP_STATE))
         return -errno;
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_INIT;
     a.pkey_index = 0;
-    a.port_num = v->port;
-    a.qkey = UDRPC_QKEY;
-    if (ibv_modify_qp(v->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY))
+    a.port_num = port;
+    a.qkey = qkey;
+    if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY))
         return -errno;
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RTR;
-    if (ibv_modify_qp(v->qp, &a, IBV_QP_STATE))
+    if (ibv_modify_qp(qp, &a, IBV_QP_STATE))
         return -errno;
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RTS;
     a.sq_psn = 0;
-    if (ibv_modify_qp(v->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN))
+    if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN))
         return -errno;
     return 0;
 }
@@ -164,7 +164,7 @@ static void qp_recover(struct verbs_transport *v)
     while (ibv_poll_cq(v->recv_cq, 16, wc) > 0) {
     }
     v->tx_done = v->tx_posted; /* flushed: nothing references a buffer */
-    if (qp_arm(v) == 0)
+    if (udrpc__verbs_qp_arm(v->qp, v->port, UDRPC_QKEY) == 0)
         rx_post_all(v);
 }
 
@@ -491,14 +491,14 @@ static const struct transport_ops verbs_ops = {
     .destroy = verbs_destroy,
 };
 
-static unsigned mtu_bytes(enum ibv_mtu m)
+unsigned udrpc__verbs_mtu_bytes(int m)
 {
     return m == IBV_MTU_256 ? 256 : m == IBV_MTU_512 ? 512 : m == IBV_MTU_1024 ? 1024
          : m == IBV_MTU_2048 ? 2048 : 4096;
 }
 
 /* The port's RoCE v2 IPv4-mapped GID (::ffff:a.b.c.d), or -1. */
-static int find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len)
+int udrpc__verbs_find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len)
 {
     for (int i = 0; i < table_len; i++) {
         union ibv_gid g;
@@ -516,8 +516,10 @@ static int find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len)
     return -1;
 }
 
-/* Opens the device named dev (NULL: the first with an active port). */
-static int open_device(const char *dev, struct ibv_context **out, uint8_t *port_out)
+/* Opens the device named dev (NULL: the first with an active port that
+ * want accepts; want NULL: any). */
+int udrpc__verbs_open_device(const char *dev, bool (*want)(struct ibv_device *),
+                             struct ibv_context **out, uint8_t *port_out)
 {
     int n;
     struct ibv_device **list = ibv_get_device_list(&n);
@@ -526,6 +528,8 @@ static int open_device(const char *dev, struct ibv_context **out, uint8_t *port_
     int ret = -ENODEV;
     for (int i = 0; i < n && ret != 0; i++) {
         if (dev && *dev && strcmp(ibv_get_device_name(list[i]), dev) != 0)
+            continue;
+        if (want && !want(list[i]))
             continue;
         struct ibv_context *ctx = ibv_open_device(list[i]);
         if (!ctx)
@@ -553,7 +557,7 @@ bool udrpc__verbs_available(const char *dev)
 {
     struct ibv_context *ctx;
     uint8_t port;
-    if (open_device(dev, &ctx, &port) != 0)
+    if (udrpc__verbs_open_device(dev, NULL, &ctx, &port) != 0)
         return false;
     ibv_close_device(ctx);
     return true;
@@ -564,7 +568,7 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
     struct verbs_transport *v = calloc(1, sizeof(*v));
     if (!v)
         return -ENOMEM;
-    int ret = open_device(cfg->device, &v->ctx, &v->port);
+    int ret = udrpc__verbs_open_device(cfg->device, NULL, &v->ctx, &v->port);
     if (ret)
         goto fail;
     struct ibv_port_attr pa;
@@ -574,7 +578,7 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
     }
     v->lid = pa.lid;
     const char *gi = getenv("UDRPC_GID_INDEX");
-    v->gid_index = gi && *gi ? atoi(gi) : find_ipv4_gid(v->ctx, v->port, pa.gid_tbl_len);
+    v->gid_index = gi && *gi ? atoi(gi) : udrpc__verbs_find_ipv4_gid(v->ctx, v->port, pa.gid_tbl_len);
     if (v->gid_index < 0)
         v->gid_index = 0;
     if (ibv_query_gid(v->ctx, v->port, v->gid_index, &v->gid)) {
@@ -584,7 +588,7 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
     static const uint8_t v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
     v->gid_is_ipv4 = memcmp(v->gid.raw, v4, 12) == 0;
 
-    unsigned mtu = mtu_bytes(pa.active_mtu);
+    unsigned mtu = udrpc__verbs_mtu_bytes(pa.active_mtu);
     if (cfg->mtu) {
         if (cfg->mtu < 64 || cfg->mtu > mtu) {
             ret = -EINVAL;
@@ -617,7 +621,7 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
         }
     }
     v->max_inline = qa.cap.max_inline_data;
-    if ((ret = qp_arm(v)) != 0)
+    if ((ret = udrpc__verbs_qp_arm(v->qp, v->port, UDRPC_QKEY)) != 0)
         goto fail;
     v->rx_buf_size = GRH_BYTES + mtu;
     v->rx_bufs = aligned_alloc(64, ((RX_RING * v->rx_buf_size) + 63) & ~(size_t)63);

@@ -29,6 +29,16 @@ static inline void verbs_src_id(const uint8_t gid[16], uint32_t qpn, uint64_t sr
 }
 
 int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out);
+
+/* Set-up shared with the mlx5 transport (mlx5/mlx5_hw.c). */
+struct ibv_context;
+struct ibv_device;
+struct ibv_qp;
+int udrpc__verbs_open_device(const char *dev, bool (*want)(struct ibv_device *),
+                             struct ibv_context **out, uint8_t *port_out);
+int udrpc__verbs_find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len);
+unsigned udrpc__verbs_mtu_bytes(int ibv_mtu);
+int udrpc__verbs_qp_arm(struct ibv_qp *qp, uint8_t port, uint32_t qkey);
 /* An RDMA device with an active port is present (dev NULL: any). */
 bool udrpc__verbs_available(const char *dev);
 void udrpc__verbs_get_stats(struct transport *tp, struct udrpc_verbs_stats *out);

@@ -1,0 +1,710 @@
+/*
+ * nicmodel.c — the NIC model (see nicmodel.h).
+ *
+ * What it follows. The layouts and constants are rdma-core's public
+ * infiniband/mlx5dv.h: struct mlx5_wqe_ctrl_seg, mlx5_wqe_datagram_seg
+ * (mlx5_wqe_av), mlx5_wqe_data_seg, mlx5_wqe_inl_data_seg,
+ * mlx5_cqe64 and mlx5_err_cqe. Its behaviour is a reading of rdma-core's
+ * mlx5 provider (providers/mlx5/qp.c, cq.c, verbs.c, mlx5.c), which
+ * writes the same queues for the same device:
+ *  - the send queue is counted in 64-byte basic blocks (BBs); a WQE's
+ *    control segment carries its BB index (opmod_idx_opcode bits 8..23),
+ *    the QPN and its size in 16-byte units (qpn_ds, low 6 bits); its CQ
+ *    update bit asks for a CQE (post_send: fm_ce_se, MLX5_WQE_CTRL_CQ_UPDATE);
+ *  - segments after the control and datagram segments wrap at the end of
+ *    the ring to its start, inline data even mid-copy (set_data_inl_seg);
+ *  - an inline segment's byte count has MLX5_INLINE_SEG set and takes
+ *    align(4 + bytes, 16) of the WQE;
+ *  - the send doorbell record holds the BB producer counter, big-endian,
+ *    16 bits (post_send_db: qp->db[MLX5_SND_DBR]); the receive one the
+ *    receive WQE counter (qp->db[MLX5_RCV_DBR]); a CQ's word 0 the
+ *    consumer index, 24 bits (update_cons_index);
+ *  - a CQE is software's when its opcode is not MLX5_CQE_INVALID and its
+ *    owner bit equals the lap parity of its index (get_sw_cqe); CQ buffers
+ *    start as MLX5_CQE_INVALID << 4 (mlx5_alloc_cq_buf);
+ *  - a send CQE's wqe_counter names the WQE's first BB (mlx5_poll_one);
+ *    a receive CQE's names the receive WQE; byte_cnt counts the 40-byte
+ *    GRH area of a UD receive; flags_rqpn holds the source QPN (low 24
+ *    bits) and a non-zero GRH field (bits 28..29) (handle_responder);
+ *  - error CQEs (struct mlx5_err_cqe) carry a syndrome
+ *    (MLX5_CQE_SYNDROME_*); after one the QP is in the error state and
+ *    every further WQE completes with WR_FLUSH_ERR.
+ * Where the provider is silent, the model says what it assumes: a UD
+ * receive longer than its buffer completes with LOCAL_LENGTH_ERR and takes
+ * the QP to the error state (the transport must reset; were real hardware
+ * to only drop it, the transport handles that too); a send whose data
+ * exceeds the port MTU completes with LOCAL_LENGTH_ERR; a gather segment
+ * outside its lkey's region with LOCAL_PROT_ERR; a malformed WQE with
+ * LOCAL_QP_OP_ERR. RoCE v2 over IPv4 puts an IPv4 header in the last 20
+ * bytes of the GRH area; otherwise a GRH with the source GID at byte 8.
+ *
+ * Threads: a QP's memory is touched only by its owner's thread (the
+ * sender's doorbell executes its send queue; the receiver's step fills
+ * its receive queue), so the model adds no race a real NIC would not
+ * have. The packets in between sit in the receiver's inbox under one
+ * fabric lock, taken once per doorbell and once per step.
+ */
+#include "nicmodel.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_QPS 1024
+#define MAX_MRS 4096
+#define INBOX_SLOTS 1024      /* packets on the wire to one QP */
+#define QPN_BASE 0x100
+#define WQE_MAX_DS 0x3f       /* qpn_ds's 6-bit size field */
+
+struct mr {
+    uintptr_t base;
+    size_t len;
+};
+
+struct wire_pkt {
+    uint32_t len;
+    uint32_t src_qpn;
+    uint32_t qkey;
+    uint8_t src_gid[16];
+    uint8_t data[];           /* mtu bytes */
+};
+
+struct nm_cq {
+    struct mlx5_cqe64 *buf;
+    uint32_t cqes, shift;
+    uint32_t pi;              /* CQEs written, free running */
+    __be32 dbrec[2];
+};
+
+struct nm_qp {
+    unsigned idx;             /* in the fabric's table */
+    struct mlx5_qp_mem mem;
+    struct nicmodel_cfg cfg;
+    uint32_t qkey;
+    bool in_error;
+    uint32_t sq_ci;           /* BBs executed, free running */
+    uint32_t rq_ci;           /* receive WQEs consumed */
+    uint32_t bf_offset;       /* where the next BlueFlame write lands */
+    uint8_t *sq_alloc, *bf_page;
+    __be32 qp_dbrec[2];
+    struct nm_cq scq, rcq;
+    struct mr mrs[MAX_MRS];
+    unsigned n_mrs;
+    /* the wire into this QP: fabric lock */
+    uint8_t *inbox;
+    size_t slot_bytes;
+    uint32_t in_head, in_tail;
+    _Atomic uint32_t in_count;
+    /* faults of what this QP sends */
+    udrpc_loop_faults_t faults;
+    uint64_t rng;
+    uint8_t *pkt;             /* a send's gathered bytes */
+    struct nicmodel_stats st;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct nm_qp *qps[MAX_QPS];
+    struct nicmodel_cfg cfg;
+    bool cfg_set;
+} g_fab = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void nicmodel_default_cfg(struct nicmodel_cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->sq_bbs = 4096;
+    c->rq_wqes = 512;
+    c->rq_stride = 16;
+    c->scq_cqes = 2048;
+    c->rcq_cqes = 512;
+    c->max_inline = 256;
+    c->mtu = 4096;
+    c->roce_ipv4 = true;
+}
+
+void nicmodel_configure(const struct nicmodel_cfg *cfg)
+{
+    pthread_mutex_lock(&g_fab.lock);
+    if (cfg)
+        g_fab.cfg = *cfg;
+    else
+        nicmodel_default_cfg(&g_fab.cfg);
+    g_fab.cfg_set = true;
+    pthread_mutex_unlock(&g_fab.lock);
+}
+
+const char *nicmodel_select(const char *transport)
+{
+    if (transport && strcmp(transport, "mlx5-model") == 0) {
+        udrpc__mlx5_use_nic(&nicmodel_ops);
+        return "mlx5";
+    }
+    return transport;
+}
+
+static uint64_t rng_next(struct nm_qp *q)
+{
+    uint64_t x = q->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    q->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static bool chance(struct nm_qp *q, uint32_t ppm)
+{
+    return ppm && (uint32_t)(rng_next(q) % 1000000u) < ppm;
+}
+
+/* The port GID of QP idx: ::ffff:10.77.x.y (RoCE v2, IPv4), or
+ * fe80::<interface id> (GRH). */
+static void port_gid(const struct nicmodel_cfg *c, unsigned idx, uint8_t gid[16])
+{
+    memset(gid, 0, 16);
+    if (c->roce_ipv4) {
+        gid[10] = gid[11] = 0xff;
+        gid[12] = 10;
+        gid[13] = 77;
+        gid[14] = (uint8_t)((idx + 1) >> 8);
+        gid[15] = (uint8_t)(idx + 1);
+    } else {
+        gid[0] = 0xfe;
+        gid[1] = 0x80;
+        gid[8] = 0x02;
+        gid[9] = 0x1b;
+        gid[13] = 0x4d;
+        gid[14] = (uint8_t)((idx + 1) >> 8);
+        gid[15] = (uint8_t)(idx + 1);
+    }
+}
+
+/* ---------------------------------------------------------------- CQ ---- */
+
+static void cq_init(struct nm_cq *cq, uint32_t cqes)
+{
+    cq->cqes = cqes;
+    cq->shift = (uint32_t)__builtin_ctz(cqes);
+    cq->buf = aligned_alloc(4096, ((size_t)cqes * sizeof(struct mlx5_cqe64) + 4095) & ~(size_t)4095);
+    if (cq->buf)
+        for (uint32_t i = 0; i < cqes; i++) {
+            memset(&cq->buf[i], 0, sizeof(cq->buf[i]));
+            cq->buf[i].op_own = MLX5_CQE_INVALID << 4;
+        }
+}
+
+/* Writes one CQE: the body, then the opcode and owner byte last (a reader
+ * that sees the owner byte sees the body). false: the CQ is full (its
+ * consumer index in the doorbell record is a whole ring behind). */
+static bool cq_push(struct nm_qp *q, struct nm_cq *cq, const struct mlx5_cqe64 *body, uint8_t opcode)
+{
+    uint32_t ci = be32toh(cq->dbrec[UDRPC_MLX5_CQ_SET_CI]) & 0xffffff;
+    if (((cq->pi - ci) & 0xffffff) >= cq->cqes) {
+        q->st.cq_overrun++;
+        q->in_error = true;
+        return false;
+    }
+    struct mlx5_cqe64 *c = &cq->buf[cq->pi & (cq->cqes - 1)];
+    memcpy(c, body, offsetof(struct mlx5_cqe64, op_own));
+    uint8_t owner = (uint8_t)((cq->pi >> cq->shift) & 1);
+    __atomic_store_n(&c->op_own, (uint8_t)(opcode << 4 | owner), __ATOMIC_RELEASE);
+    cq->pi++;
+    return true;
+}
+
+static void push_error(struct nm_qp *q, struct nm_cq *cq, uint8_t opcode, uint8_t syndrome,
+                       uint16_t wqe_counter, uint8_t wqe_opcode)
+{
+    struct mlx5_cqe64 body;
+    memset(&body, 0, sizeof(body));
+    struct mlx5_err_cqe *e = (struct mlx5_err_cqe *)&body;
+    e->syndrome = syndrome;
+    e->vendor_err_synd = syndrome == MLX5_CQE_SYNDROME_WR_FLUSH_ERR ? 0xf9 : 0x51;
+    e->s_wqe_opcode_qpn = htobe32((uint32_t)wqe_opcode << 24 | q->mem.qpn);
+    e->wqe_counter = htobe16(wqe_counter);
+    if (cq_push(q, cq, &body, opcode)) {
+        if (syndrome == MLX5_CQE_SYNDROME_WR_FLUSH_ERR) {
+            q->st.flush_cqes++;
+        } else {
+            q->st.err_cqes++;
+            q->st.last_syndrome = syndrome;
+        }
+    }
+    q->in_error = true;
+}
+
+/* --------------------------------------------------------------- send ---- */
+
+static uint8_t *sq_at(struct nm_qp *q, uint32_t bb)
+{
+    return q->mem.sq_buf + ((size_t)(bb & (q->mem.sq_bbs - 1)) << MLX5_SEND_WQE_SHIFT);
+}
+
+/* Reads len bytes at p in the send ring, wrapping at its end. */
+static const uint8_t *sq_read(struct nm_qp *q, const uint8_t *p, void *dst, uint32_t len)
+{
+    const uint8_t *end = q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT);
+    uint32_t room = (uint32_t)(end - p);
+    if (len < room) {
+        memcpy(dst, p, len);
+        return p + len;
+    }
+    memcpy(dst, p, room);
+    memcpy((uint8_t *)dst + room, q->mem.sq_buf, len - room);
+    return q->mem.sq_buf + (len - room);
+}
+
+static const struct mr *mr_find(struct nm_qp *q, uint32_t lkey)
+{
+    uint32_t i = lkey & 0xffff;
+    if ((lkey >> 16) != q->idx + 1 || i >= q->n_mrs)
+        return NULL;
+    return &q->mrs[i];
+}
+
+static bool mr_covers(const struct mr *mr, uint64_t addr, uint32_t len)
+{
+    return mr && addr >= mr->base && addr - mr->base <= mr->len && len <= mr->len - (addr - mr->base);
+}
+
+/* Puts a packet on the wire to its destination (fabric lock held). */
+static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t len)
+{
+    uint32_t dqpn = be32toh(av->dqp_dct) & 0xffffff;
+    uint32_t di = dqpn - QPN_BASE;
+    struct nm_qp *d = di < MAX_QPS ? g_fab.qps[di] : NULL;
+    if (!d || memcmp(d->mem.gid, av->rgid, 16) != 0) {
+        src->st.drop_no_route++;
+        return;
+    }
+    /* loss; corruption is loss too: the receiving port's ICRC check drops it */
+    if (chance(src, src->faults.drop_ppm) || chance(src, src->faults.corrupt_ppm)) {
+        src->st.injected_drop++;
+        return;
+    }
+    int copies = chance(src, src->faults.dup_ppm) ? 2 : 1;
+    src->st.injected_dup += (uint64_t)(copies - 1);
+    for (int c = 0; c < copies; c++) {
+        if (d->in_tail - d->in_head >= INBOX_SLOTS || len > d->cfg.mtu) {
+            src->st.drop_wire_full++;
+            return;
+        }
+        struct wire_pkt *w =
+            (struct wire_pkt *)(d->inbox + (size_t)(d->in_tail & (INBOX_SLOTS - 1)) * d->slot_bytes);
+        w->len = len;
+        w->src_qpn = src->mem.qpn;
+        w->qkey = be32toh(av->key.qkey.qkey);
+        memcpy(w->src_gid, src->mem.gid, 16);
+        memcpy(w->data, src->pkt, len);
+        d->in_tail++;
+        /* reorder: this packet overtakes the one before it */
+        if (d->in_tail - d->in_head >= 2 && chance(src, src->faults.reorder_ppm)) {
+            struct wire_pkt *prev = (struct wire_pkt *)(d->inbox +
+                (size_t)((d->in_tail - 2) & (INBOX_SLOTS - 1)) * d->slot_bytes);
+            uint8_t tmp[sizeof(struct wire_pkt)];
+            size_t n = sizeof(struct wire_pkt) + (w->len > prev->len ? w->len : prev->len);
+            for (size_t off = 0; off < n; off += sizeof(tmp)) {
+                size_t k = n - off < sizeof(tmp) ? n - off : sizeof(tmp);
+                memcpy(tmp, (uint8_t *)w + off, k);
+                memcpy((uint8_t *)w + off, (uint8_t *)prev + off, k);
+                memcpy((uint8_t *)prev + off, tmp, k);
+            }
+            src->st.injected_reorder++;
+        }
+        atomic_store_explicit(&d->in_count, d->in_tail - d->in_head, memory_order_release);
+    }
+}
+
+/* Executes the WQE at BB q->sq_ci: returns its size in BBs. */
+static uint32_t exec_wqe(struct nm_qp *q)
+{
+    uint32_t start = q->sq_ci;
+    const uint8_t *wqe = sq_at(q, start);
+    const struct mlx5_wqe_ctrl_seg *ctrl = (const struct mlx5_wqe_ctrl_seg *)wqe;
+    uint32_t oio = be32toh(ctrl->opmod_idx_opcode);
+    uint8_t opcode = (uint8_t)oio;
+    uint16_t idx = (uint16_t)(oio >> 8);
+    uint32_t qd = be32toh(ctrl->qpn_ds);
+    uint32_t ds = qd & WQE_MAX_DS;
+    uint32_t bbs = ds ? (ds * 16 + MLX5_SEND_WQE_BB - 1) / MLX5_SEND_WQE_BB : 1;
+    bool signalled = ctrl->fm_ce_se & MLX5_WQE_CTRL_CQ_UPDATE;
+    if (q->in_error) {
+        push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_WR_FLUSH_ERR, idx, opcode);
+        return bbs;
+    }
+    /* Control segment: a SEND of this QP at this index, with a datagram
+     * segment and at least one data segment. */
+    if (opcode != MLX5_OPCODE_SEND || idx != (uint16_t)start || (qd >> 8) != q->mem.qpn || ds < 5) {
+        push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR, idx, opcode);
+        return bbs;
+    }
+    const struct mlx5_wqe_datagram_seg *dg = (const struct mlx5_wqe_datagram_seg *)(wqe + sizeof(*ctrl));
+    if (!(be32toh(dg->av.dqp_dct) & MLX5_EXTENDED_UD_AV)) {
+        push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR, idx, opcode);
+        return bbs;
+    }
+    struct mlx5_wqe_av av = dg->av;
+    /* Data: inline and gather segments in the remaining ds - 4 units. */
+    const uint8_t *seg = sq_at(q, start + 1);
+    uint32_t left = ds - 4, total = 0;
+    uint8_t syndrome = 0;
+    while (left && !syndrome) {
+        __be32 bc_be;
+        sq_read(q, seg, &bc_be, sizeof(bc_be));
+        uint32_t bc = be32toh(bc_be);
+        if (bc & MLX5_INLINE_SEG) {
+            uint32_t n = bc & ~MLX5_INLINE_SEG;
+            uint32_t units = (4 + n + 15) / 16;
+            if (units > left || n > q->cfg.max_inline) {
+                syndrome = MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR;
+                break;
+            }
+            if (total + n > q->cfg.mtu) {
+                syndrome = MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR;
+                break;
+            }
+            const uint8_t *p = seg + 4;
+            if (p == q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT))
+                p = q->mem.sq_buf;
+            sq_read(q, p, q->pkt + total, n);
+            total += n;
+            left -= units;
+            q->st.inline_segs++;
+            /* the next segment: units of 16 bytes on, wrapping */
+            for (uint32_t u = 0; u < units; u++) {
+                seg += 16;
+                if (seg == q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT))
+                    seg = q->mem.sq_buf;
+            }
+        } else {
+            struct mlx5_wqe_data_seg d;
+            sq_read(q, seg, &d, sizeof(d));
+            uint32_t n = be32toh(d.byte_count), lkey = be32toh(d.lkey);
+            uint64_t addr = be64toh(d.addr);
+            left--;
+            seg += 16;
+            if (seg == q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT))
+                seg = q->mem.sq_buf;
+            if (lkey == MLX5_INVALID_LKEY) /* end of the gather list */
+                break;
+            if (n == 0 || total + n > q->cfg.mtu) { /* 0 means 2 GiB to the device */
+                syndrome = MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR;
+                break;
+            }
+            if (!mr_covers(mr_find(q, lkey), addr, n)) {
+                syndrome = MLX5_CQE_SYNDROME_LOCAL_PROT_ERR;
+                break;
+            }
+            memcpy(q->pkt + total, (const void *)(uintptr_t)addr, n);
+            total += n;
+            q->st.data_segs++;
+        }
+    }
+    if (syndrome) {
+        push_error(q, &q->scq, MLX5_CQE_REQ_ERR, syndrome, idx, opcode);
+        return bbs;
+    }
+    q->st.wqes++;
+    wire_put(q, &av, total);
+    if (signalled) {
+        struct mlx5_cqe64 body;
+        memset(&body, 0, sizeof(body));
+        body.wqe_counter = htobe16(idx);
+        body.sop_drop_qpn = htobe32((uint32_t)MLX5_OPCODE_SEND << 24 | q->mem.qpn);
+        body.byte_cnt = htobe32(total);
+        if (cq_push(q, &q->scq, &body, MLX5_CQE_REQ))
+            q->st.tx_cqes++;
+    }
+    return bbs;
+}
+
+/* The doorbell: the BlueFlame write must carry the first 8 bytes of the
+ * last WQE posted; then every WQE up to the doorbell record runs. */
+static void nm_doorbell(void *nic)
+{
+    struct nm_qp *q = nic;
+    q->st.doorbells++;
+    uint16_t pi = (uint16_t)be32toh(__atomic_load_n(&q->qp_dbrec[MLX5_SND_DBR], __ATOMIC_ACQUIRE));
+    uint64_t bf;
+    memcpy(&bf, q->bf_page + q->bf_offset, sizeof(bf));
+    uint32_t bf_idx = (be32toh((__be32)bf) >> 8) & 0xffff;
+    q->bf_offset ^= q->mem.bf_size;
+    pthread_mutex_lock(&g_fab.lock);
+    uint32_t last = q->sq_ci;
+    while ((uint16_t)q->sq_ci != pi) {
+        uint16_t posted = (uint16_t)(pi - (uint16_t)q->sq_ci);
+        last = q->sq_ci;
+        uint32_t bbs = exec_wqe(q);
+        if (bbs > posted) { /* a WQE reaching past the doorbell record */
+            push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR,
+                       (uint16_t)q->sq_ci, 0);
+            bbs = posted;
+        }
+        q->sq_ci += bbs;
+    }
+    pthread_mutex_unlock(&g_fab.lock);
+    if (bf_idx != (uint16_t)last)
+        q->st.bf_mismatch++;
+}
+
+/* ------------------------------------------------------------ receive ---- */
+
+static void write_grh(const struct nm_qp *q, const struct wire_pkt *w, uint8_t *p)
+{
+    memset(p, 0, UDRPC_MLX5_GRH_BYTES);
+    if (q->cfg.roce_ipv4) {
+        uint8_t *ip = p + 20;
+        uint16_t tot = htobe16((uint16_t)(20 + 8 + 12 + 8 + w->len + 4)); /* IP UDP BTH DETH ICRC */
+        ip[0] = 0x45;
+        memcpy(ip + 2, &tot, 2);
+        ip[8] = 64;
+        ip[9] = 17;
+        memcpy(ip + 12, w->src_gid + 12, 4);
+        memcpy(ip + 16, q->mem.gid + 12, 4);
+    } else {
+        uint16_t plen = htobe16((uint16_t)(12 + 8 + w->len + 4));
+        p[0] = 0x60;
+        memcpy(p + 4, &plen, 2);
+        p[6] = 0x1b; /* next header: IBA BTH */
+        p[7] = 64;
+        memcpy(p + 8, w->src_gid, 16);
+        memcpy(p + 24, q->mem.gid, 16);
+    }
+}
+
+/* One arrival into the next posted receive WQE, or a counted drop. */
+static void deliver(struct nm_qp *q, const struct wire_pkt *w)
+{
+    if (q->in_error) {
+        q->st.drop_qp_error++;
+        return;
+    }
+    if (w->qkey != q->qkey) { /* the device drops it: no CQE */
+        q->st.drop_qkey++;
+        return;
+    }
+    uint16_t posted = (uint16_t)be32toh(__atomic_load_n(&q->qp_dbrec[MLX5_RCV_DBR], __ATOMIC_ACQUIRE));
+    if (posted == (uint16_t)q->rq_ci) {
+        q->st.drop_no_rqe++;
+        return;
+    }
+    uint16_t counter = (uint16_t)q->rq_ci;
+    const uint8_t *rqe = q->mem.rq_buf + (size_t)(q->rq_ci & (q->mem.rq_wqes - 1)) * q->mem.rq_stride;
+    q->rq_ci++;
+    struct mlx5_wqe_data_seg d;
+    memcpy(&d, rqe, sizeof(d));
+    uint32_t room = be32toh(d.byte_count), lkey = be32toh(d.lkey);
+    uint64_t addr = be64toh(d.addr);
+    uint32_t len = UDRPC_MLX5_GRH_BYTES + w->len;
+    if (!mr_covers(mr_find(q, lkey), addr, room)) {
+        push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_LOCAL_PROT_ERR, counter, 0);
+        return;
+    }
+    if (len > room) {
+        push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR, counter, 0);
+        return;
+    }
+    uint8_t *buf = (uint8_t *)(uintptr_t)addr;
+    write_grh(q, w, buf);
+    memcpy(buf + UDRPC_MLX5_GRH_BYTES, w->data, w->len);
+    struct mlx5_cqe64 body;
+    memset(&body, 0, sizeof(body));
+    body.byte_cnt = htobe32(len);
+    body.wqe_counter = htobe16(counter);
+    body.flags_rqpn = htobe32(1u << 28 | w->src_qpn);
+    body.sop_drop_qpn = htobe32(q->mem.qpn);
+    body.l4_hdr_type_etc = (uint8_t)((q->cfg.roce_ipv4 ? 2 : 1) << 2); /* L3 header type */
+    if (cq_push(q, &q->rcq, &body, MLX5_CQE_RESP_SEND)) {
+        q->st.rx_cqes++;
+        q->st.delivered++;
+    }
+}
+
+/* The device's side of a read of the receive CQ: arrivals since the last
+ * step go into posted receive WQEs; a QP in the error state flushes them. */
+static void nm_step(void *nic)
+{
+    struct nm_qp *q = nic;
+    if (q->in_error) {
+        uint16_t posted = (uint16_t)be32toh(q->qp_dbrec[MLX5_RCV_DBR]);
+        while ((uint16_t)q->rq_ci != posted && !q->st.cq_overrun) {
+            push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_WR_FLUSH_ERR,
+                       (uint16_t)q->rq_ci, 0);
+            q->rq_ci++;
+        }
+    }
+    if (atomic_load_explicit(&q->in_count, memory_order_acquire) == 0)
+        return;
+    pthread_mutex_lock(&g_fab.lock);
+    while (q->in_head != q->in_tail) {
+        deliver(q, (const struct wire_pkt *)(q->inbox +
+                    (size_t)(q->in_head & (INBOX_SLOTS - 1)) * q->slot_bytes));
+        q->in_head++;
+    }
+    atomic_store_explicit(&q->in_count, 0, memory_order_release);
+    pthread_mutex_unlock(&g_fab.lock);
+}
+
+/* ---------------------------------------------------------- set-up ---- */
+
+static void nm_close(void *nic)
+{
+    struct nm_qp *q = nic;
+    pthread_mutex_lock(&g_fab.lock);
+    if (g_fab.qps[q->idx] == q)
+        g_fab.qps[q->idx] = NULL;
+    pthread_mutex_unlock(&g_fab.lock);
+    free(q->sq_alloc);
+    free(q->mem.rq_buf);
+    free(q->scq.buf);
+    free(q->rcq.buf);
+    free(q->bf_page);
+    free(q->inbox);
+    free(q->pkt);
+    free(q);
+}
+
+static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, unsigned rq_wqes,
+                   unsigned want_inline, struct mlx5_qp_mem *mem, void **nicp)
+{
+    (void)sq_wqes;
+    (void)rq_wqes;
+    struct nm_qp *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    pthread_mutex_lock(&g_fab.lock);
+    if (!g_fab.cfg_set) {
+        nicmodel_default_cfg(&g_fab.cfg);
+        g_fab.cfg_set = true;
+    }
+    q->cfg = g_fab.cfg;
+    unsigned i = 0;
+    while (i < MAX_QPS && g_fab.qps[i])
+        i++;
+    if (i == MAX_QPS) {
+        pthread_mutex_unlock(&g_fab.lock);
+        free(q);
+        return -EMFILE;
+    }
+    q->idx = i;
+    g_fab.qps[i] = q;
+    pthread_mutex_unlock(&g_fab.lock);
+    if (!q->cfg.max_inline)
+        q->cfg.max_inline = want_inline;
+    q->qkey = qkey;
+    q->faults = cfg->loop;
+    q->rng = (cfg->loop.seed * 0x9E3779B97F4A7C15ull + i + 1) | 1;
+    q->slot_bytes = (sizeof(struct wire_pkt) + q->cfg.mtu + 63) & ~(size_t)63;
+    size_t sq_bytes = (size_t)q->cfg.sq_bbs << MLX5_SEND_WQE_SHIFT;
+    q->sq_alloc = aligned_alloc(4096, sq_bytes);
+    q->mem.rq_buf = aligned_alloc(4096, ((size_t)q->cfg.rq_wqes * q->cfg.rq_stride + 4095) & ~(size_t)4095);
+    q->bf_page = aligned_alloc(4096, 4096);
+    q->inbox = malloc(INBOX_SLOTS * q->slot_bytes);
+    q->pkt = malloc(q->cfg.mtu);
+    cq_init(&q->scq, q->cfg.scq_cqes);
+    cq_init(&q->rcq, q->cfg.rcq_cqes);
+    if (!q->sq_alloc || !q->mem.rq_buf || !q->bf_page || !q->inbox || !q->pkt || !q->scq.buf ||
+        !q->rcq.buf) {
+        nm_close(q);
+        return -ENOMEM;
+    }
+    memset(q->sq_alloc, 0, sq_bytes);
+    memset(q->mem.rq_buf, 0, (size_t)q->cfg.rq_wqes * q->cfg.rq_stride);
+    memset(q->bf_page, 0, 4096);
+    mem->sq_buf = q->sq_alloc;
+    mem->sq_bbs = q->cfg.sq_bbs;
+    mem->rq_buf = q->mem.rq_buf;
+    mem->rq_wqes = q->cfg.rq_wqes;
+    mem->rq_stride = q->cfg.rq_stride;
+    mem->qp_dbrec = q->qp_dbrec;
+    mem->bf_reg = q->bf_page;
+    mem->bf_size = 256;
+    mem->scq = q->scq.buf;
+    mem->scq_cqes = q->scq.cqes;
+    mem->scq_dbrec = q->scq.dbrec;
+    mem->rcq = q->rcq.buf;
+    mem->rcq_cqes = q->rcq.cqes;
+    mem->rcq_dbrec = q->rcq.dbrec;
+    mem->qpn = QPN_BASE + i;
+    mem->max_inline = q->cfg.max_inline;
+    mem->mtu = q->cfg.mtu;
+    port_gid(&q->cfg, i, mem->gid);
+    mem->lid = 0;
+    mem->gid_is_ipv4 = q->cfg.roce_ipv4;
+    q->mem = *mem;
+    *nicp = q;
+    return 0;
+}
+
+static int nm_reg_mem(void *nic, void *base, size_t len, uint32_t *lkey)
+{
+    struct nm_qp *q = nic;
+    if (q->n_mrs == MAX_MRS)
+        return -ENOMEM;
+    q->mrs[q->n_mrs] = (struct mr){ (uintptr_t)base, len };
+    *lkey = (q->idx + 1) << 16 | q->n_mrs;
+    q->n_mrs++;
+    return 0;
+}
+
+static int nm_make_av(void *nic, const uint8_t gid[16], uint16_t lid, struct mlx5_wqe_av *av)
+{
+    (void)nic;
+    memset(av, 0, sizeof(*av));
+    av->rlid = htobe16(lid);
+    av->hop_limit = 64;
+    memcpy(av->rgid, gid, 16);
+    return 0;
+}
+
+/* RESET -> RTS: the indices and the doorbell record restart at 0 (as the
+ * provider's mlx5_modify_qp does on RESET); the CQs go on. */
+static int nm_reset(void *nic)
+{
+    struct nm_qp *q = nic;
+    q->in_error = false;
+    q->sq_ci = 0;
+    q->rq_ci = 0;
+    q->bf_offset = 0;
+    q->qp_dbrec[MLX5_RCV_DBR] = 0;
+    q->qp_dbrec[MLX5_SND_DBR] = 0;
+    return 0;
+}
+
+const struct mlx5_nic_ops nicmodel_ops = {
+    .name = "nicmodel",
+    .open = nm_open,
+    .reg_mem = nm_reg_mem,
+    .make_av = nm_make_av,
+    .reset = nm_reset,
+    .doorbell = nm_doorbell,
+    .step = nm_step,
+    .close = nm_close,
+};
+
+void nicmodel_get_stats(void *nic, struct nicmodel_stats *out)
+{
+    *out = ((struct nm_qp *)nic)->st;
+}
+
+bool nicmodel_in_error(void *nic)
+{
+    return ((struct nm_qp *)nic)->in_error;
+}
+
+const struct mlx5_qp_mem *nicmodel_mem(void *nic)
+{
+    return &((struct nm_qp *)nic)->mem;
+}
+
+uint32_t nicmodel_sq_ci(void *nic)
+{
+    return ((struct nm_qp *)nic)->sq_ci;
+}
+
+uint32_t nicmodel_rq_ci(void *nic)
+{
+    return ((struct nm_qp *)nic)->rq_ci;
+}

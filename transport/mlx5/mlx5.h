@@ -1,0 +1,100 @@
+/*
+ * mlx5.h — the mlx5 fast path: a UD queue pair of a Mellanox/NVIDIA
+ * ConnectX NIC driven directly, WQEs written into its send queue and
+ * CQEs read from its completion queues, in rdma-core's public mlx5dv
+ * structs (infiniband/mlx5dv.h). See mlx5.c for the datapath.
+ *
+ * The queue logic works on plain memory described by struct mlx5_qp_mem:
+ * what mlx5dv_init_obj reports for the QP and its CQs on hardware, or
+ * what the software NIC model of test/nicmodel/ lays out. The device
+ * below it is a struct mlx5_nic_ops: mlx5_hw.c (verbs + mlx5dv) in the
+ * library, or the model, which a test installs with udrpc__mlx5_use_nic().
+ */
+#ifndef UDRPC_TRANSPORT_MLX5_H
+#define UDRPC_TRANSPORT_MLX5_H
+
+#include <endian.h>
+#include <infiniband/mlx5dv.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+
+/* rdma-core's mlx5 provider keeps the CQ's consumer index in word 0 of
+ * its doorbell record (providers/mlx5: MLX5_CQ_SET_CI); mlx5dv.h does
+ * not name it. */
+#define UDRPC_MLX5_CQ_SET_CI 0
+#define UDRPC_MLX5_GRH_BYTES 40 /* a UD receive starts with the GRH area */
+#define UDRPC_MLX5_QKEY 0x75647270u /* "udrp", as the verbs transport's */
+
+/* One UD QP and its two CQs, laid out as the device does. */
+struct mlx5_qp_mem {
+    uint8_t *sq_buf;          /* send queue: sq_bbs basic blocks of 64 bytes */
+    uint32_t sq_bbs;          /* a power of two */
+    uint8_t *rq_buf;          /* receive queue: rq_wqes WQEs of rq_stride bytes */
+    uint32_t rq_wqes;         /* a power of two */
+    uint32_t rq_stride;       /* 16 per data segment, a power of two */
+    __be32 *qp_dbrec;         /* [MLX5_RCV_DBR], [MLX5_SND_DBR] */
+    uint8_t *bf_reg;          /* BlueFlame / doorbell register */
+    uint32_t bf_size;         /* one BlueFlame buffer (0: doorbells only) */
+    struct mlx5_cqe64 *scq, *rcq; /* send and receive CQs, 64-byte CQEs */
+    uint32_t scq_cqes, rcq_cqes;  /* powers of two */
+    __be32 *scq_dbrec, *rcq_dbrec;
+    uint32_t qpn;
+    uint32_t max_inline;      /* bytes a WQE may carry inline */
+    unsigned mtu;             /* largest payload of one datagram */
+    uint8_t gid[16];          /* the port's GID as peers address it */
+    uint16_t lid;
+    bool gid_is_ipv4;         /* RoCE v2 over IPv4: the GRH area holds an IPv4 header */
+};
+
+/* The device under the queues. Hardware: mlx5_hw.c. Tests: the model. */
+struct mlx5_nic_ops {
+    const char *name;
+    /* Opens the device, creates a UD QP in RTS with Q_Key qkey and room
+     * for at least sq_wqes sends of up to want_inline inline bytes and
+     * rq_wqes receives, and its CQs; describes them in *mem. */
+    int (*open)(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, unsigned rq_wqes,
+                unsigned want_inline, struct mlx5_qp_mem *mem, void **nic);
+    /* Registers memory for the device to read and write: *lkey. */
+    int (*reg_mem)(void *nic, void *base, size_t len, uint32_t *lkey);
+    /* The address vector of the port (gid, lid): the datagram segment's AV. */
+    int (*make_av)(void *nic, const uint8_t gid[16], uint16_t lid, struct mlx5_wqe_av *av);
+    /* The QP went to the error state: RESET -> INIT -> RTR -> RTS. Its
+     * producer and consumer indices restart at 0; the CQs go on. */
+    int (*reset)(void *nic);
+    /* Model only (NULL on hardware): after the doorbell register write,
+     * the device reads the send queue; before the receive CQ is read, the
+     * device delivers what has arrived. */
+    void (*doorbell)(void *nic);
+    void (*step)(void *nic);
+    void (*close)(void *nic);
+};
+
+struct udrpc_mlx5_stats {
+    uint64_t sent;            /* WQEs posted */
+    uint64_t inline_sent;     /* of which inline */
+    uint64_t doorbells;
+    uint64_t signalled;       /* WQEs with CQ update */
+    uint64_t tx_errors, rx_errors; /* error CQEs */
+    uint8_t last_syndrome;    /* MLX5_CQE_SYNDROME_* of the last error CQE */
+    uint8_t last_vendor_syndrome;
+    uint64_t rx_short;        /* CQEs with a byte count under the GRH */
+    uint64_t qp_resets;
+    uint64_t down_drops;      /* packets not sent while the QP was being reset */
+    uint64_t dropped;         /* fault injection (loop.drop_ppm on hardware) */
+};
+
+/* Routes "mlx5" in this process to a software NIC (tests, benchmarks);
+ * NULL: back to hardware. */
+void udrpc__mlx5_use_nic(const struct mlx5_nic_ops *ops);
+/* The hardware NIC (mlx5_hw.c), NULL where libmlx5 is absent. */
+extern const struct mlx5_nic_ops udrpc__mlx5_hw_ops;
+/* An mlx5 device with an active port (dev NULL: any) that mlx5dv drives. */
+bool udrpc__mlx5_available(const char *dev);
+int udrpc__mlx5_create(const udrpc_config_t *cfg, struct transport **out);
+void udrpc__mlx5_get_stats(struct transport *tp, struct udrpc_mlx5_stats *out);
+/* Tests: the device handle under the transport (the model's QP). */
+void *udrpc__mlx5_nic(struct transport *tp);
+
+#endif
