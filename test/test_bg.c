@@ -198,7 +198,7 @@ static int connect_to(udrpc_t *from, udrpc_nexus_t *nx, uint8_t id)
 
 int main(int argc, char **argv)
 {
-    const char *transport = argc > 1 ? argv[1] : "udp";
+    const char *transport = argc > 1 ? TEST_TRANSPORT(argv[1]) : "udp";
     rpc_thread = pthread_self();
     udrpc_nexus_config_t ncfg;
     udrpc_nexus_config_default(&ncfg);

@@ -57,6 +57,7 @@
 #define INBOX_SLOTS 1024      /* packets on the wire to one QP */
 #define QPN_BASE 0x100
 #define WQE_MAX_DS 0x3f       /* qpn_ds's 6-bit size field */
+#define MAX_MTU 4096          /* IB's largest; a wire slot holds one */
 
 struct mr {
     uintptr_t base;
@@ -287,7 +288,7 @@ static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t l
     int copies = chance(src, src->faults.dup_ppm) ? 2 : 1;
     src->st.injected_dup += (uint64_t)(copies - 1);
     for (int c = 0; c < copies; c++) {
-        if (d->in_tail - d->in_head >= INBOX_SLOTS || len > d->cfg.mtu) {
+        if (d->in_tail - d->in_head >= INBOX_SLOTS) {
             src->st.drop_wire_full++;
             return;
         }
@@ -366,8 +367,11 @@ static uint32_t exec_wqe(struct nm_qp *q)
                 break;
             }
             const uint8_t *p = seg + 4;
-            if (p == q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT))
+            const uint8_t *end = q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT);
+            if (p == end)
                 p = q->mem.sq_buf;
+            if (n > (uint32_t)(end - p))
+                q->st.split_inline++;
             sq_read(q, p, q->pkt + total, n);
             total += n;
             left -= units;
@@ -407,6 +411,11 @@ static uint32_t exec_wqe(struct nm_qp *q)
         return bbs;
     }
     q->st.wqes++;
+    q->st.last_ds = ds;
+    if (ds > q->st.max_ds)
+        q->st.max_ds = ds;
+    if ((start & (q->mem.sq_bbs - 1)) + bbs > q->mem.sq_bbs)
+        q->st.wrapped_wqes++;
     wire_put(q, &av, total);
     if (signalled) {
         struct mlx5_cqe64 body;
@@ -596,7 +605,11 @@ static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
     q->qkey = qkey;
     q->faults = cfg->loop;
     q->rng = (cfg->loop.seed * 0x9E3779B97F4A7C15ull + i + 1) | 1;
-    q->slot_bytes = (sizeof(struct wire_pkt) + q->cfg.mtu + 63) & ~(size_t)63;
+    if (q->cfg.mtu > MAX_MTU || q->cfg.mtu < 256) {
+        nm_close(q);
+        return -EINVAL;
+    }
+    q->slot_bytes = (sizeof(struct wire_pkt) + MAX_MTU + 63) & ~(size_t)63;
     size_t sq_bytes = (size_t)q->cfg.sq_bbs << MLX5_SEND_WQE_SHIFT;
     q->sq_alloc = aligned_alloc(4096, sq_bytes);
     q->mem.rq_buf = aligned_alloc(4096, ((size_t)q->cfg.rq_wqes * q->cfg.rq_stride + 4095) & ~(size_t)4095);

@@ -34,6 +34,9 @@ struct nicmodel_cfg {
 struct nicmodel_stats {
     uint64_t doorbells, bf_mismatch;   /* BlueFlame writes not naming the last WQE */
     uint64_t wqes, inline_segs, data_segs; /* send WQEs executed, their segments */
+    uint64_t wrapped_wqes;             /* WQEs that ran past the ring's end */
+    uint64_t split_inline;             /* inline data cut by the ring's end */
+    uint32_t last_ds, max_ds;          /* WQE sizes in 16-byte units */
     uint64_t tx_cqes, rx_cqes, err_cqes, flush_cqes;
     uint64_t delivered;                /* written into one of our receive WQEs */
     uint64_t drop_no_rqe;              /* arrived with no receive WQE posted */

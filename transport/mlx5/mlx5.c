@@ -142,11 +142,18 @@ static inline uint8_t cq_owner(uint32_t ci, uint32_t shift)
     return (uint8_t)((ci >> shift) & 1);
 }
 
-static void note_error(struct mlx5_transport *m, const struct mlx5_cqe64 *cqe)
+/* An error CQE: the QP is in the error state. Flushed WQEs (those behind
+ * the failure) are counted apart from the failure itself. */
+static void note_error(struct mlx5_transport *m, const struct mlx5_cqe64 *cqe, uint64_t *count)
 {
     const struct mlx5_err_cqe *e = (const struct mlx5_err_cqe *)cqe;
-    m->stats.last_syndrome = e->syndrome;
-    m->stats.last_vendor_syndrome = e->vendor_err_synd;
+    if (e->syndrome == MLX5_CQE_SYNDROME_WR_FLUSH_ERR) {
+        m->stats.flushed++;
+    } else {
+        (*count)++;
+        m->stats.last_syndrome = e->syndrome;
+        m->stats.last_vendor_syndrome = e->vendor_err_synd;
+    }
     m->recover_pending = true;
 }
 
@@ -169,8 +176,7 @@ static void tx_reap(struct mlx5_transport *m)
             if ((int32_t)(end - m->sq_ci) > 0)
                 m->sq_ci = end;
         } else {
-            m->stats.tx_errors++;
-            note_error(m, cqe);
+            note_error(m, cqe, &m->stats.tx_errors);
             m->sq_ci = m->sq_pi;
         }
     }
@@ -380,8 +386,7 @@ static bool rx_slow(struct mlx5_transport *m, struct mlx5_cqe64 *cqe, uint8_t op
     from_device_barrier();
     uint8_t op = op_own >> 4;
     if (op != MLX5_CQE_RESP_SEND && op != MLX5_CQE_RESP_SEND_IMM && op != MLX5_CQE_RESP_SEND_INV) {
-        m->stats.rx_errors++; /* RESP_ERR, or nothing a receive CQ should hold */
-        note_error(m, cqe);
+        note_error(m, cqe, &m->stats.rx_errors); /* RESP_ERR, or what a receive CQ should not hold */
         return true;
     }
     uint32_t idx = be16toh(cqe->wqe_counter) & m->rq_mask;

@@ -76,7 +76,8 @@ struct udrpc_mlx5_stats {
     uint64_t inline_sent;     /* of which inline */
     uint64_t doorbells;
     uint64_t signalled;       /* WQEs with CQ update */
-    uint64_t tx_errors, rx_errors; /* error CQEs */
+    uint64_t tx_errors, rx_errors; /* error CQEs, flushes apart */
+    uint64_t flushed;         /* WR_FLUSH_ERR CQEs: WQEs behind a failure */
     uint8_t last_syndrome;    /* MLX5_CQE_SYNDROME_* of the last error CQE */
     uint8_t last_vendor_syndrome;
     uint64_t rx_short;        /* CQEs with a byte count under the GRH */
@@ -88,7 +89,7 @@ struct udrpc_mlx5_stats {
 /* Routes "mlx5" in this process to a software NIC (tests, benchmarks);
  * NULL: back to hardware. */
 void udrpc__mlx5_use_nic(const struct mlx5_nic_ops *ops);
-/* The hardware NIC (mlx5_hw.c), NULL where libmlx5 is absent. */
+/* The hardware NIC (mlx5_hw.c). */
 extern const struct mlx5_nic_ops udrpc__mlx5_hw_ops;
 /* An mlx5 device with an active port (dev NULL: any) that mlx5dv drives. */
 bool udrpc__mlx5_available(const char *dev);
