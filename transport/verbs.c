@@ -33,6 +33,7 @@
  * the device drops it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <infiniband/verbs.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ struct verbs_transport {
     /* memory regions of the Rpc's allocators */
     struct ibv_mr *mrs[MAX_MRS];
     unsigned n_mrs;
+    pthread_mutex_t mr_lock;  /* a BG worker's allocator registers too */
     bool recover_pending;     /* reset after the Rpc is done with the burst */
     /* fault injection (tests): drop this many ppm of sends */
     uint32_t drop_ppm;
@@ -447,12 +449,19 @@ static int verbs_make_peer(struct transport *tp, const struct tp_route *r, struc
 static int verbs_reg_mem(struct transport *tp, void *base, size_t len, uint32_t *lkey)
 {
     struct verbs_transport *v = (struct verbs_transport *)tp;
-    if (v->n_mrs == MAX_MRS)
+    pthread_mutex_lock(&v->mr_lock);
+    if (v->n_mrs == MAX_MRS) {
+        pthread_mutex_unlock(&v->mr_lock);
         return -ENOMEM;
+    }
     struct ibv_mr *mr = ibv_reg_mr(v->pd, base, len, IBV_ACCESS_LOCAL_WRITE);
-    if (!mr)
-        return errno ? -errno : -ENOMEM;
+    if (!mr) {
+        int err = errno ? -errno : -ENOMEM;
+        pthread_mutex_unlock(&v->mr_lock);
+        return err;
+    }
     v->mrs[v->n_mrs++] = mr;
+    pthread_mutex_unlock(&v->mr_lock);
     *lkey = mr->lkey;
     return 0;
 }
@@ -568,6 +577,7 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
     struct verbs_transport *v = calloc(1, sizeof(*v));
     if (!v)
         return -ENOMEM;
+    pthread_mutex_init(&v->mr_lock, NULL);
     int ret = udrpc__verbs_open_device(cfg->device, NULL, &v->ctx, &v->port);
     if (ret)
         goto fail;

@@ -653,13 +653,20 @@ static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
 
 static int nm_reg_mem(void *nic, void *base, size_t len, uint32_t *lkey)
 {
+    /* Any thread may register (a BG worker's allocator): the fabric lock,
+     * which the device's reads of the table hold too. */
     struct nm_qp *q = nic;
-    if (q->n_mrs == MAX_MRS)
-        return -ENOMEM;
-    q->mrs[q->n_mrs] = (struct mr){ (uintptr_t)base, len };
-    *lkey = (q->idx + 1) << 16 | q->n_mrs;
-    q->n_mrs++;
-    return 0;
+    int ret = 0;
+    pthread_mutex_lock(&g_fab.lock);
+    if (q->n_mrs == MAX_MRS) {
+        ret = -ENOMEM;
+    } else {
+        q->mrs[q->n_mrs] = (struct mr){ (uintptr_t)base, len };
+        *lkey = (q->idx + 1) << 16 | q->n_mrs;
+        q->n_mrs++;
+    }
+    pthread_mutex_unlock(&g_fab.lock);
+    return ret;
 }
 
 static int nm_make_av(void *nic, const uint8_t gid[16], uint16_t lid, struct mlx5_wqe_av *av)

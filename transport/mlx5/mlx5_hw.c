@@ -16,6 +16,7 @@
  * test/hw/mlx5-smoke.sh for the first run on hardware.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <infiniband/mlx5dv.h>
 #include <infiniband/verbs.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct mlx5_hw {
     uint32_t qkey;
     struct ibv_mr *mrs[MAX_MRS];
     unsigned n_mrs;
+    pthread_mutex_t mr_lock;  /* a BG worker's allocator registers too */
     struct hash_table ah_table;
     struct ah_entry *ahs;
     unsigned n_ahs, cap_ahs;
@@ -106,6 +108,7 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
     struct mlx5_hw *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
+    pthread_mutex_init(&h->mr_lock, NULL);
     h->qkey = qkey;
     int ret = udrpc__verbs_open_device(cfg->device, is_mlx5, &h->ctx, &h->port);
     if (ret)
@@ -196,12 +199,19 @@ fail:
 static int hw_reg_mem(void *nic, void *base, size_t len, uint32_t *lkey)
 {
     struct mlx5_hw *h = nic;
-    if (h->n_mrs == MAX_MRS)
+    pthread_mutex_lock(&h->mr_lock);
+    if (h->n_mrs == MAX_MRS) {
+        pthread_mutex_unlock(&h->mr_lock);
         return -ENOMEM;
+    }
     struct ibv_mr *mr = ibv_reg_mr(h->pd, base, len, IBV_ACCESS_LOCAL_WRITE);
-    if (!mr)
-        return errno ? -errno : -ENOMEM;
+    if (!mr) {
+        int err = errno ? -errno : -ENOMEM;
+        pthread_mutex_unlock(&h->mr_lock);
+        return err;
+    }
     h->mrs[h->n_mrs++] = mr;
+    pthread_mutex_unlock(&h->mr_lock);
     *lkey = mr->lkey;
     return 0;
 }
