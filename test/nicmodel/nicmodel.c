@@ -38,11 +38,14 @@
  * LOCAL_QP_OP_ERR. RoCE v2 over IPv4 puts an IPv4 header in the last 20
  * bytes of the GRH area; otherwise a GRH with the source GID at byte 8.
  *
- * Threads: a QP's memory is touched only by its owner's thread (the
- * sender's doorbell executes its send queue; the receiver's step fills
- * its receive queue), so the model adds no race a real NIC would not
- * have. The packets in between sit in the receiver's inbox under one
- * fabric lock, taken once per doorbell and once per step.
+ * Threads: a sender's doorbell runs its send queue in the sender's
+ * thread and writes each packet straight into the receiver's next posted
+ * receive buffer and its receive CQ, under one fabric lock (taken once
+ * per doorbell): one copy, as the NIC's DMA. The CQE's owner byte is
+ * stored last with release semantics and read by the transport with an
+ * acquire load; the transport's doorbell records are release stores the
+ * model reads with acquire loads: the orderings a real device relies on,
+ * in a form ThreadSanitizer checks.
  */
 #include "nicmodel.h"
 
@@ -54,7 +57,6 @@
 
 #define MAX_QPS 1024
 #define MAX_MRS 4096
-#define INBOX_SLOTS 1024      /* packets on the wire to one QP */
 #define QPN_BASE 0x100
 #define WQE_MAX_DS 0x3f       /* qpn_ds's 6-bit size field */
 #define MAX_MTU 4096          /* IB's largest; a wire slot holds one */
@@ -64,12 +66,12 @@ struct mr {
     size_t len;
 };
 
-struct wire_pkt {
+struct arrival {               /* a packet as it reaches a receiving port */
+    const uint8_t *data;
     uint32_t len;
     uint32_t src_qpn;
     uint32_t qkey;
-    uint8_t src_gid[16];
-    uint8_t data[];           /* mtu bytes */
+    const uint8_t *src_gid;
 };
 
 struct nm_cq {
@@ -84,7 +86,7 @@ struct nm_qp {
     struct mlx5_qp_mem mem;
     struct nicmodel_cfg cfg;
     uint32_t qkey;
-    bool in_error;
+    atomic_bool in_error;
     uint32_t sq_ci;           /* BBs executed, free running */
     uint32_t rq_ci;           /* receive WQEs consumed */
     uint32_t bf_offset;       /* where the next BlueFlame write lands */
@@ -93,15 +95,14 @@ struct nm_qp {
     struct nm_cq scq, rcq;
     struct mr mrs[MAX_MRS];
     unsigned n_mrs;
-    /* the wire into this QP: fabric lock */
-    uint8_t *inbox;
-    size_t slot_bytes;
-    uint32_t in_head, in_tail;
-    _Atomic uint32_t in_count;
-    /* faults of what this QP sends */
+    /* faults of what this QP sends; a packet held back to be reordered */
     udrpc_loop_faults_t faults;
     uint64_t rng;
     uint8_t *pkt;             /* a send's gathered bytes */
+    uint8_t *held;
+    uint32_t held_len;
+    struct mlx5_wqe_av held_av;
+    bool has_held;
     struct nicmodel_stats st;
 };
 
@@ -201,10 +202,10 @@ static void cq_init(struct nm_cq *cq, uint32_t cqes)
  * consumer index in the doorbell record is a whole ring behind). */
 static bool cq_push(struct nm_qp *q, struct nm_cq *cq, const struct mlx5_cqe64 *body, uint8_t opcode)
 {
-    uint32_t ci = be32toh(cq->dbrec[UDRPC_MLX5_CQ_SET_CI]) & 0xffffff;
+    uint32_t ci = be32toh(__atomic_load_n(&cq->dbrec[UDRPC_MLX5_CQ_SET_CI], __ATOMIC_ACQUIRE)) & 0xffffff;
     if (((cq->pi - ci) & 0xffffff) >= cq->cqes) {
         q->st.cq_overrun++;
-        q->in_error = true;
+        atomic_store_explicit(&q->in_error, true, memory_order_release);
         return false;
     }
     struct mlx5_cqe64 *c = &cq->buf[cq->pi & (cq->cqes - 1)];
@@ -233,7 +234,7 @@ static void push_error(struct nm_qp *q, struct nm_cq *cq, uint8_t opcode, uint8_
             q->st.last_syndrome = syndrome;
         }
     }
-    q->in_error = true;
+    atomic_store_explicit(&q->in_error, true, memory_order_release);
 }
 
 /* --------------------------------------------------------------- send ---- */
@@ -270,13 +271,21 @@ static bool mr_covers(const struct mr *mr, uint64_t addr, uint32_t len)
     return mr && addr >= mr->base && addr - mr->base <= mr->len && len <= mr->len - (addr - mr->base);
 }
 
-/* Puts a packet on the wire to its destination (fabric lock held). */
+static void deliver(struct nm_qp *q, const struct arrival *a);
+
+/* The port and QP an address vector names, or NULL (fabric lock held). */
+static struct nm_qp *route(const struct mlx5_wqe_av *av)
+{
+    uint32_t di = (be32toh(av->dqp_dct) & 0xffffff) - QPN_BASE;
+    struct nm_qp *d = di < MAX_QPS ? g_fab.qps[di] : NULL;
+    return d && memcmp(d->mem.gid, av->rgid, 16) == 0 ? d : NULL;
+}
+
+/* Sends len bytes of src->pkt to where av points (fabric lock held). */
 static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t len)
 {
-    uint32_t dqpn = be32toh(av->dqp_dct) & 0xffffff;
-    uint32_t di = dqpn - QPN_BASE;
-    struct nm_qp *d = di < MAX_QPS ? g_fab.qps[di] : NULL;
-    if (!d || memcmp(d->mem.gid, av->rgid, 16) != 0) {
+    struct nm_qp *d = route(av);
+    if (!d) {
         src->st.drop_no_route++;
         return;
     }
@@ -285,36 +294,27 @@ static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t l
         src->st.injected_drop++;
         return;
     }
-    int copies = chance(src, src->faults.dup_ppm) ? 2 : 1;
-    src->st.injected_dup += (uint64_t)(copies - 1);
-    for (int c = 0; c < copies; c++) {
-        if (d->in_tail - d->in_head >= INBOX_SLOTS) {
-            src->st.drop_wire_full++;
-            return;
-        }
-        struct wire_pkt *w =
-            (struct wire_pkt *)(d->inbox + (size_t)(d->in_tail & (INBOX_SLOTS - 1)) * d->slot_bytes);
-        w->len = len;
-        w->src_qpn = src->mem.qpn;
-        w->qkey = be32toh(av->key.qkey.qkey);
-        memcpy(w->src_gid, src->mem.gid, 16);
-        memcpy(w->data, src->pkt, len);
-        d->in_tail++;
-        /* reorder: this packet overtakes the one before it */
-        if (d->in_tail - d->in_head >= 2 && chance(src, src->faults.reorder_ppm)) {
-            struct wire_pkt *prev = (struct wire_pkt *)(d->inbox +
-                (size_t)((d->in_tail - 2) & (INBOX_SLOTS - 1)) * d->slot_bytes);
-            uint8_t tmp[sizeof(struct wire_pkt)];
-            size_t n = sizeof(struct wire_pkt) + (w->len > prev->len ? w->len : prev->len);
-            for (size_t off = 0; off < n; off += sizeof(tmp)) {
-                size_t k = n - off < sizeof(tmp) ? n - off : sizeof(tmp);
-                memcpy(tmp, (uint8_t *)w + off, k);
-                memcpy((uint8_t *)w + off, (uint8_t *)prev + off, k);
-                memcpy((uint8_t *)prev + off, tmp, k);
-            }
-            src->st.injected_reorder++;
-        }
-        atomic_store_explicit(&d->in_count, d->in_tail - d->in_head, memory_order_release);
+    if (!src->has_held && chance(src, src->faults.reorder_ppm)) { /* overtaken by the next */
+        memcpy(src->held, src->pkt, len);
+        src->held_len = len;
+        src->held_av = *av;
+        src->has_held = true;
+        src->st.injected_reorder++;
+        return;
+    }
+    struct arrival a = { src->pkt, len, src->mem.qpn, be32toh(av->key.qkey.qkey), src->mem.gid };
+    deliver(d, &a);
+    if (chance(src, src->faults.dup_ppm)) {
+        src->st.injected_dup++;
+        deliver(d, &a);
+    }
+    if (src->has_held) { /* the one held back arrives after this one */
+        src->has_held = false;
+        struct nm_qp *hd = route(&src->held_av);
+        struct arrival h = { src->held, src->held_len, src->mem.qpn,
+                             be32toh(src->held_av.key.qkey.qkey), src->mem.gid };
+        if (hd)
+            deliver(hd, &h);
     }
 }
 
@@ -331,7 +331,7 @@ static uint32_t exec_wqe(struct nm_qp *q)
     uint32_t ds = qd & WQE_MAX_DS;
     uint32_t bbs = ds ? (ds * 16 + MLX5_SEND_WQE_BB - 1) / MLX5_SEND_WQE_BB : 1;
     bool signalled = ctrl->fm_ce_se & MLX5_WQE_CTRL_CQ_UPDATE;
-    if (q->in_error) {
+    if (atomic_load_explicit(&q->in_error, memory_order_relaxed)) {
         push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_WR_FLUSH_ERR, idx, opcode);
         return bbs;
     }
@@ -460,7 +460,7 @@ static void nm_doorbell(void *nic)
 
 /* ------------------------------------------------------------ receive ---- */
 
-static void write_grh(const struct nm_qp *q, const struct wire_pkt *w, uint8_t *p)
+static void write_grh(const struct nm_qp *q, const struct arrival *w, uint8_t *p)
 {
     memset(p, 0, UDRPC_MLX5_GRH_BYTES);
     if (q->cfg.roce_ipv4) {
@@ -483,10 +483,11 @@ static void write_grh(const struct nm_qp *q, const struct wire_pkt *w, uint8_t *
     }
 }
 
-/* One arrival into the next posted receive WQE, or a counted drop. */
-static void deliver(struct nm_qp *q, const struct wire_pkt *w)
+/* One arrival into the next posted receive WQE, or a counted drop
+ * (fabric lock held). */
+static void deliver(struct nm_qp *q, const struct arrival *w)
 {
-    if (q->in_error) {
+    if (atomic_load_explicit(&q->in_error, memory_order_relaxed)) {
         q->st.drop_qp_error++;
         return;
     }
@@ -531,28 +532,31 @@ static void deliver(struct nm_qp *q, const struct wire_pkt *w)
     }
 }
 
-/* The device's side of a read of the receive CQ: arrivals since the last
- * step go into posted receive WQEs; a QP in the error state flushes them. */
+/* The device's side of a read of the receive CQ: a QP in the error state
+ * flushes its posted receive WQEs; a packet this QP's sender held back
+ * (reordering) and nothing overtook goes out now. */
 static void nm_step(void *nic)
 {
     struct nm_qp *q = nic;
-    if (q->in_error) {
-        uint16_t posted = (uint16_t)be32toh(q->qp_dbrec[MLX5_RCV_DBR]);
+    if (!atomic_load_explicit(&q->in_error, memory_order_acquire) && !q->has_held)
+        return;
+    pthread_mutex_lock(&g_fab.lock);
+    if (atomic_load_explicit(&q->in_error, memory_order_relaxed)) {
+        uint16_t posted = (uint16_t)be32toh(__atomic_load_n(&q->qp_dbrec[MLX5_RCV_DBR], __ATOMIC_ACQUIRE));
         while ((uint16_t)q->rq_ci != posted && !q->st.cq_overrun) {
             push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_WR_FLUSH_ERR,
                        (uint16_t)q->rq_ci, 0);
             q->rq_ci++;
         }
     }
-    if (atomic_load_explicit(&q->in_count, memory_order_acquire) == 0)
-        return;
-    pthread_mutex_lock(&g_fab.lock);
-    while (q->in_head != q->in_tail) {
-        deliver(q, (const struct wire_pkt *)(q->inbox +
-                    (size_t)(q->in_head & (INBOX_SLOTS - 1)) * q->slot_bytes));
-        q->in_head++;
+    if (q->has_held) {
+        q->has_held = false;
+        struct nm_qp *hd = route(&q->held_av);
+        struct arrival h = { q->held, q->held_len, q->mem.qpn, be32toh(q->held_av.key.qkey.qkey),
+                             q->mem.gid };
+        if (hd)
+            deliver(hd, &h);
     }
-    atomic_store_explicit(&q->in_count, 0, memory_order_release);
     pthread_mutex_unlock(&g_fab.lock);
 }
 
@@ -570,7 +574,7 @@ static void nm_close(void *nic)
     free(q->scq.buf);
     free(q->rcq.buf);
     free(q->bf_page);
-    free(q->inbox);
+    free(q->held);
     free(q->pkt);
     free(q);
 }
@@ -609,16 +613,15 @@ static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
         nm_close(q);
         return -EINVAL;
     }
-    q->slot_bytes = (sizeof(struct wire_pkt) + MAX_MTU + 63) & ~(size_t)63;
     size_t sq_bytes = (size_t)q->cfg.sq_bbs << MLX5_SEND_WQE_SHIFT;
     q->sq_alloc = aligned_alloc(4096, sq_bytes);
     q->mem.rq_buf = aligned_alloc(4096, ((size_t)q->cfg.rq_wqes * q->cfg.rq_stride + 4095) & ~(size_t)4095);
     q->bf_page = aligned_alloc(4096, 4096);
-    q->inbox = malloc(INBOX_SLOTS * q->slot_bytes);
-    q->pkt = malloc(q->cfg.mtu);
+    q->held = malloc(MAX_MTU);
+    q->pkt = malloc(MAX_MTU);
     cq_init(&q->scq, q->cfg.scq_cqes);
     cq_init(&q->rcq, q->cfg.rcq_cqes);
-    if (!q->sq_alloc || !q->mem.rq_buf || !q->bf_page || !q->inbox || !q->pkt || !q->scq.buf ||
+    if (!q->sq_alloc || !q->mem.rq_buf || !q->bf_page || !q->held || !q->pkt || !q->scq.buf ||
         !q->rcq.buf) {
         nm_close(q);
         return -ENOMEM;
@@ -684,12 +687,14 @@ static int nm_make_av(void *nic, const uint8_t gid[16], uint16_t lid, struct mlx
 static int nm_reset(void *nic)
 {
     struct nm_qp *q = nic;
-    q->in_error = false;
+    pthread_mutex_lock(&g_fab.lock);
+    atomic_store(&q->in_error, false);
     q->sq_ci = 0;
     q->rq_ci = 0;
     q->bf_offset = 0;
-    q->qp_dbrec[MLX5_RCV_DBR] = 0;
-    q->qp_dbrec[MLX5_SND_DBR] = 0;
+    __atomic_store_n(&q->qp_dbrec[MLX5_RCV_DBR], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&q->qp_dbrec[MLX5_SND_DBR], 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g_fab.lock);
     return 0;
 }
 
@@ -711,7 +716,7 @@ void nicmodel_get_stats(void *nic, struct nicmodel_stats *out)
 
 bool nicmodel_in_error(void *nic)
 {
-    return ((struct nm_qp *)nic)->in_error;
+    return atomic_load(&((struct nm_qp *)nic)->in_error);
 }
 
 const struct mlx5_qp_mem *nicmodel_mem(void *nic)

@@ -6,11 +6,11 @@
  * mlx5_nic_ops), so that the transport's queue logic runs, unchanged, on
  * memory laid out as the hardware's. See nicmodel.c.
  *
- * Every model QP in the process is a port of one fabric. Packets travel
- * from a sender's doorbell to the receiver's inbox; the receiver's model
- * writes them into its posted receive WQEs when its transport next reads
- * its receive CQ. Faults: the loop transport's seeded drop, duplicate and
- * reorder knobs (udrpc_config_t.loop).
+ * Every model QP in the process is a port of one fabric. A sender's
+ * doorbell runs its send queue and writes each packet into the receiving
+ * QP's next posted receive buffer, with its CQE. Faults: the loop
+ * transport's seeded drop, duplicate and reorder knobs (udrpc_config_t.loop;
+ * corruption counts as loss, as a port's ICRC check makes it).
  */
 #ifndef UDRPC_TEST_NICMODEL_H
 #define UDRPC_TEST_NICMODEL_H

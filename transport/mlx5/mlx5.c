@@ -77,6 +77,20 @@
 #define wc_flush_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #endif
 
+/* A CQE's owner byte is read before the rest of it, and a doorbell record
+ * written after what it announces: an acquire load and a release store
+ * (plain moves on x86), with the barriers above where the device needs
+ * more. ThreadSanitizer sees these orderings against the NIC model. */
+static inline uint8_t cqe_op_own(const struct mlx5_cqe64 *cqe)
+{
+    return __atomic_load_n(&cqe->op_own, __ATOMIC_ACQUIRE);
+}
+
+static inline void dbrec_write(__be32 *rec, uint32_t value)
+{
+    __atomic_store_n(rec, htobe32(value), __ATOMIC_RELEASE);
+}
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -165,7 +179,7 @@ static void tx_reap(struct mlx5_transport *m)
     uint32_t ci = m->scq_ci;
     for (;;) {
         struct mlx5_cqe64 *cqe = &m->scq[ci & m->scq_mask];
-        uint8_t op_own = *(volatile uint8_t *)&cqe->op_own;
+        uint8_t op_own = cqe_op_own(cqe);
         if ((op_own & MLX5_CQE_OWNER_MASK) != cq_owner(ci, m->scq_shift) ||
             (op_own >> 4) == MLX5_CQE_INVALID)
             break;
@@ -182,7 +196,7 @@ static void tx_reap(struct mlx5_transport *m)
     }
     if (ci != m->scq_ci) {
         m->scq_ci = ci;
-        m->scq_dbrec[UDRPC_MLX5_CQ_SET_CI] = htobe32(ci & 0xffffff);
+        dbrec_write(&m->scq_dbrec[UDRPC_MLX5_CQ_SET_CI], ci & 0xffffff);
     }
 }
 
@@ -196,6 +210,35 @@ static void tx_wait(struct mlx5_transport *m, uint32_t until)
             m->recover_pending = true;
             m->sq_ci = m->sq_pi;
         }
+    }
+}
+
+/* Copies n bytes: up to 64 with overlapping 8- and 16-byte moves (no
+ * call; never a byte outside [s, s + n) read or [d, d + n) written),
+ * beyond that memcpy. The inline payloads of small RPCs. */
+static inline void copy_small(uint8_t *d, const uint8_t *s, uint32_t n)
+{
+    if (n > 32) {
+        if (n > 64) {
+            memcpy(d, s, n);
+            return;
+        }
+        memcpy(d, s, 16);
+        memcpy(d + 16, s + 16, 16);
+        memcpy(d + n - 32, s + n - 32, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            d[i] = s[i];
     }
 }
 
@@ -218,6 +261,16 @@ static inline uint8_t *sq_next_bb(struct mlx5_transport *m, uint8_t *bb)
     return bb == m->sq_end ? m->sq_buf : bb;
 }
 
+/* Fault injection on hardware (tests): drop this packet? */
+static bool tx_drop(struct mlx5_transport *m)
+{
+    m->rng ^= m->rng << 13, m->rng ^= m->rng >> 7, m->rng ^= m->rng << 17;
+    if ((uint32_t)(m->rng % 1000000u) >= m->drop_ppm)
+        return false;
+    m->stats.dropped++;
+    return true;
+}
+
 static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts, unsigned n,
                               uint64_t now_tsc)
 {
@@ -225,9 +278,10 @@ static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
     (void)now_tsc;
     if (n > TX_BURST_MAX)
         n = TX_BURST_MAX;
+    const unsigned taken = n; /* dropped by fault injection or not: taken */
     if (unlikely(m->recover_pending)) {
         m->stats.down_drops += n;
-        return n;
+        return taken;
     }
     uint32_t need = n * m->max_wqe_bbs;
     if (unlikely(m->sq_pi - m->sq_ci + need > m->sq_mask + 1)) {
@@ -236,38 +290,66 @@ static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
             tx_wait(m, m->sq_pi + need - (m->sq_mask + 1));
         if (m->recover_pending) {
             m->stats.down_drops += n;
-            return n;
+            return taken;
         }
     }
+    struct tp_tx_pkt kept[TX_BURST_MAX];
+    if (unlikely(m->drop_ppm)) { /* fault injection (tests), off the common path */
+        unsigned j = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (!tx_drop(m))
+                kept[j++] = pkts[i];
+        pkts = kept;
+        n = j;
+    }
+    /* Locals: the stores into the ring are byte stores, which the compiler
+     * must assume may alias any field of *m. */
     struct mlx5_wqe_ctrl_seg *ctrl = NULL;
+    uint8_t *const sq_buf = m->sq_buf, *const sq_end = m->sq_end;
+    const uint32_t sq_mask = m->sq_mask, qpn_be = htobe32(m->qpn << 8);
+    uint32_t *const wqe_end = m->sq_wqe_end;
     uint32_t pi = m->sq_pi;
+    unsigned since = m->since_signal;
+    const uint32_t max_inline = m->max_inline;
     unsigned k = 0;
-    for (unsigned i = 0; i < n; i++) {
-        const struct tp_tx_pkt *p = &pkts[i];
-        if (unlikely(m->drop_ppm)) {
-            m->rng ^= m->rng << 13, m->rng ^= m->rng >> 7, m->rng ^= m->rng << 17;
-            if ((uint32_t)(m->rng % 1000000u) < m->drop_ppm) {
-                m->stats.dropped++;
-                continue;
-            }
-        }
-        uint8_t *wqe = m->sq_buf + ((size_t)(pi & m->sq_mask) << MLX5_SEND_WQE_SHIFT);
+    for (const struct tp_tx_pkt *p = pkts, *end = pkts + n; p < end; p++) {
+        uint8_t *wqe = sq_buf + ((size_t)(pi & sq_mask) << MLX5_SEND_WQE_SHIFT);
         ctrl = (struct mlx5_wqe_ctrl_seg *)wqe;
         memcpy(wqe + sizeof(*ctrl), p->peer->tx, sizeof(struct mlx5_wqe_datagram_seg));
-        uint8_t *seg = sq_next_bb(m, wqe + MLX5_SEND_WQE_BB);
+        uint8_t *seg = wqe + MLX5_SEND_WQE_BB; /* control + datagram fill one BB */
         uint32_t len = UDRPC_HDR_SIZE + p->data_len;
         uint32_t ds; /* 16-byte units: control 1, datagram 3, then data */
-        bool gathers = len > m->max_inline;
-        if (!gathers) {
+        uint8_t fm_ce_se = 0;
+        if (likely(len <= max_inline)) {
             uint32_t bc = htobe32(len | MLX5_INLINE_SEG);
-            memcpy(seg, &bc, sizeof(bc));
-            uint8_t *d = sq_copy(m, seg + sizeof(bc), p->hdr, UDRPC_HDR_SIZE);
-            if (p->data_len)
-                sq_copy(m, d, p->data, p->data_len);
-            ds = 4 + (sizeof(bc) + len + 15) / 16;
-            m->stats.inline_sent++;
+            if (likely(seg + sizeof(bc) + len <= sq_end)) {
+                memcpy(seg, &bc, sizeof(bc));
+                if ((const uint8_t *)p->hdr + UDRPC_HDR_SIZE == (const uint8_t *)p->data) {
+                    copy_small(seg + sizeof(bc), p->hdr, len); /* header room before the data */
+                } else {
+                    memcpy(seg + sizeof(bc), p->hdr, UDRPC_HDR_SIZE);
+                    copy_small(seg + sizeof(bc) + UDRPC_HDR_SIZE, p->data, p->data_len);
+                }
+            } else { /* the ring ends before the data does: the rest at its start */
+                if (seg == sq_end)
+                    seg = sq_buf;
+                memcpy(seg, &bc, sizeof(bc));
+                uint8_t *d = sq_copy(m, seg + sizeof(bc), p->hdr, UDRPC_HDR_SIZE);
+                if (p->data_len)
+                    sq_copy(m, d, p->data, p->data_len);
+            }
+            ds = (len + 4 * 16 + sizeof(bc) + 15) / 16;
+            if (unlikely(++since == SIGNAL_EVERY)) {
+                since = 0;
+                fm_ce_se = MLX5_WQE_CTRL_CQ_UPDATE;
+                wqe_end[pi & sq_mask] = pi + (ds + 3) / 4;
+                m->stats.signalled++;
+            }
         } else {
-            /* seg starts a BB: its data segments cannot reach the ring's end */
+            /* seg starts a BB: its data segments cannot reach the ring's end.
+             * Each gathering WQE asks for a CQE: tx_flush waits for it. */
+            if (seg == sq_end)
+                seg = sq_buf;
             struct mlx5_wqe_data_seg *dseg = (struct mlx5_wqe_data_seg *)seg;
             if ((const uint8_t *)p->hdr + UDRPC_HDR_SIZE == (const uint8_t *)p->data) {
                 mlx5dv_set_data_seg(dseg, len, p->lkey, (uintptr_t)p->hdr);
@@ -277,33 +359,41 @@ static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
                 mlx5dv_set_data_seg(dseg + 1, p->data_len, p->lkey, (uintptr_t)p->data);
                 ds = 6;
             }
-        }
-        uint32_t bbs = (ds + 3) / 4;
-        uint8_t fm_ce_se = 0;
-        if (++m->since_signal == SIGNAL_EVERY || gathers) {
-            m->since_signal = 0;
+            since = 0;
             fm_ce_se = MLX5_WQE_CTRL_CQ_UPDATE;
-            m->sq_wqe_end[pi & m->sq_mask] = pi + bbs;
+            m->gather_end = wqe_end[pi & sq_mask] = pi + (ds + 3) / 4;
+            m->gather_pending = true;
             m->stats.signalled++;
-            if (gathers) {
-                m->gather_end = pi + bbs;
-                m->gather_pending = true;
-            }
+            m->stats.gathered++;
         }
+        /* The control segment, as mlx5dv_set_ctrl_seg() writes it (opmod 0,
+         * WQE index, opcode; QPN, DS; signature, stream id and immediate
+         * 0; the CQ-update flag), in two 8-byte stores. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* big-endian words read as little-endian ones: opmod 0, index, opcode;
+         * QPN, DS */
+        uint64_t w0 = (uint64_t)htobe16((uint16_t)pi) << 8 | (uint64_t)MLX5_OPCODE_SEND << 24 |
+                      (uint64_t)(qpn_be | ds << 24) << 32;
+        uint64_t w1 = (uint64_t)fm_ce_se << 24; /* byte 11 of the segment */
+        memcpy(ctrl, &w0, 8);
+        memcpy((uint8_t *)ctrl + 8, &w1, 8);
+#else
         mlx5dv_set_ctrl_seg(ctrl, (uint16_t)pi, MLX5_OPCODE_SEND, 0, m->qpn, fm_ce_se,
                             (uint8_t)ds, 0, 0);
         ctrl->dci_stream_channel_id = 0;
-        pi += bbs;
+#endif
+        pi += (ds + 3) / 4;
         k++;
     }
+    m->since_signal = since;
     if (k == 0)
-        return n;
+        return taken;
     m->sq_pi = pi;
     m->stats.sent += k;
     m->stats.doorbells++;
     /* The doorbell: WQEs before the record, the record before the register. */
     to_device_barrier();
-    m->qp_dbrec[MLX5_SND_DBR] = htobe32(pi & 0xffff);
+    dbrec_write(&m->qp_dbrec[MLX5_SND_DBR], pi & 0xffff);
     to_device_barrier();
     uint64_t first8;
     memcpy(&first8, ctrl, sizeof(first8)); /* already big-endian */
@@ -312,7 +402,7 @@ static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
     m->bf_offset ^= m->bf_size;
     if (m->nic_doorbell)
         m->nic_doorbell(m->nic);
-    return n;
+    return taken;
 }
 
 /* No WQE may still read a caller's buffer: wait for the last gathering one
@@ -341,7 +431,7 @@ static void rq_post_all(struct mlx5_transport *m)
     m->rq_pi = m->rq_mask + 1;
     m->rx_held = 0;
     to_device_barrier();
-    m->qp_dbrec[MLX5_RCV_DBR] = htobe32(m->rq_pi & 0xffff);
+    dbrec_write(&m->qp_dbrec[MLX5_RCV_DBR], m->rq_pi & 0xffff);
 }
 
 /* The QP failed: drain both CQs, reset it, start the queues over. */
@@ -354,7 +444,7 @@ static void qp_recover(struct mlx5_transport *m)
         uint32_t *ci = pass ? &m->rcq_ci : &m->scq_ci;
         uint32_t mask = pass ? m->rcq_mask : m->scq_mask, shift = pass ? m->rcq_shift : m->scq_shift;
         for (;;) {
-            uint8_t op_own = *(volatile uint8_t *)&cq[*ci & mask].op_own;
+            uint8_t op_own = cqe_op_own(&cq[*ci & mask]);
             if ((op_own & 1) != cq_owner(*ci, shift) || (op_own >> 4) == MLX5_CQE_INVALID)
                 break;
             (*ci)++;
@@ -364,8 +454,8 @@ static void qp_recover(struct mlx5_transport *m)
         m->recover_pending = true; /* tried again at the next rx_burst */
         return;
     }
-    m->scq_dbrec[UDRPC_MLX5_CQ_SET_CI] = htobe32(m->scq_ci & 0xffffff);
-    m->rcq_dbrec[UDRPC_MLX5_CQ_SET_CI] = htobe32(m->rcq_ci & 0xffffff);
+    dbrec_write(&m->scq_dbrec[UDRPC_MLX5_CQ_SET_CI], m->scq_ci & 0xffffff);
+    dbrec_write(&m->rcq_dbrec[UDRPC_MLX5_CQ_SET_CI], m->rcq_ci & 0xffffff);
     m->sq_pi = m->sq_ci = 0;
     m->since_signal = 0;
     m->gather_pending = false;
@@ -421,44 +511,57 @@ static unsigned mlx5_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsi
         m->rq_pi += m->rx_held;
         m->rx_held = 0;
         to_device_barrier();
-        m->qp_dbrec[MLX5_RCV_DBR] = htobe32(m->rq_pi & 0xffff);
+        dbrec_write(&m->qp_dbrec[MLX5_RCV_DBR], m->rq_pi & 0xffff);
     }
     if (m->nic_step)
         m->nic_step(m->nic);
+    /* The CQE we want next is a plain receive with our owner bit: one
+     * byte to compare, which flips each lap of the ring. */
     uint32_t ci = m->rcq_ci;
-    const uint8_t want = MLX5_CQE_RESP_SEND << 4; /* | owner, below */
-    unsigned out = 0;
-    while (out < max) {
-        struct mlx5_cqe64 *cqe = &m->rcq[ci & m->rcq_mask];
-        uint8_t op_own = *(volatile uint8_t *)&cqe->op_own;
-        if (likely(op_own == (want | cq_owner(ci, m->rcq_shift)))) {
+    uint8_t want = (uint8_t)(MLX5_CQE_RESP_SEND << 4 | cq_owner(ci, m->rcq_shift));
+    const struct mlx5_cqe64 *const rcq = m->rcq, *const rcq_end = rcq + m->rcq_mask + 1;
+    const struct mlx5_cqe64 *cqe = &rcq[ci & m->rcq_mask];
+    const uint8_t *const rx_bufs = m->rx_bufs;
+    const uint32_t rq_mask = m->rq_mask;
+    const size_t buf_size = m->rx_buf_size, src_off = m->src_off;
+    struct tp_rx_pkt *pk = pkts, *pk_end = pkts + max;
+    for (; pk < pk_end; ci++) {
+        uint8_t op_own = cqe_op_own(cqe);
+        if (likely(op_own == want)) {
             from_device_barrier();
-            uint32_t idx = be16toh(cqe->wqe_counter) & m->rq_mask;
-            const uint8_t *buf = m->rx_bufs + (size_t)idx * m->rx_buf_size;
             uint32_t len = be32toh(cqe->byte_cnt);
-            ci++;
-            if (unlikely(len < UDRPC_MLX5_GRH_BYTES)) {
+            const uint8_t *buf = rx_bufs + (be16toh(cqe->wqe_counter) & rq_mask) * buf_size;
+            if (likely(len >= UDRPC_MLX5_GRH_BYTES)) { /* never shorter on a UD QP */
+                uint64_t src;
+                memcpy(&src, buf + src_off, 8);
+                pk->buf = buf + UDRPC_MLX5_GRH_BYTES;
+                pk->len = len - UDRPC_MLX5_GRH_BYTES;
+                pk->src_id[0] = src;
+                pk->src_id[1] = be32toh(cqe->flags_rqpn) & 0xffffff;
+                pk++;
+            } else {
                 m->stats.rx_short++;
-                continue;
             }
-            pkts[out].buf = buf + UDRPC_MLX5_GRH_BYTES;
-            pkts[out].len = len - UDRPC_MLX5_GRH_BYTES;
-            memcpy(&pkts[out].src_id[0], buf + m->src_off, 8);
-            pkts[out].src_id[1] = be32toh(cqe->flags_rqpn) & 0xffffff;
-            out++;
-            continue;
+        } else {
+            /* not written yet: the common end of a burst, decided here */
+            if ((op_own & MLX5_CQE_OWNER_MASK) != (want & MLX5_CQE_OWNER_MASK) ||
+                (op_own >> 4) == MLX5_CQE_INVALID)
+                break;
+            bool ok;
+            rx_slow(m, (struct mlx5_cqe64 *)cqe, op_own, ci, pk, &ok);
+            pk += ok;
         }
-        bool ok;
-        if (!rx_slow(m, cqe, op_own, ci, &pkts[out], &ok))
-            break;
-        ci++;
-        out += ok;
+        if (unlikely(++cqe == rcq_end)) { /* a lap: the owner bit we want flips */
+            cqe = rcq;
+            want ^= MLX5_CQE_OWNER_MASK;
+        }
     }
+    unsigned out = (unsigned)(pk - pkts);
     uint32_t used = ci - m->rcq_ci; /* CQEs read = RQ WQEs consumed, in order */
     if (used) {
         m->rx_held += used;
         m->rcq_ci = ci;
-        m->rcq_dbrec[UDRPC_MLX5_CQ_SET_CI] = htobe32(ci & 0xffffff);
+        dbrec_write(&m->rcq_dbrec[UDRPC_MLX5_CQ_SET_CI], ci & 0xffffff);
     }
     return out;
 }

@@ -73,7 +73,7 @@ struct mlx5_nic_ops {
 
 struct udrpc_mlx5_stats {
     uint64_t sent;            /* WQEs posted */
-    uint64_t inline_sent;     /* of which inline */
+    uint64_t gathered;        /* of which with data segments (the rest inline) */
     uint64_t doorbells;
     uint64_t signalled;       /* WQEs with CQ update */
     uint64_t tx_errors, rx_errors; /* error CQEs, flushes apart */
