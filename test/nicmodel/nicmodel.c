@@ -97,6 +97,7 @@ struct nm_qp {
     unsigned n_mrs;
     /* faults of what this QP sends; a packet held back to be reordered */
     udrpc_loop_faults_t faults;
+    bool faults_on;
     uint64_t rng;
     uint8_t *pkt;             /* a send's gathered bytes */
     uint8_t *held;
@@ -116,10 +117,10 @@ static struct {
 void nicmodel_default_cfg(struct nicmodel_cfg *c)
 {
     memset(c, 0, sizeof(*c));
-    c->sq_bbs = 4096;
+    c->sq_bbs = 1024;
     c->rq_wqes = 512;
     c->rq_stride = 16;
-    c->scq_cqes = 2048;
+    c->scq_cqes = 512;
     c->rcq_cqes = 512;
     c->max_inline = 256;
     c->mtu = 4096;
@@ -239,11 +240,6 @@ static void push_error(struct nm_qp *q, struct nm_cq *cq, uint8_t opcode, uint8_
 
 /* --------------------------------------------------------------- send ---- */
 
-static uint8_t *sq_at(struct nm_qp *q, uint32_t bb)
-{
-    return q->mem.sq_buf + ((size_t)(bb & (q->mem.sq_bbs - 1)) << MLX5_SEND_WQE_SHIFT);
-}
-
 /* Reads len bytes at p in the send ring, wrapping at its end. */
 static const uint8_t *sq_read(struct nm_qp *q, const uint8_t *p, void *dst, uint32_t len)
 {
@@ -271,7 +267,110 @@ static bool mr_covers(const struct mr *mr, uint64_t addr, uint32_t len)
     return mr && addr >= mr->base && addr - mr->base <= mr->len && len <= mr->len - (addr - mr->base);
 }
 
-static void deliver(struct nm_qp *q, const struct arrival *a);
+/* ------------------------------------------------------------ receive ---- */
+
+/* Where a packet for q would land: its next posted receive WQE, or why
+ * it cannot. Changes nothing (fabric lock held). */
+enum rx_fate { RX_OK, RX_QP_ERROR, RX_BAD_QKEY, RX_NO_RQE, RX_PROT_ERR };
+struct rx_slot {
+    uint8_t *buf;
+    uint32_t room;
+    uint16_t counter;
+};
+
+static enum rx_fate rx_peek(struct nm_qp *q, uint32_t qkey, struct rx_slot *rs)
+{
+    if (atomic_load_explicit(&q->in_error, memory_order_relaxed))
+        return RX_QP_ERROR;
+    if (qkey != q->qkey) /* the device drops it: no CQE */
+        return RX_BAD_QKEY;
+    uint16_t posted = (uint16_t)be32toh(__atomic_load_n(&q->qp_dbrec[MLX5_RCV_DBR], __ATOMIC_ACQUIRE));
+    if (posted == (uint16_t)q->rq_ci)
+        return RX_NO_RQE;
+    const uint8_t *rqe = q->mem.rq_buf + (size_t)(q->rq_ci & (q->mem.rq_wqes - 1)) * q->mem.rq_stride;
+    struct mlx5_wqe_data_seg d;
+    memcpy(&d, rqe, sizeof(d));
+    rs->room = be32toh(d.byte_count);
+    rs->buf = (uint8_t *)(uintptr_t)be64toh(d.addr);
+    rs->counter = (uint16_t)q->rq_ci;
+    if (!mr_covers(mr_find(q, be32toh(d.lkey)), (uintptr_t)rs->buf, rs->room))
+        return RX_PROT_ERR;
+    return RX_OK;
+}
+
+static void write_grh(const struct nm_qp *q, const uint8_t *src_gid, uint32_t len, uint8_t *p)
+{
+    memset(p, 0, UDRPC_MLX5_GRH_BYTES);
+    if (q->cfg.roce_ipv4) {
+        uint8_t *ip = p + 20;
+        uint16_t tot = htobe16((uint16_t)(20 + 8 + 12 + 8 + len + 4)); /* IP UDP BTH DETH ICRC */
+        ip[0] = 0x45;
+        memcpy(ip + 2, &tot, 2);
+        ip[8] = 64;
+        ip[9] = 17;
+        memcpy(ip + 12, src_gid + 12, 4);
+        memcpy(ip + 16, q->mem.gid + 12, 4);
+    } else {
+        uint16_t plen = htobe16((uint16_t)(12 + 8 + len + 4));
+        p[0] = 0x60;
+        memcpy(p + 4, &plen, 2);
+        p[6] = 0x1b; /* next header: IBA BTH */
+        p[7] = 64;
+        memcpy(p + 8, src_gid, 16);
+        memcpy(p + 24, q->mem.gid, 16);
+    }
+}
+
+/* The outcome of an arrival at q: a receive CQE for the len payload bytes
+ * already at rs->buf + 40 (RX_OK), an error CQE, or a counted drop
+ * (fabric lock held). */
+static void rx_finish(struct nm_qp *q, enum rx_fate fate, const struct rx_slot *rs,
+                      const uint8_t *src_gid, uint32_t src_qpn, uint32_t len)
+{
+    switch (fate) {
+    case RX_QP_ERROR: q->st.drop_qp_error++; return;
+    case RX_BAD_QKEY: q->st.drop_qkey++; return;
+    case RX_NO_RQE: q->st.drop_no_rqe++; return;
+    case RX_PROT_ERR:
+        q->rq_ci++;
+        push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_LOCAL_PROT_ERR, rs->counter, 0);
+        return;
+    case RX_OK:
+        break;
+    }
+    q->rq_ci++;
+    write_grh(q, src_gid, len, rs->buf);
+    struct mlx5_cqe64 body;
+    memset(&body, 0, sizeof(body));
+    body.byte_cnt = htobe32(UDRPC_MLX5_GRH_BYTES + len);
+    body.wqe_counter = htobe16(rs->counter);
+    body.flags_rqpn = htobe32(1u << 28 | src_qpn);
+    body.sop_drop_qpn = htobe32(q->mem.qpn);
+    body.l4_hdr_type_etc = (uint8_t)((q->cfg.roce_ipv4 ? 2 : 1) << 2); /* L3 header type */
+    if (cq_push(q, &q->rcq, &body, MLX5_CQE_RESP_SEND)) {
+        q->st.rx_cqes++;
+        q->st.delivered++;
+    }
+}
+
+/* One arrival from a copy of its bytes, into q's next posted receive WQE
+ * or a counted drop; a receive WQE too small completes with a length
+ * error (fabric lock held). */
+static void deliver(struct nm_qp *q, const struct arrival *a)
+{
+    struct rx_slot rs;
+    enum rx_fate fate = rx_peek(q, a->qkey, &rs);
+    if (fate == RX_OK && UDRPC_MLX5_GRH_BYTES + a->len > rs.room) {
+        q->rq_ci++;
+        push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR, rs.counter, 0);
+        return;
+    }
+    if (fate == RX_OK)
+        memcpy(rs.buf + UDRPC_MLX5_GRH_BYTES, a->data, a->len);
+    rx_finish(q, fate, &rs, a->src_gid, a->src_qpn, a->len);
+}
+
+/* --------------------------------------------------------------- send ---- */
 
 /* The port and QP an address vector names, or NULL (fabric lock held). */
 static struct nm_qp *route(const struct mlx5_wqe_av *av)
@@ -281,7 +380,8 @@ static struct nm_qp *route(const struct mlx5_wqe_av *av)
     return d && memcmp(d->mem.gid, av->rgid, 16) == 0 ? d : NULL;
 }
 
-/* Sends len bytes of src->pkt to where av points (fabric lock held). */
+/* Sends len bytes of src->pkt to where av points, through the fault
+ * injection (fabric lock held). */
 static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t len)
 {
     struct nm_qp *d = route(av);
@@ -318,11 +418,80 @@ static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t l
     }
 }
 
-/* Executes the WQE at BB q->sq_ci: returns its size in BBs. */
+/* Gathers a WQE's data segments (after its control and datagram
+ * segments: units of 16 bytes) into dst, at most the port MTU: *total
+ * bytes, or a syndrome. Returns 0 or the syndrome. */
+static uint8_t gather(struct nm_qp *q, const uint8_t *wqe, uint32_t start, uint32_t units,
+                      uint8_t *dst, uint32_t *total)
+{
+    const uint8_t *ring_end = q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT);
+    bool wraps = (start & (q->mem.sq_bbs - 1)) + (4 + units + 3) / 4 > q->mem.sq_bbs;
+    const uint8_t *seg = wqe + MLX5_SEND_WQE_BB;
+    if (seg == ring_end)
+        seg = q->mem.sq_buf;
+    uint32_t n_total = 0;
+    while (units) {
+        __be32 bc_be;
+        if (wraps)
+            sq_read(q, seg, &bc_be, sizeof(bc_be));
+        else
+            memcpy(&bc_be, seg, sizeof(bc_be));
+        uint32_t bc = be32toh(bc_be);
+        uint32_t used;
+        if (bc & MLX5_INLINE_SEG) {
+            uint32_t n = bc & ~MLX5_INLINE_SEG;
+            used = (4 + n + 15) / 16;
+            if (used > units || n > q->cfg.max_inline)
+                return MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR;
+            if (n_total + n > q->cfg.mtu)
+                return MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR;
+            const uint8_t *from = seg + 4;
+            if (!wraps) {
+                memcpy(dst + n_total, from, n);
+            } else {
+                if (from == ring_end)
+                    from = q->mem.sq_buf;
+                if (n > (uint32_t)(ring_end - from))
+                    q->st.split_inline++;
+                sq_read(q, from, dst + n_total, n);
+            }
+            n_total += n;
+            q->st.inline_segs++;
+        } else {
+            struct mlx5_wqe_data_seg d;
+            if (wraps)
+                sq_read(q, seg, &d, sizeof(d));
+            else
+                memcpy(&d, seg, sizeof(d));
+            uint32_t n = be32toh(d.byte_count), lkey = be32toh(d.lkey);
+            uint64_t addr = be64toh(d.addr);
+            used = 1;
+            if (lkey == MLX5_INVALID_LKEY) /* end of the gather list */
+                break;
+            if (n == 0 || n_total + n > q->cfg.mtu) /* 0 means 2 GiB to the device */
+                return MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR;
+            if (!mr_covers(mr_find(q, lkey), addr, n))
+                return MLX5_CQE_SYNDROME_LOCAL_PROT_ERR;
+            memcpy(dst + n_total, (const void *)(uintptr_t)addr, n);
+            n_total += n;
+            q->st.data_segs++;
+        }
+        units -= used;
+        seg += used * 16;
+        if (seg >= ring_end)
+            seg -= ring_end - q->mem.sq_buf;
+    }
+    *total = n_total;
+    return 0;
+}
+
+/* Executes the WQE at BB q->sq_ci: returns its size in BBs. Without
+ * fault injection the data goes straight into the receiver's posted
+ * buffer: one copy, as the device's DMA. */
 static uint32_t exec_wqe(struct nm_qp *q)
 {
     uint32_t start = q->sq_ci;
-    const uint8_t *wqe = sq_at(q, start);
+    const uint8_t *wqe = q->mem.sq_buf + ((size_t)(start & (q->mem.sq_bbs - 1)) << MLX5_SEND_WQE_SHIFT);
     const struct mlx5_wqe_ctrl_seg *ctrl = (const struct mlx5_wqe_ctrl_seg *)wqe;
     uint32_t oio = be32toh(ctrl->opmod_idx_opcode);
     uint8_t opcode = (uint8_t)oio;
@@ -336,76 +505,28 @@ static uint32_t exec_wqe(struct nm_qp *q)
         return bbs;
     }
     /* Control segment: a SEND of this QP at this index, with a datagram
-     * segment and at least one data segment. */
-    if (opcode != MLX5_OPCODE_SEND || idx != (uint16_t)start || (qd >> 8) != q->mem.qpn || ds < 5) {
-        push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR, idx, opcode);
-        return bbs;
-    }
+     * segment (a UD address vector, extended) and at least one data
+     * segment. */
     const struct mlx5_wqe_datagram_seg *dg = (const struct mlx5_wqe_datagram_seg *)(wqe + sizeof(*ctrl));
-    if (!(be32toh(dg->av.dqp_dct) & MLX5_EXTENDED_UD_AV)) {
+    if (opcode != MLX5_OPCODE_SEND || idx != (uint16_t)start || (qd >> 8) != q->mem.qpn || ds < 5 ||
+        !(be32toh(dg->av.dqp_dct) & MLX5_EXTENDED_UD_AV)) {
         push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR, idx, opcode);
         return bbs;
     }
-    struct mlx5_wqe_av av = dg->av;
-    /* Data: inline and gather segments in the remaining ds - 4 units. */
-    const uint8_t *seg = sq_at(q, start + 1);
-    uint32_t left = ds - 4, total = 0;
-    uint8_t syndrome = 0;
-    while (left && !syndrome) {
-        __be32 bc_be;
-        sq_read(q, seg, &bc_be, sizeof(bc_be));
-        uint32_t bc = be32toh(bc_be);
-        if (bc & MLX5_INLINE_SEG) {
-            uint32_t n = bc & ~MLX5_INLINE_SEG;
-            uint32_t units = (4 + n + 15) / 16;
-            if (units > left || n > q->cfg.max_inline) {
-                syndrome = MLX5_CQE_SYNDROME_LOCAL_QP_OP_ERR;
-                break;
-            }
-            if (total + n > q->cfg.mtu) {
-                syndrome = MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR;
-                break;
-            }
-            const uint8_t *p = seg + 4;
-            const uint8_t *end = q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT);
-            if (p == end)
-                p = q->mem.sq_buf;
-            if (n > (uint32_t)(end - p))
-                q->st.split_inline++;
-            sq_read(q, p, q->pkt + total, n);
-            total += n;
-            left -= units;
-            q->st.inline_segs++;
-            /* the next segment: units of 16 bytes on, wrapping */
-            for (uint32_t u = 0; u < units; u++) {
-                seg += 16;
-                if (seg == q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT))
-                    seg = q->mem.sq_buf;
-            }
-        } else {
-            struct mlx5_wqe_data_seg d;
-            sq_read(q, seg, &d, sizeof(d));
-            uint32_t n = be32toh(d.byte_count), lkey = be32toh(d.lkey);
-            uint64_t addr = be64toh(d.addr);
-            left--;
-            seg += 16;
-            if (seg == q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT))
-                seg = q->mem.sq_buf;
-            if (lkey == MLX5_INVALID_LKEY) /* end of the gather list */
-                break;
-            if (n == 0 || total + n > q->cfg.mtu) { /* 0 means 2 GiB to the device */
-                syndrome = MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR;
-                break;
-            }
-            if (!mr_covers(mr_find(q, lkey), addr, n)) {
-                syndrome = MLX5_CQE_SYNDROME_LOCAL_PROT_ERR;
-                break;
-            }
-            memcpy(q->pkt + total, (const void *)(uintptr_t)addr, n);
-            total += n;
-            q->st.data_segs++;
-        }
+    const struct mlx5_wqe_av *av = &dg->av;
+    /* Where the bytes go: the receiver's buffer when nothing can happen
+     * to them on the way and it holds any packet; else a copy first. */
+    struct nm_qp *d = q->faults_on ? NULL : route(av);
+    struct rx_slot rs;
+    enum rx_fate fate = RX_QP_ERROR;
+    uint8_t *dst = q->pkt;
+    if (d) {
+        fate = rx_peek(d, be32toh(av->key.qkey.qkey), &rs);
+        if (fate == RX_OK && rs.room >= UDRPC_MLX5_GRH_BYTES + q->cfg.mtu)
+            dst = rs.buf + UDRPC_MLX5_GRH_BYTES;
     }
+    uint32_t total = 0;
+    uint8_t syndrome = gather(q, wqe, start, ds - 4, dst, &total);
     if (syndrome) {
         push_error(q, &q->scq, MLX5_CQE_REQ_ERR, syndrome, idx, opcode);
         return bbs;
@@ -416,7 +537,13 @@ static uint32_t exec_wqe(struct nm_qp *q)
         q->st.max_ds = ds;
     if ((start & (q->mem.sq_bbs - 1)) + bbs > q->mem.sq_bbs)
         q->st.wrapped_wqes++;
-    wire_put(q, &av, total);
+    if (dst != q->pkt) {
+        rx_finish(d, RX_OK, &rs, q->mem.gid, q->mem.qpn, total);
+    } else if (d && fate != RX_OK) {
+        rx_finish(d, fate, &rs, q->mem.gid, q->mem.qpn, total);
+    } else {
+        wire_put(q, av, total);
+    }
     if (signalled) {
         struct mlx5_cqe64 body;
         memset(&body, 0, sizeof(body));
@@ -456,80 +583,6 @@ static void nm_doorbell(void *nic)
     pthread_mutex_unlock(&g_fab.lock);
     if (bf_idx != (uint16_t)last)
         q->st.bf_mismatch++;
-}
-
-/* ------------------------------------------------------------ receive ---- */
-
-static void write_grh(const struct nm_qp *q, const struct arrival *w, uint8_t *p)
-{
-    memset(p, 0, UDRPC_MLX5_GRH_BYTES);
-    if (q->cfg.roce_ipv4) {
-        uint8_t *ip = p + 20;
-        uint16_t tot = htobe16((uint16_t)(20 + 8 + 12 + 8 + w->len + 4)); /* IP UDP BTH DETH ICRC */
-        ip[0] = 0x45;
-        memcpy(ip + 2, &tot, 2);
-        ip[8] = 64;
-        ip[9] = 17;
-        memcpy(ip + 12, w->src_gid + 12, 4);
-        memcpy(ip + 16, q->mem.gid + 12, 4);
-    } else {
-        uint16_t plen = htobe16((uint16_t)(12 + 8 + w->len + 4));
-        p[0] = 0x60;
-        memcpy(p + 4, &plen, 2);
-        p[6] = 0x1b; /* next header: IBA BTH */
-        p[7] = 64;
-        memcpy(p + 8, w->src_gid, 16);
-        memcpy(p + 24, q->mem.gid, 16);
-    }
-}
-
-/* One arrival into the next posted receive WQE, or a counted drop
- * (fabric lock held). */
-static void deliver(struct nm_qp *q, const struct arrival *w)
-{
-    if (atomic_load_explicit(&q->in_error, memory_order_relaxed)) {
-        q->st.drop_qp_error++;
-        return;
-    }
-    if (w->qkey != q->qkey) { /* the device drops it: no CQE */
-        q->st.drop_qkey++;
-        return;
-    }
-    uint16_t posted = (uint16_t)be32toh(__atomic_load_n(&q->qp_dbrec[MLX5_RCV_DBR], __ATOMIC_ACQUIRE));
-    if (posted == (uint16_t)q->rq_ci) {
-        q->st.drop_no_rqe++;
-        return;
-    }
-    uint16_t counter = (uint16_t)q->rq_ci;
-    const uint8_t *rqe = q->mem.rq_buf + (size_t)(q->rq_ci & (q->mem.rq_wqes - 1)) * q->mem.rq_stride;
-    q->rq_ci++;
-    struct mlx5_wqe_data_seg d;
-    memcpy(&d, rqe, sizeof(d));
-    uint32_t room = be32toh(d.byte_count), lkey = be32toh(d.lkey);
-    uint64_t addr = be64toh(d.addr);
-    uint32_t len = UDRPC_MLX5_GRH_BYTES + w->len;
-    if (!mr_covers(mr_find(q, lkey), addr, room)) {
-        push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_LOCAL_PROT_ERR, counter, 0);
-        return;
-    }
-    if (len > room) {
-        push_error(q, &q->rcq, MLX5_CQE_RESP_ERR, MLX5_CQE_SYNDROME_LOCAL_LENGTH_ERR, counter, 0);
-        return;
-    }
-    uint8_t *buf = (uint8_t *)(uintptr_t)addr;
-    write_grh(q, w, buf);
-    memcpy(buf + UDRPC_MLX5_GRH_BYTES, w->data, w->len);
-    struct mlx5_cqe64 body;
-    memset(&body, 0, sizeof(body));
-    body.byte_cnt = htobe32(len);
-    body.wqe_counter = htobe16(counter);
-    body.flags_rqpn = htobe32(1u << 28 | w->src_qpn);
-    body.sop_drop_qpn = htobe32(q->mem.qpn);
-    body.l4_hdr_type_etc = (uint8_t)((q->cfg.roce_ipv4 ? 2 : 1) << 2); /* L3 header type */
-    if (cq_push(q, &q->rcq, &body, MLX5_CQE_RESP_SEND)) {
-        q->st.rx_cqes++;
-        q->st.delivered++;
-    }
 }
 
 /* The device's side of a read of the receive CQ: a QP in the error state
@@ -608,6 +661,8 @@ static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
         q->cfg.max_inline = want_inline;
     q->qkey = qkey;
     q->faults = cfg->loop;
+    q->faults_on = cfg->loop.drop_ppm || cfg->loop.dup_ppm || cfg->loop.reorder_ppm ||
+                   cfg->loop.corrupt_ppm;
     q->rng = (cfg->loop.seed * 0x9E3779B97F4A7C15ull + i + 1) | 1;
     if (q->cfg.mtu > MAX_MTU || q->cfg.mtu < 256) {
         nm_close(q);

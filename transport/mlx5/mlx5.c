@@ -271,6 +271,86 @@ static bool tx_drop(struct mlx5_transport *m)
     return true;
 }
 
+/* The state of one burst of posts, in locals (see mlx5_tx_burst). */
+struct post {
+    uint8_t *sq_buf, *sq_end;
+    uint32_t sq_mask, max_inline;
+    uint32_t *wqe_end;
+    uint32_t pi;
+    unsigned since;
+    uint64_t ctrl_w0;         /* the control segment's first 8 bytes but index and DS */
+    struct mlx5_wqe_ctrl_seg *ctrl; /* the last WQE written */
+};
+
+/* Writes one WQE at p->pi. may_wrap: it may reach the ring's end (the
+ * checks for that are compiled out of the other copy). */
+static inline __attribute__((always_inline)) void post_wqe(struct mlx5_transport *m, struct post *p,
+                                                           const struct tp_tx_pkt *pk, bool may_wrap)
+{
+    uint32_t pi = p->pi;
+    uint8_t *wqe = p->sq_buf + ((size_t)(pi & p->sq_mask) << MLX5_SEND_WQE_SHIFT);
+    struct mlx5_wqe_ctrl_seg *ctrl = (struct mlx5_wqe_ctrl_seg *)wqe;
+    memcpy(wqe + sizeof(*ctrl), pk->peer->tx, sizeof(struct mlx5_wqe_datagram_seg));
+    uint8_t *seg = wqe + MLX5_SEND_WQE_BB; /* control + datagram fill one BB */
+    if (may_wrap && seg == p->sq_end)
+        seg = p->sq_buf;
+    uint32_t len = UDRPC_HDR_SIZE + pk->data_len;
+    uint32_t ds; /* 16-byte units: control 1, datagram 3, then data */
+    uint8_t fm_ce_se = 0;
+    if (likely(len <= p->max_inline)) {
+        uint32_t bc = htobe32(len | MLX5_INLINE_SEG);
+        memcpy(seg, &bc, sizeof(bc));
+        if (!may_wrap || likely(seg + sizeof(bc) + len <= p->sq_end)) {
+            memcpy(seg + sizeof(bc), pk->hdr, UDRPC_HDR_SIZE);
+            copy_small(seg + sizeof(bc) + UDRPC_HDR_SIZE, pk->data, pk->data_len);
+        } else { /* the ring ends inside the data: the rest at its start */
+            uint8_t *d = sq_copy(m, seg + sizeof(bc), pk->hdr, UDRPC_HDR_SIZE);
+            if (pk->data_len)
+                sq_copy(m, d, pk->data, pk->data_len);
+        }
+        ds = (len + 4 * 16 + sizeof(bc) + 15) / 16;
+        if (unlikely(++p->since == SIGNAL_EVERY)) {
+            p->since = 0;
+            fm_ce_se = MLX5_WQE_CTRL_CQ_UPDATE;
+            p->wqe_end[pi & p->sq_mask] = pi + (ds + 3) / 4;
+            m->stats.signalled++;
+        }
+    } else {
+        /* seg starts a BB: its data segments cannot reach the ring's end.
+         * Each gathering WQE asks for a CQE: tx_flush waits for it. */
+        struct mlx5_wqe_data_seg *dseg = (struct mlx5_wqe_data_seg *)seg;
+        if ((const uint8_t *)pk->hdr + UDRPC_HDR_SIZE == (const uint8_t *)pk->data) {
+            mlx5dv_set_data_seg(dseg, len, pk->lkey, (uintptr_t)pk->hdr);
+            ds = 5;
+        } else {
+            mlx5dv_set_data_seg(dseg, UDRPC_HDR_SIZE, pk->lkey, (uintptr_t)pk->hdr);
+            mlx5dv_set_data_seg(dseg + 1, pk->data_len, pk->lkey, (uintptr_t)pk->data);
+            ds = 6;
+        }
+        p->since = 0;
+        fm_ce_se = MLX5_WQE_CTRL_CQ_UPDATE;
+        m->gather_end = p->wqe_end[pi & p->sq_mask] = pi + (ds + 3) / 4;
+        m->gather_pending = true;
+        m->stats.signalled++;
+        m->stats.gathered++;
+    }
+    /* The control segment, as mlx5dv_set_ctrl_seg() writes it (opmod 0,
+     * WQE index, opcode; QPN, DS; signature, stream id and immediate 0;
+     * the CQ-update flag), in two 8-byte stores. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* its big-endian fields as one little-endian word */
+    uint64_t w0 = p->ctrl_w0 | (uint64_t)ds << 56 | (uint64_t)htobe16((uint16_t)pi) << 8;
+    uint64_t w1 = (uint64_t)fm_ce_se << 24; /* byte 11 of the segment */
+    memcpy(ctrl, &w0, 8);
+    memcpy((uint8_t *)ctrl + 8, &w1, 8);
+#else
+    mlx5dv_set_ctrl_seg(ctrl, (uint16_t)pi, MLX5_OPCODE_SEND, 0, m->qpn, fm_ce_se, (uint8_t)ds, 0, 0);
+    ctrl->dci_stream_channel_id = 0;
+#endif
+    p->pi = pi + (ds + 3) / 4;
+    p->ctrl = ctrl;
+}
+
 static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts, unsigned n,
                               uint64_t now_tsc)
 {
@@ -304,92 +384,34 @@ static unsigned mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
     }
     /* Locals: the stores into the ring are byte stores, which the compiler
      * must assume may alias any field of *m. */
-    struct mlx5_wqe_ctrl_seg *ctrl = NULL;
-    uint8_t *const sq_buf = m->sq_buf, *const sq_end = m->sq_end;
-    const uint32_t sq_mask = m->sq_mask, qpn_be = htobe32(m->qpn << 8);
-    uint32_t *const wqe_end = m->sq_wqe_end;
-    uint32_t pi = m->sq_pi;
-    unsigned since = m->since_signal;
-    const uint32_t max_inline = m->max_inline;
-    unsigned k = 0;
-    for (const struct tp_tx_pkt *p = pkts, *end = pkts + n; p < end; p++) {
-        uint8_t *wqe = sq_buf + ((size_t)(pi & sq_mask) << MLX5_SEND_WQE_SHIFT);
-        ctrl = (struct mlx5_wqe_ctrl_seg *)wqe;
-        memcpy(wqe + sizeof(*ctrl), p->peer->tx, sizeof(struct mlx5_wqe_datagram_seg));
-        uint8_t *seg = wqe + MLX5_SEND_WQE_BB; /* control + datagram fill one BB */
-        uint32_t len = UDRPC_HDR_SIZE + p->data_len;
-        uint32_t ds; /* 16-byte units: control 1, datagram 3, then data */
-        uint8_t fm_ce_se = 0;
-        if (likely(len <= max_inline)) {
-            uint32_t bc = htobe32(len | MLX5_INLINE_SEG);
-            if (likely(seg + sizeof(bc) + len <= sq_end)) {
-                memcpy(seg, &bc, sizeof(bc));
-                if ((const uint8_t *)p->hdr + UDRPC_HDR_SIZE == (const uint8_t *)p->data) {
-                    copy_small(seg + sizeof(bc), p->hdr, len); /* header room before the data */
-                } else {
-                    memcpy(seg + sizeof(bc), p->hdr, UDRPC_HDR_SIZE);
-                    copy_small(seg + sizeof(bc) + UDRPC_HDR_SIZE, p->data, p->data_len);
-                }
-            } else { /* the ring ends before the data does: the rest at its start */
-                if (seg == sq_end)
-                    seg = sq_buf;
-                memcpy(seg, &bc, sizeof(bc));
-                uint8_t *d = sq_copy(m, seg + sizeof(bc), p->hdr, UDRPC_HDR_SIZE);
-                if (p->data_len)
-                    sq_copy(m, d, p->data, p->data_len);
-            }
-            ds = (len + 4 * 16 + sizeof(bc) + 15) / 16;
-            if (unlikely(++since == SIGNAL_EVERY)) {
-                since = 0;
-                fm_ce_se = MLX5_WQE_CTRL_CQ_UPDATE;
-                wqe_end[pi & sq_mask] = pi + (ds + 3) / 4;
-                m->stats.signalled++;
-            }
-        } else {
-            /* seg starts a BB: its data segments cannot reach the ring's end.
-             * Each gathering WQE asks for a CQE: tx_flush waits for it. */
-            if (seg == sq_end)
-                seg = sq_buf;
-            struct mlx5_wqe_data_seg *dseg = (struct mlx5_wqe_data_seg *)seg;
-            if ((const uint8_t *)p->hdr + UDRPC_HDR_SIZE == (const uint8_t *)p->data) {
-                mlx5dv_set_data_seg(dseg, len, p->lkey, (uintptr_t)p->hdr);
-                ds = 5;
-            } else {
-                mlx5dv_set_data_seg(dseg, UDRPC_HDR_SIZE, p->lkey, (uintptr_t)p->hdr);
-                mlx5dv_set_data_seg(dseg + 1, p->data_len, p->lkey, (uintptr_t)p->data);
-                ds = 6;
-            }
-            since = 0;
-            fm_ce_se = MLX5_WQE_CTRL_CQ_UPDATE;
-            m->gather_end = wqe_end[pi & sq_mask] = pi + (ds + 3) / 4;
-            m->gather_pending = true;
-            m->stats.signalled++;
-            m->stats.gathered++;
-        }
-        /* The control segment, as mlx5dv_set_ctrl_seg() writes it (opmod 0,
-         * WQE index, opcode; QPN, DS; signature, stream id and immediate
-         * 0; the CQ-update flag), in two 8-byte stores. */
+    struct post p = {
+        .sq_buf = m->sq_buf, .sq_end = m->sq_end, .sq_mask = m->sq_mask,
+        .max_inline = m->max_inline, .wqe_end = m->sq_wqe_end, .pi = m->sq_pi,
+        .since = m->since_signal,
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        /* big-endian words read as little-endian ones: opmod 0, index, opcode;
-         * QPN, DS */
-        uint64_t w0 = (uint64_t)htobe16((uint16_t)pi) << 8 | (uint64_t)MLX5_OPCODE_SEND << 24 |
-                      (uint64_t)(qpn_be | ds << 24) << 32;
-        uint64_t w1 = (uint64_t)fm_ce_se << 24; /* byte 11 of the segment */
-        memcpy(ctrl, &w0, 8);
-        memcpy((uint8_t *)ctrl + 8, &w1, 8);
-#else
-        mlx5dv_set_ctrl_seg(ctrl, (uint16_t)pi, MLX5_OPCODE_SEND, 0, m->qpn, fm_ce_se,
-                            (uint8_t)ds, 0, 0);
-        ctrl->dci_stream_channel_id = 0;
+        .ctrl_w0 = (uint64_t)htobe32(m->qpn << 8) << 32 | (uint64_t)MLX5_OPCODE_SEND << 24,
 #endif
-        pi += (ds + 3) / 4;
-        k++;
+    };
+    const struct tp_tx_pkt *pk = pkts, *end = pkts + n;
+    while (pk < end) {
+        /* WQEs that cannot reach the ring's end, even at the largest size,
+         * need no wrap checks: post them in one stretch. */
+        unsigned fit = (p.sq_mask + 1 - (p.pi & p.sq_mask)) / m->max_wqe_bbs;
+        if (unlikely(fit == 0)) {
+            post_wqe(m, &p, pk++, true);
+            continue;
+        }
+        const struct tp_tx_pkt *stop = (unsigned)(end - pk) > fit ? pk + fit : end;
+        for (; pk < stop; pk++)
+            post_wqe(m, &p, pk, false);
     }
-    m->since_signal = since;
-    if (k == 0)
+    struct mlx5_wqe_ctrl_seg *ctrl = p.ctrl;
+    uint32_t pi = p.pi;
+    m->since_signal = p.since;
+    if (n == 0)
         return taken;
     m->sq_pi = pi;
-    m->stats.sent += k;
+    m->stats.sent += n;
     m->stats.doorbells++;
     /* The doorbell: WQEs before the record, the record before the register. */
     to_device_barrier();
