@@ -192,6 +192,8 @@ static void test_shapes(void)
     struct nicmodel_cfg c;
     nicmodel_default_cfg(&c);
     c.max_inline = 940;  /* 4 + ceil((4 + 940) / 16) = 63 units: the DS field's largest */
+    c.sq_bbs = 2048;     /* room for a burst of WQEs of 16 BBs */
+    c.scq_cqes = 1024;
     open_pair(&c, NULL);
     /* Every inline size: the WQE is 4 units plus align(4 + len, 16). */
     for (uint32_t len = UDRPC_HDR_SIZE; len <= 940; len++) {
