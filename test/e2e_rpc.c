@@ -115,12 +115,25 @@ static udrpc_config_t make_cfg(void)
 
 static udrpc_nexus_t *g_nx;
 
+/* udrpc_create, or exit 77 (skipped) where the transport is not on this
+ * machine (mlx5 without a ConnectX, verbs without an RDMA device). */
+static udrpc_t *create_rpc(udrpc_nexus_t *nx, uint8_t id, void *ctx, udrpc_sm_handler_t sm,
+                           const udrpc_config_t *cfg)
+{
+    udrpc_t *rpc = udrpc_create(nx, id, ctx, sm, cfg);
+    if (!rpc && errno == ENODEV) {
+        printf("skipped: transport %s not available on this machine\n", cfg->transport);
+        exit(77);
+    }
+    CHECK(rpc != NULL);
+    return rpc;
+}
+
 static void *server_thread(void *arg)
 {
     struct server *sv = arg;
     udrpc_config_t cfg = make_cfg();
-    sv->rpc = udrpc_create(g_nx, 0, sv, NULL, &cfg); /* owned by this thread */
-    CHECK(sv->rpc != NULL);
+    sv->rpc = create_rpc(g_nx, 0, sv, NULL, &cfg); /* owned by this thread */
     atomic_store(&sv->ready, 1);
     while (!atomic_load(&sv->stop))
         udrpc_run_event_loop_once(sv->rpc);
@@ -280,8 +293,7 @@ static int run_server_process(int pipe_fd)
     udrpc_nexus_t *nx = make_nexus_at(pipe_fd >= 0 ? "127.0.0.1:0" : o.uri);
     struct server sv = { 0 };
     udrpc_config_t cfg = make_cfg();
-    sv.rpc = udrpc_create(nx, 0, &sv, NULL, &cfg);
-    CHECK(sv.rpc != NULL);
+    sv.rpc = create_rpc(nx, 0, &sv, NULL, &cfg);
     if (pipe_fd >= 0) {
         char uri[UDRPC_MAX_URI_LEN] = { 0 };
         strcpy(uri, udrpc_nexus_uri(nx));
@@ -338,8 +350,7 @@ int main(int argc, char **argv)
         while (!atomic_load(&sv.ready))
             usleep(1000);
     } else if (!procs) {
-        sv.rpc = udrpc_create(nx, 0, &sv, NULL, &cfg);
-        CHECK(sv.rpc != NULL);
+        sv.rpc = create_rpc(nx, 0, &sv, NULL, &cfg);
     }
     if (!procs)
         strcpy(server_uri, udrpc_nexus_uri(nx));
@@ -347,8 +358,7 @@ int main(int argc, char **argv)
     struct client cl;
     memset(&cl, 0, sizeof(cl));
     cl.rng = 0x12345678ull ^ o.faults.seed;
-    cl.rpc = udrpc_create(nx, 1, &cl, client_sm, &cfg);
-    CHECK(cl.rpc != NULL);
+    cl.rpc = create_rpc(nx, 1, &cl, client_sm, &cfg);
     if (o.max_is_pkt)
         o.max_size = udrpc_max_data_per_pkt(cl.rpc);
     CHECK(o.max_size >= o.min_size);

@@ -3,7 +3,8 @@
  * on a real device (run inside the rxe guest by verbs_test.sh; exit 77
  * where there is no RDMA device):
  *  - set-up errors: a device that does not exist fails udrpc_create with
- *    ENODEV; an MTU above the port's with EINVAL;
+ *    ENODEV; an MTU above the port's with EINVAL; "mlx5" on rxe (no
+ *    ConnectX) with ENODEV, and "auto" picks verbs there;
  *  - 2,000 echo RPCs over rxe0, single- and multi-packet, bytes checked;
  *  - a datagram longer than the receiver's buffers: an error completion,
  *    counted (rx_too_long), the buffer reposted, RPCs go on;
@@ -101,6 +102,19 @@ int main(void)
     cfg.mtu = 65536;
     CHECK(udrpc_create(nx, 0, NULL, NULL, &cfg) == NULL && errno == EINVAL);
     cfg.mtu = 0;
+#ifdef UDRPC_HAVE_MLX5
+    /* Soft-RoCE is no ConnectX: "mlx5" finds no device that mlx5dv drives
+     * (ENODEV, nothing half made), and "auto" takes verbs. */
+    CHECK(!udrpc__mlx5_available(NULL));
+    cfg.transport = "mlx5";
+    CHECK(udrpc_create(nx, 0, NULL, NULL, &cfg) == NULL && errno == ENODEV);
+    cfg.transport = "auto";
+    udrpc_t *a = udrpc_create(nx, 0, NULL, NULL, &cfg);
+    CHECK(a && !strcmp(udrpc_transport_name(a), "verbs"));
+    udrpc_destroy(a);
+    cfg.transport = "verbs";
+    printf("mlx5 on rxe0: ENODEV; auto: verbs\n");
+#endif
     cfg.rto_us = 20000;    /* the guest is emulated: slow, jittery */
     cfg.max_retries = 100;
     srv = udrpc_create(nx, 0, NULL, NULL, &cfg);
