@@ -198,22 +198,39 @@ static void cq_init(struct nm_cq *cq, uint32_t cqes)
         }
 }
 
-/* Writes one CQE: the body, then the opcode and owner byte last (a reader
- * that sees the owner byte sees the body). false: the CQ is full (its
- * consumer index in the doorbell record is a whole ring behind). */
-static bool cq_push(struct nm_qp *q, struct nm_cq *cq, const struct mlx5_cqe64 *body, uint8_t opcode)
+/* The next CQE of cq to write, or NULL: the CQ is full (its consumer
+ * index in the doorbell record is a whole ring behind), an overrun that
+ * takes the QP to the error state. */
+static inline __attribute__((always_inline)) struct mlx5_cqe64 *cq_slot(struct nm_qp *q, struct nm_cq *cq)
 {
     uint32_t ci = be32toh(__atomic_load_n(&cq->dbrec[UDRPC_MLX5_CQ_SET_CI], __ATOMIC_ACQUIRE)) & 0xffffff;
     if (((cq->pi - ci) & 0xffffff) >= cq->cqes) {
         q->st.cq_overrun++;
         atomic_store_explicit(&q->in_error, true, memory_order_release);
-        return false;
+        return NULL;
     }
-    struct mlx5_cqe64 *c = &cq->buf[cq->pi & (cq->cqes - 1)];
-    memcpy(c, body, offsetof(struct mlx5_cqe64, op_own));
+    return &cq->buf[cq->pi & (cq->cqes - 1)];
+}
+
+/* Hands the CQE at c (its body written) to software: the opcode and owner
+ * byte last, with release semantics. */
+static inline __attribute__((always_inline)) void cq_publish(struct nm_cq *cq, struct mlx5_cqe64 *c,
+                                                             uint8_t opcode)
+{
     uint8_t owner = (uint8_t)((cq->pi >> cq->shift) & 1);
     __atomic_store_n(&c->op_own, (uint8_t)(opcode << 4 | owner), __ATOMIC_RELEASE);
     cq->pi++;
+}
+
+/* Writes one CQE from body. false: the CQ is full. */
+static inline __attribute__((always_inline)) bool cq_push(struct nm_qp *q, struct nm_cq *cq,
+                                                          const struct mlx5_cqe64 *body, uint8_t opcode)
+{
+    struct mlx5_cqe64 *c = cq_slot(q, cq);
+    if (!c)
+        return false;
+    memcpy(c, body, offsetof(struct mlx5_cqe64, op_own));
+    cq_publish(cq, c, opcode);
     return true;
 }
 
@@ -254,7 +271,7 @@ static const uint8_t *sq_read(struct nm_qp *q, const uint8_t *p, void *dst, uint
     return q->mem.sq_buf + (len - room);
 }
 
-static const struct mr *mr_find(struct nm_qp *q, uint32_t lkey)
+static inline __attribute__((always_inline)) const struct mr *mr_find(struct nm_qp *q, uint32_t lkey)
 {
     uint32_t i = lkey & 0xffff;
     if ((lkey >> 16) != q->idx + 1 || i >= q->n_mrs)
@@ -262,7 +279,7 @@ static const struct mr *mr_find(struct nm_qp *q, uint32_t lkey)
     return &q->mrs[i];
 }
 
-static bool mr_covers(const struct mr *mr, uint64_t addr, uint32_t len)
+static inline __attribute__((always_inline)) bool mr_covers(const struct mr *mr, uint64_t addr, uint32_t len)
 {
     return mr && addr >= mr->base && addr - mr->base <= mr->len && len <= mr->len - (addr - mr->base);
 }
@@ -278,7 +295,7 @@ struct rx_slot {
     uint16_t counter;
 };
 
-static enum rx_fate rx_peek(struct nm_qp *q, uint32_t qkey, struct rx_slot *rs)
+static inline __attribute__((always_inline)) enum rx_fate rx_peek(struct nm_qp *q, uint32_t qkey, struct rx_slot *rs)
 {
     if (atomic_load_explicit(&q->in_error, memory_order_relaxed))
         return RX_QP_ERROR;
@@ -298,7 +315,7 @@ static enum rx_fate rx_peek(struct nm_qp *q, uint32_t qkey, struct rx_slot *rs)
     return RX_OK;
 }
 
-static void write_grh(const struct nm_qp *q, const uint8_t *src_gid, uint32_t len, uint8_t *p)
+static inline __attribute__((always_inline)) void write_grh(const struct nm_qp *q, const uint8_t *src_gid, uint32_t len, uint8_t *p)
 {
     memset(p, 0, UDRPC_MLX5_GRH_BYTES);
     if (q->cfg.roce_ipv4) {
@@ -324,7 +341,7 @@ static void write_grh(const struct nm_qp *q, const uint8_t *src_gid, uint32_t le
 /* The outcome of an arrival at q: a receive CQE for the len payload bytes
  * already at rs->buf + 40 (RX_OK), an error CQE, or a counted drop
  * (fabric lock held). */
-static void rx_finish(struct nm_qp *q, enum rx_fate fate, const struct rx_slot *rs,
+static inline __attribute__((always_inline)) void rx_finish(struct nm_qp *q, enum rx_fate fate, const struct rx_slot *rs,
                       const uint8_t *src_gid, uint32_t src_qpn, uint32_t len)
 {
     switch (fate) {
@@ -340,17 +357,18 @@ static void rx_finish(struct nm_qp *q, enum rx_fate fate, const struct rx_slot *
     }
     q->rq_ci++;
     write_grh(q, src_gid, len, rs->buf);
-    struct mlx5_cqe64 body;
-    memset(&body, 0, sizeof(body));
-    body.byte_cnt = htobe32(UDRPC_MLX5_GRH_BYTES + len);
-    body.wqe_counter = htobe16(rs->counter);
-    body.flags_rqpn = htobe32(1u << 28 | src_qpn);
-    body.sop_drop_qpn = htobe32(q->mem.qpn);
-    body.l4_hdr_type_etc = (uint8_t)((q->cfg.roce_ipv4 ? 2 : 1) << 2); /* L3 header type */
-    if (cq_push(q, &q->rcq, &body, MLX5_CQE_RESP_SEND)) {
-        q->st.rx_cqes++;
-        q->st.delivered++;
-    }
+    struct mlx5_cqe64 *c = cq_slot(q, &q->rcq);
+    if (!c)
+        return;
+    memset(c, 0, offsetof(struct mlx5_cqe64, op_own));
+    c->byte_cnt = htobe32(UDRPC_MLX5_GRH_BYTES + len);
+    c->wqe_counter = htobe16(rs->counter);
+    c->flags_rqpn = htobe32(1u << 28 | src_qpn);
+    c->sop_drop_qpn = htobe32(q->mem.qpn);
+    c->l4_hdr_type_etc = (uint8_t)((q->cfg.roce_ipv4 ? 2 : 1) << 2); /* L3 header type */
+    cq_publish(&q->rcq, c, MLX5_CQE_RESP_SEND);
+    q->st.rx_cqes++;
+    q->st.delivered++;
 }
 
 /* One arrival from a copy of its bytes, into q's next posted receive WQE
@@ -358,7 +376,7 @@ static void rx_finish(struct nm_qp *q, enum rx_fate fate, const struct rx_slot *
  * error (fabric lock held). */
 static void deliver(struct nm_qp *q, const struct arrival *a)
 {
-    struct rx_slot rs;
+    struct rx_slot rs = { 0 };
     enum rx_fate fate = rx_peek(q, a->qkey, &rs);
     if (fate == RX_OK && UDRPC_MLX5_GRH_BYTES + a->len > rs.room) {
         q->rq_ci++;
@@ -373,11 +391,16 @@ static void deliver(struct nm_qp *q, const struct arrival *a)
 /* --------------------------------------------------------------- send ---- */
 
 /* The port and QP an address vector names, or NULL (fabric lock held). */
-static struct nm_qp *route(const struct mlx5_wqe_av *av)
+static inline __attribute__((always_inline)) struct nm_qp *route(const struct mlx5_wqe_av *av)
 {
     uint32_t di = (be32toh(av->dqp_dct) & 0xffffff) - QPN_BASE;
     struct nm_qp *d = di < MAX_QPS ? g_fab.qps[di] : NULL;
-    return d && memcmp(d->mem.gid, av->rgid, 16) == 0 ? d : NULL;
+    if (!d)
+        return NULL;
+    uint64_t a[2], b[2];
+    memcpy(a, d->mem.gid, 16);
+    memcpy(b, av->rgid, 16);
+    return a[0] == b[0] && a[1] == b[1] ? d : NULL;
 }
 
 /* Sends len bytes of src->pkt to where av points, through the fault
@@ -421,7 +444,7 @@ static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t l
 /* Gathers a WQE's data segments (after its control and datagram
  * segments: units of 16 bytes) into dst, at most the port MTU: *total
  * bytes, or a syndrome. Returns 0 or the syndrome. */
-static uint8_t gather(struct nm_qp *q, const uint8_t *wqe, uint32_t start, uint32_t units,
+static inline __attribute__((always_inline)) uint8_t gather(struct nm_qp *q, const uint8_t *wqe, uint32_t start, uint32_t units,
                       uint8_t *dst, uint32_t *total)
 {
     const uint8_t *ring_end = q->mem.sq_buf + ((size_t)q->mem.sq_bbs << MLX5_SEND_WQE_SHIFT);
@@ -429,6 +452,23 @@ static uint8_t gather(struct nm_qp *q, const uint8_t *wqe, uint32_t start, uint3
     const uint8_t *seg = wqe + MLX5_SEND_WQE_BB;
     if (seg == ring_end)
         seg = q->mem.sq_buf;
+    /* The common shape, one inline segment, in a WQE that does not end the
+     * ring: 16-byte moves, which may read up to 4 bytes past the WQE (into
+     * the ring's next BB) and write up to 15 past n (into the buffer's
+     * MTU bytes, a multiple of 16: nm_open). */
+    if ((start & (q->mem.sq_bbs - 1)) + (4 + units + 3) / 4 < q->mem.sq_bbs) {
+        __be32 bc_be;
+        memcpy(&bc_be, seg, sizeof(bc_be));
+        uint32_t bc = be32toh(bc_be), n = bc & ~MLX5_INLINE_SEG;
+        if ((bc & MLX5_INLINE_SEG) && (4 + n + 15) / 16 == units && n <= q->cfg.max_inline &&
+            n <= q->cfg.mtu) {
+            for (uint32_t i = 0; i < n; i += 16)
+                memcpy(dst + i, seg + 4 + i, 16);
+            *total = n;
+            q->st.inline_segs++;
+            return 0;
+        }
+    }
     uint32_t n_total = 0;
     while (units) {
         __be32 bc_be;
@@ -517,7 +557,7 @@ static uint32_t exec_wqe(struct nm_qp *q)
     /* Where the bytes go: the receiver's buffer when nothing can happen
      * to them on the way and it holds any packet; else a copy first. */
     struct nm_qp *d = q->faults_on ? NULL : route(av);
-    struct rx_slot rs;
+    struct rx_slot rs = { 0 };
     enum rx_fate fate = RX_QP_ERROR;
     uint8_t *dst = q->pkt;
     if (d) {
@@ -664,7 +704,7 @@ static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
     q->faults_on = cfg->loop.drop_ppm || cfg->loop.dup_ppm || cfg->loop.reorder_ppm ||
                    cfg->loop.corrupt_ppm;
     q->rng = (cfg->loop.seed * 0x9E3779B97F4A7C15ull + i + 1) | 1;
-    if (q->cfg.mtu > MAX_MTU || q->cfg.mtu < 256) {
+    if (q->cfg.mtu > MAX_MTU || q->cfg.mtu < 256 || q->cfg.mtu % 16) {
         nm_close(q);
         return -EINVAL;
     }
