@@ -255,12 +255,6 @@ static inline uint8_t *sq_copy(struct mlx5_transport *m, uint8_t *dst, const voi
     return m->sq_buf + (len - room);
 }
 
-/* The segment after a WQE's first BB: the next BB, or the ring's start. */
-static inline uint8_t *sq_next_bb(struct mlx5_transport *m, uint8_t *bb)
-{
-    return bb == m->sq_end ? m->sq_buf : bb;
-}
-
 /* Fault injection on hardware (tests): drop this packet? */
 static bool tx_drop(struct mlx5_transport *m)
 {
