@@ -24,8 +24,8 @@ count() { # function names...
         --callgrind-out-file="$out/cg" "$bin" count --count "$rpcs" >"$out/log" 2>&1
     awk '/^totals:/ {print $2}' "$out/cg"
 }
-post=$(count mlx5_tx_burst mlx5_tx_flush nm_doorbell)
-poll=$(count mlx5_rx_burst nm_step)
+post=$(count udrpc__mlx5_tx_burst udrpc__mlx5_tx_flush nm_doorbell)
+poll=$(count udrpc__mlx5_rx_burst nm_step)
 pkts=$(grep -o '[0-9]* packets posted' "$out/log" | head -1 | awk '{print $1}')
 [ -n "$pkts" ] && [ "$pkts" -gt 0 ] || { cat "$out/log"; exit 1; }
 awk -v post="$post" -v poll="$poll" -v n="$pkts" -v r="$rpcs" 'BEGIN {

@@ -4,7 +4,8 @@
  * each case checks what the endpoint asked the transport to send (its TX
  * batch, read before it is flushed), which drop counter moved, and how
  * often the handler or the continuation ran. A client and a server endpoint
- * on the loop transport, connected for real, supply live sessions.
+ * on the transport argv[1] names (loop by default; udp, mlx5-model),
+ * connected for real, supply live sessions.
  */
 #include <errno.h>
 #include <string.h>
@@ -103,14 +104,14 @@ static uint64_t drops(udrpc_t *rpc, udrpc_drop_reason_t r) { return rpc->stats.d
         CHECK_EQ((rpc)->tx_n, 0);                                        \
     } while (0)
 
-int main(void)
+int main(int argc, char **argv)
 {
     udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo, UDRPC_HANDLER_FG), 0);
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
-    cfg.transport = "loop";
+    cfg.transport = argc > 1 ? TEST_TRANSPORT(argv[1]) : "loop";
     cfg.rto_us = 1000000; /* no retransmission during the test */
     cli = udrpc_create(nx, 1, NULL, sm, &cfg);
     srv = udrpc_create(nx, 2, NULL, NULL, &cfg);
