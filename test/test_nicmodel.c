@@ -175,6 +175,7 @@ static void test_wrap(void)
     CHECK_EQ(ma.wqes, sent);
     CHECK_EQ(mb.delivered, sent);
     CHECK_EQ(ma.err_cqes + mb.err_cqes + ma.bf_mismatch, 0);
+    CHECK_EQ(ma.fenced + ma.solicited, 0); /* the transport sets neither */
     CHECK_EQ(ta.doorbells, 20000);
     uint32_t sq_laps = nicmodel_sq_ci(nic(&a)) / 512, rq_laps = nicmodel_rq_ci(nic(&b)) / 64;
     printf("wrap: %llu packets (%llu payload bytes): SQ %u laps, RQ and receive CQ %u laps, "

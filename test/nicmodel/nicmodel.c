@@ -540,6 +540,13 @@ static uint32_t exec_wqe(struct nm_qp *q)
     uint32_t ds = qd & WQE_MAX_DS;
     uint32_t bbs = ds ? (ds * 16 + MLX5_SEND_WQE_BB - 1) / MLX5_SEND_WQE_BB : 1;
     bool signalled = ctrl->fm_ce_se & MLX5_WQE_CTRL_CQ_UPDATE;
+    /* Fence mode (bits 5..7) orders a WQE behind earlier RDMA reads and
+     * atomics, which a UD QP never has: counted, no effect. The solicited
+     * bit (1) asks the receiver for an event: counted. */
+    if (ctrl->fm_ce_se & 0xe0)
+        q->st.fenced++;
+    if (ctrl->fm_ce_se & MLX5_WQE_CTRL_SOLICITED)
+        q->st.solicited++;
     if (atomic_load_explicit(&q->in_error, memory_order_relaxed)) {
         push_error(q, &q->scq, MLX5_CQE_REQ_ERR, MLX5_CQE_SYNDROME_WR_FLUSH_ERR, idx, opcode);
         return bbs;

@@ -37,6 +37,7 @@ struct nicmodel_stats {
     uint64_t wrapped_wqes;             /* WQEs that ran past the ring's end */
     uint64_t split_inline;             /* inline data cut by the ring's end */
     uint32_t last_ds, max_ds;          /* WQE sizes in 16-byte units */
+    uint64_t fenced, solicited;        /* WQEs with a fence mode, the SE bit */
     uint64_t tx_cqes, rx_cqes, err_cqes, flush_cqes;
     uint64_t delivered;                /* written into one of our receive WQEs */
     uint64_t drop_no_rqe;              /* arrived with no receive WQE posted */
