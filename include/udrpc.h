@@ -161,7 +161,12 @@ typedef struct udrpc_timely_params {
  *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU, UDRPC_RTO_US),
  *  then change fields. */
 typedef struct udrpc_config {
-    const char *transport;      /**< "auto", "udp", "loop", "verbs", "mlx5" */
+    const char *transport;      /**< "auto" (mlx5 where mlx5dv drives an
+                                     active port, else verbs where any
+                                     RDMA port is active, else udp),
+                                     "udp", "loop", "verbs", "mlx5";
+                                     udrpc_create() fails with ENODEV
+                                     where the named one is absent */
     const char *device;         /**< RDMA device name; NULL: first active */
     unsigned mtu;               /**< largest datagram incl. 16 B header;
                                      0: the transport's default (udp: the
