@@ -144,21 +144,31 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
     qa.cap.max_recv_wr = rq_wqes;
     qa.cap.max_send_sge = 2;
     qa.cap.max_recv_sge = 1;
-    qa.cap.max_inline_data = want_inline;
     qa.comp_mask = IBV_QP_INIT_ATTR_PD;
     qa.pd = h->pd;
+    /* Scatter-to-CQE off, so received bytes are always in the buffer;
+     * older kernels refuse the flag (the receive path then copies
+     * scattered data back: mlx5_cq.c, rx_slow). A device with a smaller
+     * inline limit gets a smaller request, down to none. */
     struct mlx5dv_qp_init_attr dqa;
-    memset(&dqa, 0, sizeof(dqa));
-    dqa.comp_mask = MLX5DV_QP_INIT_ATTR_MASK_QP_CREATE_FLAGS;
-    dqa.create_flags = MLX5DV_QP_CREATE_DISABLE_SCATTER_TO_CQE;
-    if (!(h->qp = mlx5dv_create_qp(h->ctx, &qa, &dqa))) {
-        /* older kernels refuse the flag: the receive path copies
-         * scattered data back into the buffer (mlx5.c, rx_slow) */
-        dqa.comp_mask = 0;
-        if (!(h->qp = mlx5dv_create_qp(h->ctx, &qa, &dqa))) {
+    for (unsigned inl = want_inline;; inl /= 2) {
+        qa.cap.max_inline_data = inl;
+        for (int flags = 1; flags >= 0 && !h->qp; flags--) {
+            memset(&dqa, 0, sizeof(dqa));
+            if (flags) {
+                dqa.comp_mask = MLX5DV_QP_INIT_ATTR_MASK_QP_CREATE_FLAGS;
+                dqa.create_flags = MLX5DV_QP_CREATE_DISABLE_SCATTER_TO_CQE;
+            }
+            h->qp = mlx5dv_create_qp(h->ctx, &qa, &dqa);
+        }
+        if (h->qp)
+            break;
+        if (inl == 0) {
             ret = errno ? -errno : -ENOMEM;
             goto fail;
         }
+        if (inl < 32)
+            inl = 1; /* next: 0 */
     }
     struct mlx5dv_qp dq;
     memset(&dq, 0, sizeof(dq));
