@@ -286,8 +286,6 @@ int main(int argc, char **argv)
     timed_model.doorbell = timed_doorbell;
     timed_model.step = timed_step;
     udrpc__mlx5_use_nic(&timed_model);
-    udrpc_config_t cfg;
-    udrpc_config_default(&cfg);
     open_pair("mlx5", depth, size);
     run(depth * 100ul, depth, 0);
     real_ops = cli->tp_ops;

@@ -67,22 +67,6 @@ static struct {
     uint32_t next_id;
 } g_fabric = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static uint64_t rng_next(struct loop_ep *ep)
-{
-    /* xorshift64*: fast, and one seed gives one sequence */
-    uint64_t x = ep->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    ep->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-static int chance(struct loop_ep *ep, uint32_t ppm)
-{
-    return ppm && (uint32_t)(rng_next(ep) % 1000000u) < ppm;
-}
-
 static struct loop_slot *slot_at(struct loop_ep *ep, uint32_t i)
 {
     return (struct loop_slot *)(ep->slots + (size_t)(i & (LOOP_INBOX_SLOTS - 1)) * ep->slot_bytes);
@@ -135,7 +119,7 @@ static void deliver(struct loop_ep *src, struct loop_ep *dst, const uint8_t *hdr
     if (s->has_fcs)
         s->fcs = XXH3_64bits(s->data, len);
     if (corrupt) {
-        uint64_t bit = rng_next(src) % ((uint64_t)len * 8);
+        uint64_t bit = udrpc__rng_next(&src->rng) % ((uint64_t)len * 8);
         s->data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         src->stats.corrupted++;
     }
@@ -171,17 +155,17 @@ static unsigned loop_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
             ep->stats.dropped++;
             continue;
         }
-        if (chance(ep, f->drop_ppm)) {
+        if (udrpc__chance_ppm(&ep->rng, f->drop_ppm)) {
             ep->stats.dropped++;
             continue;
         }
         uint64_t at = now_tsc;
-        if (chance(ep, f->delay_ppm)) {
+        if (udrpc__chance_ppm(&ep->rng, f->delay_ppm)) {
             at += udrpc__us_to_tsc(ep->clock, f->delay_us);
             ep->stats.delayed++;
         }
-        int corrupt = chance(ep, f->corrupt_ppm);
-        if (!ep->has_held && chance(ep, f->reorder_ppm) &&
+        int corrupt = udrpc__chance_ppm(&ep->rng, f->corrupt_ppm);
+        if (!ep->has_held && udrpc__chance_ppm(&ep->rng, f->reorder_ppm) &&
             16 + pkts[i].data_len <= ep->base.mtu) {
             memcpy(ep->held, pkts[i].hdr, 16);
             if (pkts[i].data_len)
@@ -193,7 +177,7 @@ static unsigned loop_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
             continue;
         }
         deliver(ep, dst, pkts[i].hdr, pkts[i].data, pkts[i].data_len, at, corrupt);
-        if (chance(ep, f->dup_ppm)) {
+        if (udrpc__chance_ppm(&ep->rng, f->dup_ppm)) {
             deliver(ep, dst, pkts[i].hdr, pkts[i].data, pkts[i].data_len, at, 0);
             ep->stats.duplicated++;
         }

@@ -21,6 +21,7 @@
 
 #include <linux/filter.h>
 #include <linux/sock_diag.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -112,6 +113,25 @@ static inline void udrpc__sock_filter(int fd, struct sock_filter *code, unsigned
 {
     struct sock_fprog prog = { .len = n, .filter = code };
     (void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+/* Fault injection's dice (loop's faults, verbs' and mlx5's drop_ppm, the
+ * NIC model): xorshift64*, fast, and one seed gives one sequence. The
+ * state must not be 0. */
+static inline uint64_t udrpc__rng_next(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* true with probability ppm / 10^6 (never for 0, which draws nothing). */
+static inline bool udrpc__chance_ppm(uint64_t *state, uint32_t ppm)
+{
+    return ppm && (uint32_t)(udrpc__rng_next(state) % 1000000u) < ppm;
 }
 
 /* Constructors. bind_ip: the Nexus's IPv4 address (network order). Each

@@ -308,12 +308,9 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
     bool gather = false;
     for (unsigned i = 0; i < n; i++) {
         const struct tp_tx_pkt *p = &pkts[i];
-        if (v->drop_ppm) {
-            v->rng ^= v->rng << 13, v->rng ^= v->rng >> 7, v->rng ^= v->rng << 17;
-            if ((uint32_t)(v->rng % 1000000u) < v->drop_ppm) {
-                v->stats.dropped++;
-                continue;
-            }
+        if (udrpc__chance_ppm(&v->rng, v->drop_ppm)) {
+            v->stats.dropped++;
+            continue;
         }
         const struct verbs_peer *vp = (const struct verbs_peer *)p->peer->tx;
         struct ibv_send_wr *wr = &v->tx_wr[k];

@@ -147,21 +147,6 @@ const char *nicmodel_select(const char *transport)
     return transport;
 }
 
-static uint64_t rng_next(struct nm_qp *q)
-{
-    uint64_t x = q->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    q->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-static bool chance(struct nm_qp *q, uint32_t ppm)
-{
-    return ppm && (uint32_t)(rng_next(q) % 1000000u) < ppm;
-}
-
 /* The port GID of QP idx: ::ffff:10.77.x.y (RoCE v2, IPv4), or
  * fe80::<interface id> (GRH). */
 static void port_gid(const struct nicmodel_cfg *c, unsigned idx, uint8_t gid[16])
@@ -413,11 +398,11 @@ static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t l
         return;
     }
     /* loss; corruption is loss too: the receiving port's ICRC check drops it */
-    if (chance(src, src->faults.drop_ppm) || chance(src, src->faults.corrupt_ppm)) {
+    if (udrpc__chance_ppm(&src->rng, src->faults.drop_ppm) || udrpc__chance_ppm(&src->rng, src->faults.corrupt_ppm)) {
         src->st.injected_drop++;
         return;
     }
-    if (!src->has_held && chance(src, src->faults.reorder_ppm)) { /* overtaken by the next */
+    if (!src->has_held && udrpc__chance_ppm(&src->rng, src->faults.reorder_ppm)) { /* overtaken by the next */
         memcpy(src->held, src->pkt, len);
         src->held_len = len;
         src->held_av = *av;
@@ -427,7 +412,7 @@ static void wire_put(struct nm_qp *src, const struct mlx5_wqe_av *av, uint32_t l
     }
     struct arrival a = { src->pkt, len, src->mem.qpn, be32toh(av->key.qkey.qkey), src->mem.gid };
     deliver(d, &a);
-    if (chance(src, src->faults.dup_ppm)) {
+    if (udrpc__chance_ppm(&src->rng, src->faults.dup_ppm)) {
         src->st.injected_dup++;
         deliver(d, &a);
     }

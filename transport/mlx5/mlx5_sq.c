@@ -109,16 +109,6 @@ static inline uint8_t *sq_copy(struct mlx5_transport *m, uint8_t *dst, const voi
     return m->sq_buf + (len - room);
 }
 
-/* Fault injection on hardware (tests): drop this packet? */
-static bool tx_drop(struct mlx5_transport *m)
-{
-    m->rng ^= m->rng << 13, m->rng ^= m->rng >> 7, m->rng ^= m->rng << 17;
-    if ((uint32_t)(m->rng % 1000000u) >= m->drop_ppm)
-        return false;
-    m->stats.dropped++;
-    return true;
-}
-
 /* The state of one burst of posts, in locals (see mlx5_tx_burst). */
 struct post {
     uint8_t *sq_buf, *sq_end;
@@ -225,7 +215,9 @@ unsigned udrpc__mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
     if (unlikely(m->drop_ppm)) { /* fault injection (tests), off the common path */
         unsigned j = 0;
         for (unsigned i = 0; i < n; i++)
-            if (!tx_drop(m))
+            if (udrpc__chance_ppm(&m->rng, m->drop_ppm))
+                m->stats.dropped++;
+            else
                 kept[j++] = pkts[i];
         pkts = kept;
         n = j;
