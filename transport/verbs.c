@@ -40,7 +40,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "runtime/hash.h"
 #include "runtime/wire.h"
 #include "transport.h"
 #include "verbs.h"
@@ -52,7 +51,6 @@
 #define TX_SIGNAL_EVERY 64
 #define GRH_BYTES 40
 #define UDRPC_QKEY 0x75647270u /* "udrp" */
-#define MAX_MRS 4096
 
 struct verbs_peer {           /* in tp_peer.tx */
     struct ibv_ah *ah;
@@ -62,7 +60,7 @@ struct verbs_peer {           /* in tp_peer.tx */
 _Static_assert(sizeof(struct verbs_peer) <= sizeof(((struct tp_peer *)0)->tx),
                "peer fits tp_peer");
 
-struct ah_entry {
+struct verbs_ah_entry {
     union ibv_gid gid;
     uint16_t lid;
     struct ibv_ah *ah;
@@ -76,6 +74,7 @@ struct verbs_transport {
     struct ibv_qp *qp;
     uint8_t port;
     int gid_index;
+    struct verbs_pd_objs objs; /* registrations and address handles */
     bool gid_is_ipv4;         /* RoCE v2 over IPv4: the GRH area holds an IPv4 header */
     union ibv_gid gid;
     uint16_t lid;
@@ -95,14 +94,6 @@ struct verbs_transport {
     uint64_t tx_posted;       /* WRs posted, ever */
     uint64_t tx_done;         /* WRs retired by completions */
     uint64_t gather_posted;   /* index + 1 of the last gather (non-inline) WR */
-    /* address handles, one per remote (GID, LID) */
-    struct hash_table ah_table;
-    struct ah_entry *ahs;
-    unsigned n_ahs, cap_ahs;
-    /* memory regions of the Rpc's allocators */
-    struct ibv_mr *mrs[MAX_MRS];
-    unsigned n_mrs;
-    pthread_mutex_t mr_lock;  /* a BG worker's allocator registers too */
     bool recover_pending;     /* reset after the Rpc is done with the burst */
     /* fault injection (tests): drop this many ppm of sends */
     uint32_t drop_ppm;
@@ -377,41 +368,81 @@ static void verbs_tx_flush(struct transport *tp)
     tx_wait(v, v->gather_posted);
 }
 
-static struct ibv_ah *ah_get(struct verbs_transport *v, const union ibv_gid *gid, uint16_t lid)
+int udrpc__verbs_objs_init(struct verbs_pd_objs *o)
 {
-    uint64_t key = udrpc__hash_bytes(gid->raw, 16) ^ lid;
+    pthread_mutex_init(&o->mr_lock, NULL);
+    return udrpc__hash_init(&o->ah_table, 64);
+}
+
+struct ibv_ah *udrpc__verbs_objs_ah(struct verbs_pd_objs *o, const uint8_t gid[16], uint16_t lid)
+{
+    uint64_t key = udrpc__hash_bytes(gid, 16) ^ lid;
     uint64_t idx;
-    if (udrpc__hash_get(&v->ah_table, key, &idx) && memcmp(&v->ahs[idx].gid, gid, 16) == 0 &&
-        v->ahs[idx].lid == lid)
-        return v->ahs[idx].ah;
+    if (udrpc__hash_get(&o->ah_table, key, &idx) && memcmp(o->ahs[idx].gid.raw, gid, 16) == 0 &&
+        o->ahs[idx].lid == lid)
+        return o->ahs[idx].ah;
     struct ibv_ah_attr attr;
     memset(&attr, 0, sizeof(attr));
     attr.dlid = lid;
-    attr.port_num = v->port;
+    attr.port_num = o->port;
     attr.is_global = 1;
-    attr.grh.dgid = *gid;
-    attr.grh.sgid_index = (uint8_t)v->gid_index;
+    memcpy(attr.grh.dgid.raw, gid, 16);
+    attr.grh.sgid_index = (uint8_t)o->gid_index;
     attr.grh.hop_limit = 64;
-    struct ibv_ah *ah = ibv_create_ah(v->pd, &attr);
+    struct ibv_ah *ah = ibv_create_ah(o->pd, &attr);
     if (!ah)
         return NULL;
-    if (v->n_ahs == v->cap_ahs) {
-        unsigned cap = v->cap_ahs ? v->cap_ahs * 2 : 16;
-        struct ah_entry *n = realloc(v->ahs, cap * sizeof(*n));
+    if (o->n_ahs == o->cap_ahs) {
+        unsigned cap = o->cap_ahs ? o->cap_ahs * 2 : 16;
+        struct verbs_ah_entry *n = realloc(o->ahs, cap * sizeof(*n));
         if (!n) {
             ibv_destroy_ah(ah);
             return NULL;
         }
-        v->ahs = n;
-        v->cap_ahs = cap;
+        o->ahs = n;
+        o->cap_ahs = cap;
     }
-    v->ahs[v->n_ahs] = (struct ah_entry){ *gid, lid, ah };
-    if (udrpc__hash_put(&v->ah_table, key, v->n_ahs) != 0) {
+    struct verbs_ah_entry *e = &o->ahs[o->n_ahs];
+    memcpy(e->gid.raw, gid, 16);
+    e->lid = lid;
+    e->ah = ah;
+    if (udrpc__hash_put(&o->ah_table, key, o->n_ahs) != 0) {
         ibv_destroy_ah(ah);
         return NULL;
     }
-    v->n_ahs++;
+    o->n_ahs++;
     return ah;
+}
+
+int udrpc__verbs_objs_reg(struct verbs_pd_objs *o, void *base, size_t len, uint32_t *lkey)
+{
+    int ret = 0;
+    pthread_mutex_lock(&o->mr_lock);
+    struct ibv_mr *mr = NULL;
+    if (o->n_mrs == UDRPC_VERBS_MAX_MRS)
+        ret = -ENOMEM;
+    else if (!(mr = ibv_reg_mr(o->pd, base, len, IBV_ACCESS_LOCAL_WRITE)))
+        ret = errno ? -errno : -ENOMEM;
+    else
+        o->mrs[o->n_mrs++] = mr;
+    pthread_mutex_unlock(&o->mr_lock);
+    if (mr)
+        *lkey = mr->lkey;
+    return ret;
+}
+
+void udrpc__verbs_objs_fini(struct verbs_pd_objs *o)
+{
+    for (unsigned i = 0; i < o->n_ahs; i++)
+        ibv_destroy_ah(o->ahs[i].ah);
+    free(o->ahs);
+    o->ahs = NULL;
+    o->n_ahs = 0;
+    udrpc__hash_fini(&o->ah_table);
+    for (unsigned i = 0; i < o->n_mrs; i++)
+        ibv_dereg_mr(o->mrs[i]);
+    o->n_mrs = 0;
+    pthread_mutex_destroy(&o->mr_lock);
 }
 
 static int verbs_make_peer(struct transport *tp, const struct tp_route *r, struct tp_peer *peer)
@@ -426,7 +457,7 @@ static int verbs_make_peer(struct transport *tp, const struct tp_route *r, struc
     memcpy(&lid, r->bytes + 16, 2);
     memcpy(&qpn, r->bytes + 18, 4);
     memcpy(&qkey, r->bytes + 22, 4);
-    struct ibv_ah *ah = ah_get(v, &gid, lid);
+    struct ibv_ah *ah = udrpc__verbs_objs_ah(&v->objs, gid.raw, lid);
     if (!ah)
         return -EHOSTUNREACH;
     memset(peer, 0, sizeof(*peer));
@@ -445,22 +476,7 @@ static int verbs_make_peer(struct transport *tp, const struct tp_route *r, struc
 
 static int verbs_reg_mem(struct transport *tp, void *base, size_t len, uint32_t *lkey)
 {
-    struct verbs_transport *v = (struct verbs_transport *)tp;
-    pthread_mutex_lock(&v->mr_lock);
-    if (v->n_mrs == MAX_MRS) {
-        pthread_mutex_unlock(&v->mr_lock);
-        return -ENOMEM;
-    }
-    struct ibv_mr *mr = ibv_reg_mr(v->pd, base, len, IBV_ACCESS_LOCAL_WRITE);
-    if (!mr) {
-        int err = errno ? -errno : -ENOMEM;
-        pthread_mutex_unlock(&v->mr_lock);
-        return err;
-    }
-    v->mrs[v->n_mrs++] = mr;
-    pthread_mutex_unlock(&v->mr_lock);
-    *lkey = mr->lkey;
-    return 0;
+    return udrpc__verbs_objs_reg(&((struct verbs_transport *)tp)->objs, base, len, lkey);
 }
 
 static void verbs_destroy(struct transport *tp)
@@ -468,16 +484,11 @@ static void verbs_destroy(struct transport *tp)
     struct verbs_transport *v = (struct verbs_transport *)tp;
     if (v->qp)
         ibv_destroy_qp(v->qp);
-    for (unsigned i = 0; i < v->n_ahs; i++)
-        ibv_destroy_ah(v->ahs[i].ah);
-    free(v->ahs);
-    udrpc__hash_fini(&v->ah_table);
     if (v->send_cq)
         ibv_destroy_cq(v->send_cq);
     if (v->recv_cq)
         ibv_destroy_cq(v->recv_cq);
-    for (unsigned i = 0; i < v->n_mrs; i++)
-        ibv_dereg_mr(v->mrs[i]);
+    udrpc__verbs_objs_fini(&v->objs);
     if (v->rx_mr)
         ibv_dereg_mr(v->rx_mr);
     free(v->rx_bufs);
@@ -574,9 +585,12 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
     struct verbs_transport *v = calloc(1, sizeof(*v));
     if (!v)
         return -ENOMEM;
-    pthread_mutex_init(&v->mr_lock, NULL);
-    int ret = udrpc__verbs_open_device(cfg->device, NULL, &v->ctx, &v->port);
-    if (ret)
+    int ret = udrpc__verbs_objs_init(&v->objs);
+    if (ret) {
+        free(v);
+        return ret;
+    }
+    if ((ret = udrpc__verbs_open_device(cfg->device, NULL, &v->ctx, &v->port)) != 0)
         goto fail;
     struct ibv_port_attr pa;
     if (ibv_query_port(v->ctx, v->port, &pa)) {
@@ -609,6 +623,9 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
         ret = errno ? -errno : -ENOMEM;
         goto fail;
     }
+    v->objs.pd = v->pd;
+    v->objs.port = v->port;
+    v->objs.gid_index = v->gid_index;
     struct ibv_qp_init_attr qa;
     memset(&qa, 0, sizeof(qa));
     qa.send_cq = v->send_cq;
@@ -642,8 +659,6 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
         goto fail;
     }
     if ((ret = rx_post_all(v)) != 0)
-        goto fail;
-    if ((ret = udrpc__hash_init(&v->ah_table, 64)) != 0)
         goto fail;
     v->drop_ppm = cfg->loop.drop_ppm; /* tests: the same knob as loop's */
     v->rng = (cfg->loop.seed ^ 0x9E3779B97F4A7C15ull) | 1;

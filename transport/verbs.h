@@ -3,10 +3,12 @@
 #ifndef UDRPC_TRANSPORT_VERBS_H
 #define UDRPC_TRANSPORT_VERBS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "runtime/hash.h"
 #include "transport.h"
 
 struct udrpc_verbs_stats {
@@ -31,9 +33,37 @@ static inline void verbs_src_id(const uint8_t gid[16], uint32_t qpn, uint64_t sr
 int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out);
 
 /* Set-up shared with the mlx5 transport (mlx5/mlx5_hw.c). */
+struct ibv_ah;
 struct ibv_context;
 struct ibv_device;
+struct ibv_mr;
+struct ibv_pd;
 struct ibv_qp;
+
+#define UDRPC_VERBS_MAX_MRS 4096
+
+/* What one endpoint keeps in its protection domain: the memory
+ * registrations of its allocators' regions (any thread may add one: a BG
+ * worker's allocator too) and one address handle per remote (GID, LID),
+ * found through the open-addressing table. Off the datapath. */
+struct verbs_pd_objs {
+    struct ibv_pd *pd;        /* set by the owner once allocated */
+    uint8_t port;
+    int gid_index;
+    pthread_mutex_t mr_lock;
+    struct ibv_mr *mrs[UDRPC_VERBS_MAX_MRS];
+    unsigned n_mrs;
+    struct hash_table ah_table;
+    struct verbs_ah_entry *ahs;
+    unsigned n_ahs, cap_ahs;
+};
+int udrpc__verbs_objs_init(struct verbs_pd_objs *o);
+/* Registers [base, base + len) for local access: *lkey. */
+int udrpc__verbs_objs_reg(struct verbs_pd_objs *o, void *base, size_t len, uint32_t *lkey);
+/* The address handle of (gid, lid), made on first use; NULL on failure. */
+struct ibv_ah *udrpc__verbs_objs_ah(struct verbs_pd_objs *o, const uint8_t gid[16], uint16_t lid);
+/* Destroys the handles and registrations (not the PD). */
+void udrpc__verbs_objs_fini(struct verbs_pd_objs *o);
 int udrpc__verbs_open_device(const char *dev, bool (*want)(struct ibv_device *),
                              struct ibv_context **out, uint8_t *port_out);
 int udrpc__verbs_find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len);

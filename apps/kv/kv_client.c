@@ -255,13 +255,20 @@ static struct kvc_op *op_with_key(struct kvc *c, const void *key, size_t key_len
     return op;
 }
 
-int kvc_get(struct kvc *c, const void *key, size_t key_len, kvc_cb_t cb, void *arg)
+/* A request that carries only a key (GET, DELETE), to the key's partition. */
+static int key_only(struct kvc *c, uint8_t type, const void *key, size_t key_len, kvc_cb_t cb,
+                    void *arg)
 {
     int err;
     struct kvc_op *op = op_with_key(c, key, key_len, 0, &err);
     if (!op)
         return err;
-    return op_send(c, op, kvc_partition_of(c, key, key_len), KV_GET, cb, arg);
+    return op_send(c, op, kvc_partition_of(c, key, key_len), type, cb, arg);
+}
+
+int kvc_get(struct kvc *c, const void *key, size_t key_len, kvc_cb_t cb, void *arg)
+{
+    return key_only(c, KV_GET, key, key_len, cb, arg);
 }
 
 int kvc_put(struct kvc *c, const void *key, size_t key_len, const void *value,
@@ -277,11 +284,7 @@ int kvc_put(struct kvc *c, const void *key, size_t key_len, const void *value,
 
 int kvc_delete(struct kvc *c, const void *key, size_t key_len, kvc_cb_t cb, void *arg)
 {
-    int err;
-    struct kvc_op *op = op_with_key(c, key, key_len, 0, &err);
-    if (!op)
-        return err;
-    return op_send(c, op, kvc_partition_of(c, key, key_len), KV_DELETE, cb, arg);
+    return key_only(c, KV_DELETE, key, key_len, cb, arg);
 }
 
 int kvc_scan(struct kvc *c, unsigned partition, const void *prefix, size_t prefix_len,

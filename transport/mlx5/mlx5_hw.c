@@ -16,24 +16,13 @@
  * test/hw/mlx5-smoke.sh for the first run on hardware.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <infiniband/mlx5dv.h>
 #include <infiniband/verbs.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/hash.h"
 #include "transport/mlx5/mlx5.h"
 #include "transport/verbs.h"
-
-#define MAX_MRS 4096
-
-struct ah_entry {
-    uint8_t gid[16];
-    uint16_t lid;
-    struct ibv_ah *ah;
-    struct mlx5_wqe_av av;
-};
 
 struct mlx5_hw {
     struct ibv_context *ctx;
@@ -43,12 +32,7 @@ struct mlx5_hw {
     uint8_t port;
     int gid_index;
     uint32_t qkey;
-    struct ibv_mr *mrs[MAX_MRS];
-    unsigned n_mrs;
-    pthread_mutex_t mr_lock;  /* a BG worker's allocator registers too */
-    struct hash_table ah_table;
-    struct ah_entry *ahs;
-    unsigned n_ahs, cap_ahs;
+    struct verbs_pd_objs objs; /* registrations and address handles, as verbs' */
 };
 
 static bool is_mlx5(struct ibv_device *d)
@@ -71,16 +55,11 @@ static void hw_close(void *nic)
     struct mlx5_hw *h = nic;
     if (h->qp)
         ibv_destroy_qp(h->qp);
-    for (unsigned i = 0; i < h->n_ahs; i++)
-        ibv_destroy_ah(h->ahs[i].ah);
-    free(h->ahs);
-    udrpc__hash_fini(&h->ah_table);
     if (h->scq)
         ibv_destroy_cq(h->scq);
     if (h->rcq)
         ibv_destroy_cq(h->rcq);
-    for (unsigned i = 0; i < h->n_mrs; i++)
-        ibv_dereg_mr(h->mrs[i]);
+    udrpc__verbs_objs_fini(&h->objs);
     if (h->pd)
         ibv_dealloc_pd(h->pd);
     if (h->ctx)
@@ -108,10 +87,13 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
     struct mlx5_hw *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
-    pthread_mutex_init(&h->mr_lock, NULL);
+    int ret = udrpc__verbs_objs_init(&h->objs);
+    if (ret) {
+        free(h);
+        return ret;
+    }
     h->qkey = qkey;
-    int ret = udrpc__verbs_open_device(cfg->device, is_mlx5, &h->ctx, &h->port);
-    if (ret)
+    if ((ret = udrpc__verbs_open_device(cfg->device, is_mlx5, &h->ctx, &h->port)) != 0)
         goto fail;
     struct ibv_port_attr pa;
     if (ibv_query_port(h->ctx, h->port, &pa)) {
@@ -134,6 +116,9 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
         ret = errno ? -errno : -ENOMEM;
         goto fail;
     }
+    h->objs.pd = h->pd;
+    h->objs.port = h->port;
+    h->objs.gid_index = h->gid_index;
     struct ibv_qp_init_attr_ex qa;
     memset(&qa, 0, sizeof(qa));
     qa.qp_type = IBV_QPT_UD;
@@ -182,8 +167,6 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
         goto fail;
     if ((ret = udrpc__verbs_qp_arm(h->qp, h->port, qkey)) != 0)
         goto fail;
-    if ((ret = udrpc__hash_init(&h->ah_table, 64)) != 0)
-        goto fail;
     mem->sq_buf = dq.sq.buf;
     mem->sq_bbs = dq.sq.wqe_cnt;
     mem->rq_buf = dq.rq.buf;
@@ -208,73 +191,23 @@ fail:
 
 static int hw_reg_mem(void *nic, void *base, size_t len, uint32_t *lkey)
 {
-    struct mlx5_hw *h = nic;
-    pthread_mutex_lock(&h->mr_lock);
-    if (h->n_mrs == MAX_MRS) {
-        pthread_mutex_unlock(&h->mr_lock);
-        return -ENOMEM;
-    }
-    struct ibv_mr *mr = ibv_reg_mr(h->pd, base, len, IBV_ACCESS_LOCAL_WRITE);
-    if (!mr) {
-        int err = errno ? -errno : -ENOMEM;
-        pthread_mutex_unlock(&h->mr_lock);
-        return err;
-    }
-    h->mrs[h->n_mrs++] = mr;
-    pthread_mutex_unlock(&h->mr_lock);
-    *lkey = mr->lkey;
-    return 0;
+    return udrpc__verbs_objs_reg(&((struct mlx5_hw *)nic)->objs, base, len, lkey);
 }
 
-/* One address handle per remote port, its AV copied into each peer. */
+/* The address handle of the remote port (one per port, cached as the
+ * verbs transport's), and the AV mlx5dv reads out of it for the peer's
+ * datagram segment. Once per session, off the datapath. */
 static int hw_make_av(void *nic, const uint8_t gid[16], uint16_t lid, struct mlx5_wqe_av *av)
 {
     struct mlx5_hw *h = nic;
-    uint64_t key = udrpc__hash_bytes(gid, 16) ^ lid;
-    uint64_t idx;
-    if (udrpc__hash_get(&h->ah_table, key, &idx) && memcmp(h->ahs[idx].gid, gid, 16) == 0 &&
-        h->ahs[idx].lid == lid) {
-        *av = h->ahs[idx].av;
-        return 0;
-    }
-    struct ibv_ah_attr attr;
-    memset(&attr, 0, sizeof(attr));
-    attr.dlid = lid;
-    attr.port_num = h->port;
-    attr.is_global = 1;
-    memcpy(attr.grh.dgid.raw, gid, 16);
-    attr.grh.sgid_index = (uint8_t)h->gid_index;
-    attr.grh.hop_limit = 64;
-    struct ibv_ah *ah = ibv_create_ah(h->pd, &attr);
+    struct ibv_ah *ah = udrpc__verbs_objs_ah(&h->objs, gid, lid);
     if (!ah)
         return -EHOSTUNREACH;
     struct mlx5dv_ah dah;
     struct mlx5dv_obj obj = { .ah = { .in = ah, .out = &dah } };
-    if (mlx5dv_init_obj(&obj, MLX5DV_OBJ_AH)) {
-        ibv_destroy_ah(ah);
+    if (mlx5dv_init_obj(&obj, MLX5DV_OBJ_AH))
         return -ENOTSUP;
-    }
-    if (h->n_ahs == h->cap_ahs) {
-        unsigned cap = h->cap_ahs ? h->cap_ahs * 2 : 16;
-        struct ah_entry *n = realloc(h->ahs, cap * sizeof(*n));
-        if (!n) {
-            ibv_destroy_ah(ah);
-            return -ENOMEM;
-        }
-        h->ahs = n;
-        h->cap_ahs = cap;
-    }
-    struct ah_entry *e = &h->ahs[h->n_ahs];
-    memcpy(e->gid, gid, 16);
-    e->lid = lid;
-    e->ah = ah;
-    e->av = *dah.av;
-    if (udrpc__hash_put(&h->ah_table, key, h->n_ahs) != 0) {
-        ibv_destroy_ah(ah);
-        return -ENOMEM;
-    }
-    h->n_ahs++;
-    *av = e->av;
+    *av = *dah.av;
     return 0;
 }
 
