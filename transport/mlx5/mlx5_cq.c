@@ -16,40 +16,39 @@
 
 #include "transport/mlx5/mlx5_internal.h"
 
-/* Everything but a plain receive: not written yet (returns false), an
- * error, immediate data, data scattered into the CQE. Returns true if the
- * CQE was consumed; *pkt_ok if it holds a packet for the caller. */
-static bool rx_slow(struct mlx5_transport *m, struct mlx5_cqe64 *cqe, uint8_t op_own,
-                    uint32_t ci, struct tp_rx_pkt *pkt, bool *pkt_ok)
+/* A CQE of ours that is not a plain receive: an error, immediate data,
+ * data scattered into the CQE. Returns true if it holds a packet for the
+ * caller, now in *pkt. */
+static bool rx_slow(struct mlx5_transport *m, const struct mlx5_cqe64 *cqe, uint8_t op_own,
+                    struct tp_rx_pkt *pkt)
 {
-    *pkt_ok = false;
-    if ((op_own & MLX5_CQE_OWNER_MASK) != cq_owner(ci, m->rcq_shift) ||
-        (op_own >> 4) == MLX5_CQE_INVALID)
-        return false;
     from_device_barrier();
     uint8_t op = op_own >> 4;
     if (op != MLX5_CQE_RESP_SEND && op != MLX5_CQE_RESP_SEND_IMM && op != MLX5_CQE_RESP_SEND_INV) {
-        udrpc__mlx5_note_error(m, cqe, &m->stats.rx_errors); /* RESP_ERR, or what a receive CQ should not hold */
-        return true;
+        /* RESP_ERR, or what a receive CQ should not hold */
+        udrpc__mlx5_note_error(m, cqe, &m->stats.rx_errors);
+        return false;
     }
     uint32_t idx = be16toh(cqe->wqe_counter) & m->rq_mask;
     uint8_t *buf = m->rx_bufs + (size_t)idx * m->rx_buf_size;
     uint32_t len = be32toh(cqe->byte_cnt);
     if (len < UDRPC_MLX5_GRH_BYTES || len > m->rx_buf_size) {
         m->stats.rx_short++;
-        return true;
+        return false;
     }
-    /* Scatter to CQE: the device put the first 32 (or 64) bytes into this
-     * CQE (or the one before). We ask for it off; copy, should it happen. */
+    /* Scatter to CQE: the device put the first 32 bytes into the CQE. We
+     * ask for it off; copy, should it happen. (Its 64-byte form needs
+     * 128-byte CQEs, which this transport refuses at set-up.) */
+    if (op_own & MLX5_INLINE_SCATTER_64) {
+        m->stats.rx_errors++;
+        return false;
+    }
     if (op_own & MLX5_INLINE_SCATTER_32)
         memcpy(buf, cqe, len < 32 ? len : 32);
-    else if (op_own & MLX5_INLINE_SCATTER_64)
-        memcpy(buf, cqe - 1, len < 64 ? len : 64);
     pkt->buf = buf + UDRPC_MLX5_GRH_BYTES;
     pkt->len = len - UDRPC_MLX5_GRH_BYTES;
     memcpy(&pkt->src_id[0], buf + m->src_off, 8);
     pkt->src_id[1] = be32toh(cqe->flags_rqpn) & 0xffffff;
-    *pkt_ok = true;
     return true;
 }
 
@@ -100,9 +99,7 @@ unsigned udrpc__mlx5_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsi
             if ((op_own & MLX5_CQE_OWNER_MASK) != (want & MLX5_CQE_OWNER_MASK) ||
                 (op_own >> 4) == MLX5_CQE_INVALID)
                 break;
-            bool ok;
-            rx_slow(m, (struct mlx5_cqe64 *)cqe, op_own, ci, pk, &ok);
-            pk += ok;
+            pk += rx_slow(m, cqe, op_own, pk);
         }
         if (unlikely(++cqe == rcq_end)) { /* a lap: the owner bit we want flips */
             cqe = rcq;
