@@ -75,7 +75,7 @@ static void open_pair(const char *transport, unsigned depth, size_t size)
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
     cfg.transport = nicmodel_select(transport);
-    cfg.rto_us = 1000000; /* no timeouts, under callgrind too */
+    cfg.rto_min_us = cfg.rto_max_us = 1000000; /* no timeouts, under callgrind too */
     cfg.connect_timeout_ms = 30000;
     uint8_t sid = next_id++, cid = next_id++;
     cli = udrpc_create(nx, cid, NULL, sm, &cfg);

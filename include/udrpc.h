@@ -76,9 +76,14 @@ typedef enum {
                                   -ENOSPC (server full) */
     UDRPC_SM_DISCONNECTED,   /**< udrpc_disconnect() done; err 0 or -ETIMEDOUT
                                   (the peer did not confirm; freed anyway) */
-    UDRPC_SM_SESSION_FAILED, /**< the peer stopped answering: every request
-                                  on the session has completed with
-                                  -ECONNRESET and the session is freed */
+    UDRPC_SM_SESSION_FAILED, /**< the session is over: every request on it
+                                  has completed with -ECONNRESET and it is
+                                  freed. err: -ETIMEDOUT (nothing heard
+                                  from the peer's process for
+                                  peer_timeout_ms), or -ECONNABORTED (the
+                                  server says it no longer has the
+                                  session: its endpoint was destroyed, or
+                                  its process restarted) */
 } udrpc_sm_event_t;
 
 /** Where a request handler runs (udrpc_register_handler()). */
@@ -158,8 +163,9 @@ typedef struct udrpc_timely_params {
 } udrpc_timely_params_t;
 
 /** Rpc configuration. Initialise with udrpc_config_default(), which applies
- *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU, UDRPC_RTO_US),
- *  then change fields. */
+ *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU,
+ *  UDRPC_RTO_MIN_US, UDRPC_RTO_MAX_US, UDRPC_PEER_TIMEOUT_MS,
+ *  UDRPC_IDLE_SLEEP_US, UDRPC_CC), then change fields. */
 typedef struct udrpc_config {
     const char *transport;      /**< "auto" (mlx5 where mlx5dv drives an
                                      active port, else verbs where any
@@ -174,9 +180,40 @@ typedef struct udrpc_config {
                                      headers; loop: 4096). Both ends of a
                                      session must use the same. */
     unsigned session_credits;   /**< packets in flight per session (32) */
-    unsigned rto_us;            /**< retransmission timeout (5000) */
-    unsigned max_retries;       /**< RTOs without progress before the
-                                     session fails (40) */
+    unsigned rto_min_us;        /**< lowest retransmission timeout, and the
+                                     RTO before a session's first RTT
+                                     sample (5000; env UDRPC_RTO_MIN_US).
+                                     The RTO adapts per session (RFC 6298:
+                                     SRTT + 4 RTTVAR) within [rto_min_us,
+                                     rto_max_us], and doubles on each
+                                     timeout of the same request. Lower
+                                     recovers losses sooner but retransmits
+                                     for nothing when a busy machine delays
+                                     a reply by more than it. */
+    unsigned rto_max_us;        /**< highest RTO, the backoff's cap (100000;
+                                     env UDRPC_RTO_MAX_US) */
+    unsigned peer_timeout_ms;   /**< a session fails (client: its requests
+                                     end with -ECONNRESET and sm_handler
+                                     hears SESSION_FAILED -ETIMEDOUT;
+                                     server: it is freed) within this long
+                                     of the last thing heard from the
+                                     peer's process: a data packet, or an
+                                     answer to the heartbeats that the two
+                                     Nexus threads exchange 8 times in
+                                     it; the peer is declared dead once
+                                     silent for 3/4 of it (2000; env
+                                     UDRPC_PEER_TIMEOUT_MS). Heartbeats are
+                                     answered by the Nexus thread, so a
+                                     peer whose endpoint thread is busy,
+                                     stalled in a handler or not polled
+                                     stays alive; only a dead, frozen or
+                                     unreachable process is declared dead.
+                                     The default rides out a 500 ms freeze
+                                     (a GC pause, stolen VM time, a
+                                     debugger) with room to spare; lower
+                                     detects a killed peer sooner, at the
+                                     risk of failing live sessions across
+                                     such pauses. Min 10. */
     unsigned connect_timeout_ms;/**< CONNECT_FAILED -ETIMEDOUT after (1000) */
     unsigned max_sessions;      /**< sessions per endpoint (4096, max 65535) */
     size_t   max_msg_size;      /**< largest request or response (8 MiB,
@@ -382,14 +419,23 @@ UDRPC_API void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms);
  *  thread (or any thread while the Rpc thread is quiescent). */
 UDRPC_API int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out);
 
-/** Congestion control of one client session, from
- *  udrpc_get_session_stats(). Without cc, rate is the link rate and the RTT
- *  fields are 0. */
+/** Round trips, retransmission timeout and congestion control of one
+ *  client session, from udrpc_get_session_stats(). Without cc, rate is the
+ *  link rate, and RTT samples come from one request in 16 per slot. */
 typedef struct udrpc_session_stats {
     double   rate_bytes_per_s;  /**< the session's current Timely rate */
-    double   rtt_min_us;        /**< lowest RTT sample */
-    double   rtt_avg_us;        /**< moving average of RTT samples (1/8) */
-    uint64_t rtt_samples;       /**< samples taken (one per slot per RTT) */
+    double   rtt_min_us;        /**< lowest RTT sample (0: none yet) */
+    double   rtt_avg_us;        /**< smoothed RTT (RFC 6298's SRTT: a moving
+                                     average with gain 1/8; with cc, of
+                                     one sample in 16) */
+    double   rttvar_us;         /**< RTT variation (RTTVAR, gain 1/4) */
+    double   rto_us;            /**< the retransmission timeout now: SRTT +
+                                     4 RTTVAR within [rto_min_us,
+                                     rto_max_us] (rto_min_us until the
+                                     first sample) */
+    uint64_t rtt_samples;       /**< samples taken (with cc: one per slot
+                                     per RTT; without: one request in 16
+                                     per slot) */
     uint64_t rate_updates;      /**< samples that changed the rate (the
                                      rest took the bypass: at link rate
                                      with RTT under t_low) */

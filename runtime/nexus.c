@@ -1,9 +1,16 @@
 /*
  * nexus.c — the per-process Nexus: the SM UDP socket and its thread, the
- * handler table, and the registry of Rpcs by rpc_id. The SM thread only
- * decodes and routes: each SM packet goes to the queue of the Rpc it names,
- * and that Rpc's thread acts on it. A connect to an rpc_id that does not
- * exist is refused here with -ENOENT.
+ * handler table, the registry of Rpcs by rpc_id, and heartbeats. The SM
+ * thread decodes and routes: each SM packet goes to the queue of the Rpc it
+ * names, and that Rpc's thread acts on it. A connect to an rpc_id that does
+ * not exist is refused here with -ENOENT.
+ *
+ * Heartbeats tell a live process from a dead one, apart from whether its
+ * endpoint threads are keeping up: every remote Nexus that a session of
+ * ours talks to gets a heartbeat per interval from this thread, and its
+ * Nexus thread answers. Endpoint threads that are busy, stalled in a
+ * handler or not polled at all do not delay them; only a dead, frozen or
+ * unreachable process goes unheard (rpc_sm.c turns that into failure).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,9 +44,117 @@ void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
                  sizeof(*to));
 }
 
-static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
-                     const struct sockaddr_in *from)
+/* ------------------------------------------------------- heartbeats ---- */
+
+struct nexus_peer *udrpc__nexus_peer_get(udrpc_nexus_t *nx, const struct sockaddr_in *addr,
+                                         uint64_t interval_tsc)
 {
+    pthread_mutex_lock(&nx->peers_lock);
+    struct nexus_peer *np = nx->peers;
+    while (np && !(np->addr.sin_addr.s_addr == addr->sin_addr.s_addr &&
+                   np->addr.sin_port == addr->sin_port))
+        np = np->next;
+    if (np) {
+        np->refs++;
+        if (interval_tsc < np->interval_tsc)
+            np->interval_tsc = interval_tsc;
+    } else if ((np = calloc(1, sizeof(*np))) != NULL) {
+        uint64_t now = udrpc__rdtsc();
+        if (getrandom(&np->nonce, sizeof(np->nonce), 0) != sizeof(np->nonce))
+            np->nonce = now ^ (uint64_t)(uintptr_t)np; /* still not guessable off-path */
+        np->addr = *addr;
+        np->refs = 1;
+        np->interval_tsc = interval_tsc;
+        np->next_hb_tsc = now + interval_tsc;
+        atomic_store_explicit(&np->heard_tsc, now, memory_order_relaxed);
+        np->next = nx->peers;
+        nx->peers = np;
+    }
+    pthread_mutex_unlock(&nx->peers_lock);
+    return np;
+}
+
+void udrpc__nexus_peer_put(udrpc_nexus_t *nx, struct nexus_peer *np)
+{
+    if (!np)
+        return;
+    pthread_mutex_lock(&nx->peers_lock);
+    if (--np->refs == 0) {
+        struct nexus_peer **pp = &nx->peers;
+        while (*pp != np)
+            pp = &(*pp)->next;
+        *pp = np->next;
+        free(np);
+    }
+    pthread_mutex_unlock(&nx->peers_lock);
+}
+
+uint64_t udrpc__nexus_heartbeats(udrpc_nexus_t *nx, uint64_t now_tsc)
+{
+    uint64_t next = UINT64_MAX;
+    struct sm_pkt p;
+    memset(&p, 0, sizeof(p));
+    p.type = SM_HEARTBEAT_REQ;
+    pthread_mutex_lock(&nx->peers_lock);
+    for (struct nexus_peer *np = nx->peers; np; np = np->next) {
+        if (now_tsc >= np->next_hb_tsc) {
+            p.token = np->nonce;
+            udrpc__nexus_sm_send(nx, &p, &np->addr);
+            atomic_fetch_add_explicit(&np->unanswered, 1, memory_order_relaxed);
+            np->next_hb_tsc = now_tsc + np->interval_tsc;
+        }
+        if (np->next_hb_tsc < next)
+            next = np->next_hb_tsc;
+    }
+    pthread_mutex_unlock(&nx->peers_lock);
+    return next;
+}
+
+/* An answer to one of our heartbeats: its nonce names the peer. */
+static void heartbeat_answered(udrpc_nexus_t *nx, uint64_t nonce, uint64_t now_tsc)
+{
+    pthread_mutex_lock(&nx->peers_lock);
+    struct nexus_peer *np = nx->peers;
+    while (np && np->nonce != nonce)
+        np = np->next;
+    if (np) {
+        atomic_store_explicit(&np->heard_tsc, now_tsc, memory_order_relaxed);
+        atomic_store_explicit(&np->unanswered, 0, memory_order_relaxed);
+    } else {
+        atomic_fetch_add(&nx->sm_drops, 1); /* late, or forged */
+    }
+    pthread_mutex_unlock(&nx->peers_lock);
+}
+
+/* ---------------------------------------------------------- routing ---- */
+
+/* Answers to strangers are limited (sm.h). */
+static bool stranger_reply_ok(udrpc_nexus_t *nx)
+{
+    if (sm_reply_limit_take(&nx->stranger_replies, udrpc__monotonic_ns(), 1000000000ull,
+                            UDRPC_SM_STRANGER_REPLIES_PER_S))
+        return true;
+    atomic_fetch_add(&nx->sm_drops, 1);
+    return false;
+}
+
+void udrpc__nexus_sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
+                           const struct sockaddr_in *from, uint64_t now_tsc)
+{
+    if (p->type == SM_HEARTBEAT_REQ) {
+        /* Same size back, and to anyone: a reflector gains nothing, and
+         * the limit caps what a forger can make us send. */
+        if (stranger_reply_ok(nx)) {
+            struct sm_pkt r = *p;
+            r.type = SM_HEARTBEAT_RESP;
+            udrpc__nexus_sm_send(nx, &r, from);
+        }
+        return;
+    }
+    if (p->type == SM_HEARTBEAT_RESP) {
+        heartbeat_answered(nx, p->token, now_tsc);
+        return;
+    }
     bool to_server = p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ ||
                      p->type == SM_PING_REQ;
     uint8_t id = to_server ? p->server_rpc_id : p->client_rpc_id;
@@ -49,14 +165,13 @@ static void sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
     pthread_mutex_unlock(&nx->lock);
     if (rpc)
         return;
-    if (to_server && sm_reply_limit_take(&nx->stranger_replies, udrpc__monotonic_ns(),
-                                         1000000000ull, UDRPC_SM_STRANGER_REPLIES_PER_S)) {
+    if (!to_server) {
+        atomic_fetch_add(&nx->sm_drops, 1); /* for an endpoint that is gone */
+    } else if (stranger_reply_ok(nx)) {
         struct sm_pkt r = *p;
         r.type = (uint8_t)(p->type + 1); /* each request type's response follows it */
         r.err = p->type == SM_DISCONNECT_REQ ? 0 : -ENOENT;
         udrpc__nexus_sm_send(nx, &r, from);
-    } else {
-        atomic_fetch_add(&nx->sm_drops, 1);
     }
 }
 
@@ -87,8 +202,16 @@ static void *sm_thread_main(void *arg)
     struct iovec iov[SM_BURST];
     struct sockaddr_in from[SM_BURST];
     while (!atomic_load(&nx->stop)) {
+        uint64_t now = udrpc__rdtsc();
+        uint64_t next_hb = udrpc__nexus_heartbeats(nx, now);
+        int wait_ms = SM_POLL_MS;
+        if (next_hb != UINT64_MAX) {
+            uint64_t ms = next_hb > now ? (next_hb - now) / (nx->clock->tsc_per_us * 1000) + 1 : 0;
+            if (ms < (uint64_t)wait_ms)
+                wait_ms = (int)ms;
+        }
         struct pollfd pfd = { .fd = nx->sm_fd, .events = POLLIN };
-        if (poll(&pfd, 1, SM_POLL_MS) <= 0)
+        if (poll(&pfd, 1, wait_ms) <= 0)
             continue;
         unsigned handled = 0;
         for (;;) {
@@ -105,6 +228,7 @@ static void *sm_thread_main(void *arg)
             if (n <= 0)
                 break;
             handled += (unsigned)n;
+            now = udrpc__rdtsc();
             for (int i = 0; i < n; i++) {
                 struct sm_pkt p;
                 if (msgs[i].msg_hdr.msg_namelen != sizeof(from[i]) ||
@@ -113,7 +237,7 @@ static void *sm_thread_main(void *arg)
                     atomic_fetch_add(&nx->sm_drops, 1);
                     continue;
                 }
-                sm_route(nx, &p, &from[i]);
+                udrpc__nexus_sm_route(nx, &p, &from[i], now);
             }
         }
         /* More than a burst in one wakeup is a storm (thousands of
@@ -149,6 +273,7 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
         nx->cfg.sm_retry_ms = UDRPC_DEFAULT_SM_RETRY_MS;
     nx->clock = udrpc__clock_init();
     pthread_mutex_init(&nx->lock, NULL);
+    pthread_mutex_init(&nx->peers_lock, NULL);
     nx->sm_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (nx->sm_fd < 0) {
         err = errno;
@@ -181,6 +306,7 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
 out_close:
     close(nx->sm_fd);
 out_free:
+    pthread_mutex_destroy(&nx->peers_lock);
     pthread_mutex_destroy(&nx->lock);
     free(nx);
     errno = err;
@@ -221,6 +347,12 @@ void udrpc_nexus_destroy(udrpc_nexus_t *nx)
     pthread_join(nx->sm_thread, NULL);
     udrpc__bg_stop(nx);
     close(nx->sm_fd);
+    while (nx->peers) { /* left by endpoints not destroyed first (a misuse) */
+        struct nexus_peer *np = nx->peers;
+        nx->peers = np->next;
+        free(np);
+    }
+    pthread_mutex_destroy(&nx->peers_lock);
     pthread_mutex_destroy(&nx->lock);
     free(nx);
 }

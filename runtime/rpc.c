@@ -35,8 +35,9 @@ void udrpc_config_default(udrpc_config_t *cfg)
     cfg->device = getenv("UDRPC_DEVICE");
     cfg->mtu = env_uint("UDRPC_MTU", 0);
     cfg->session_credits = UDRPC_DEFAULT_CREDITS;
-    cfg->rto_us = env_uint("UDRPC_RTO_US", UDRPC_DEFAULT_RTO_US);
-    cfg->max_retries = UDRPC_DEFAULT_MAX_RETRIES;
+    cfg->rto_min_us = env_uint("UDRPC_RTO_MIN_US", UDRPC_DEFAULT_RTO_MIN_US);
+    cfg->rto_max_us = env_uint("UDRPC_RTO_MAX_US", UDRPC_DEFAULT_RTO_MAX_US);
+    cfg->peer_timeout_ms = env_uint("UDRPC_PEER_TIMEOUT_MS", UDRPC_DEFAULT_PEER_TIMEOUT_MS);
     cfg->connect_timeout_ms = UDRPC_DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->max_sessions = UDRPC_DEFAULT_MAX_SESSIONS;
     cfg->max_msg_size = UDRPC_DEFAULT_MAX_MSG_SIZE;
@@ -48,7 +49,8 @@ void udrpc_config_default(udrpc_config_t *cfg)
 static int check_config(const udrpc_config_t *c)
 {
     if (!c->transport || c->session_credits == 0 || c->session_credits > 4096 ||
-        c->rto_us == 0 || c->max_retries == 0 || c->connect_timeout_ms == 0 ||
+        c->rto_min_us == 0 || c->rto_max_us < c->rto_min_us || c->peer_timeout_ms < 10 ||
+        c->connect_timeout_ms == 0 ||
         c->max_sessions == 0 || c->max_sessions > 65535 || c->max_msg_size == 0 ||
         c->max_msg_size > UDRPC_MAX_MSG_SIZE_LIMIT)
         return -EINVAL;
@@ -122,13 +124,16 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->max_sessions = rpc->cfg.max_sessions;
     rpc->max_msg_size = rpc->cfg.max_msg_size;
     rpc->session_credits = rpc->cfg.session_credits;
-    rpc->max_retries = rpc->cfg.max_retries;
-    rpc->rto_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_us);
+    rpc->rto_min_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_min_us);
+    rpc->rto_max_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_max_us);
+    rpc->stall_tsc = rpc->rto_min_tsc / 4;
+    rpc->peer_timeout_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)rpc->cfg.peer_timeout_ms * 1000);
     if (rpc->cfg.idle_sleep_us) /* cleared below if the transport cannot block */
         rpc->idle_sleep_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.idle_sleep_us);
-    rpc->liveness_scan_tsc = rpc->rto_tsc * rpc->max_retries / UDRPC_LIVENESS_SCANS;
+    rpc->liveness_scan_tsc = rpc->peer_timeout_tsc / UDRPC_LIVENESS_SCANS;
+    rpc->silence_tsc = rpc->peer_timeout_tsc / UDRPC_SILENCE_DEN * UDRPC_SILENCE_NUM;
     rpc->sm_retry_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)nx->cfg.sm_retry_ms * 1000);
-    rpc->now_tsc = udrpc__rdtsc();
+    rpc->now_tsc = rpc->loop_tsc = udrpc__rdtsc();
     pthread_mutex_init(&rpc->smq_lock, NULL);
     pthread_mutex_init(&rpc->bg_alloc_lock, NULL);
 
@@ -136,6 +141,8 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
         goto out_lock;
     rpc->tp_ops = rpc->tp->ops;
     rpc->cc = rpc->cfg.cc;
+    rpc->sample_mask = rpc->cc ? UINT64_MAX
+                               : (uint64_t)(UDRPC_RTT_SAMPLE_EVERY - 1) * UDRPC_SLOTS_PER_SESSION;
     rpc->timely = rpc->cfg.timely;
     if (rpc->timely.link_rate_bytes_per_s <= 0)
         rpc->timely.link_rate_bytes_per_s = rpc->tp->link_rate_bytes_per_s;
@@ -221,6 +228,7 @@ void udrpc_destroy(udrpc_t *rpc)
         struct session *s = rpc->sessions[i];
         if (!s)
             continue;
+        udrpc__session_notify_closed(rpc, s);
         if (s->is_client) {
             s->state = SS_DISCONNECTING;
             udrpc__session_fail_requests(rpc, s, -ECONNRESET);
@@ -252,6 +260,10 @@ void udrpc_destroy(udrpc_t *rpc)
 void udrpc_run_event_loop_once(udrpc_t *rpc)
 {
     rpc->now_tsc = udrpc__rdtsc(); /* the only clock read of the iteration */
+    rpc->loop_gap_tsc = rpc->now_tsc - rpc->loop_tsc;
+    rpc->loop_tsc = rpc->now_tsc;
+    if (unlikely(rpc->loop_gap_tsc > rpc->stall_tsc))
+        rpc->stalled_at_tsc = rpc->now_tsc; /* RTT samples begun before are void */
     /* A full burst means more are waiting: take up to UDRPC_RX_BURSTS_MAX
      * bursts before sending, so that one TX batch (one sendmmsg) answers
      * them all. Nothing queued for TX points into the RX buffers. */
@@ -357,7 +369,9 @@ int udrpc_get_session_stats(const udrpc_t *rpc, int session, udrpc_session_stats
         return -EINVAL;
     out->rate_bytes_per_s = s->cc.rate_bytes_per_s;
     out->rtt_min_us = s->rtt_samples ? (double)s->rtt_min_tsc * rpc->us_per_tsc : 0;
-    out->rtt_avg_us = (double)s->rtt_avg_tsc * rpc->us_per_tsc;
+    out->rtt_avg_us = (double)s->srtt_tsc * rpc->us_per_tsc;
+    out->rttvar_us = (double)s->rttvar_tsc * rpc->us_per_tsc;
+    out->rto_us = (double)s->rto_tsc * rpc->us_per_tsc;
     out->rtt_samples = s->rtt_samples;
     out->rate_updates = s->cc.updates;
     out->pkts_paced = s->pkts_paced;
@@ -393,6 +407,8 @@ const char *udrpc_strerror(int err)
     case -ENOMEM: return "out of memory";
     case -ETIMEDOUT: return "timed out: the peer did not answer";
     case -ECONNRESET: return "session failed or closed before the response";
+    case -ECONNABORTED: return "the server no longer has the session (its endpoint closed, "
+                               "or its process restarted)";
     case -ENOENT: return "no endpoint with that rpc_id at the remote Nexus";
     case -EPROTONOSUPPORT: return "the peers use different transports";
     case -ENOSPC: return "no free session";

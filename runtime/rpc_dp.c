@@ -152,21 +152,57 @@ static __attribute__((noinline)) void cc_update(struct udrpc *rpc, struct sessio
     s->paced = s->cc.rate_bytes_per_s < rpc->timely.link_rate_bytes_per_s;
 }
 
-/* An RTT sample for the session (its packet was sent once only): the
- * statistics in TSC ticks, then the bypass test, all in integers; the
- * rate update only off the bypass. */
-static inline void cc_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
+/* RFC 6298's estimators from an RTT sample: SRTT and RTTVAR with gains
+ * 1/8 and 1/4, RTO = SRTT + 4 RTTVAR within [rto_min, rto_max]; in TSC
+ * ticks and integers. Out of line: one request in UDRPC_RTT_SAMPLE_EVERY
+ * per slot gets here. */
+static __attribute__((noinline)) void rto_update(struct udrpc *rpc, struct session *s,
+                                                 uint64_t rtt_tsc)
 {
-    s->rtt_samples++;
-    if (rtt_tsc < s->rtt_min_tsc) {
-        if (s->rtt_min_tsc == UINT64_MAX)
-            s->rtt_avg_tsc = rtt_tsc; /* the first sample starts the average */
-        s->rtt_min_tsc = rtt_tsc;
+    if (unlikely(s->srtt_tsc == 0)) {
+        s->srtt_tsc = rtt_tsc;
+        s->rttvar_tsc = rtt_tsc / 2;
+    } else {
+        int64_t err = (int64_t)(rtt_tsc - s->srtt_tsc);
+        s->srtt_tsc += (uint64_t)(err >> 3);
+        uint64_t abs_err = (uint64_t)(err < 0 ? -err : err);
+        s->rttvar_tsc = s->rttvar_tsc - (s->rttvar_tsc >> 2) + (abs_err >> 2);
     }
-    s->rtt_avg_tsc = s->rtt_avg_tsc - (s->rtt_avg_tsc >> 3) + (rtt_tsc >> 3);
-    if (unlikely(s->paced || rtt_tsc >= rpc->t_low_tsc))
-        cc_update(rpc, s, rtt_tsc); /* off the Timely bypass */
-    s->last_rtt_tsc = rtt_tsc;
+    uint64_t rto = s->srtt_tsc + 4 * s->rttvar_tsc;
+    rto = rto < rpc->rto_min_tsc ? rpc->rto_min_tsc : rto;
+    s->rto_tsc = rto > rpc->rto_max_tsc ? rpc->rto_max_tsc : rto;
+}
+
+/* An RTT sample for the session (its packet was sent once only, Karn).
+ * With cc, first the Timely bypass test, all in integers, and the rate
+ * update only off the bypass; Timely times every slot's packets (one per
+ * RTT each), and one of its samples in UDRPC_RTT_SAMPLE_EVERY is plenty
+ * for the RTO. */
+static inline void rtt_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
+{
+    if (rtt_tsc < s->rtt_min_tsc)
+        s->rtt_min_tsc = rtt_tsc;
+    if (rpc->cc) {
+        if (unlikely(s->paced || rtt_tsc >= rpc->t_low_tsc))
+            cc_update(rpc, s, rtt_tsc); /* off the Timely bypass */
+        s->last_rtt_tsc = rtt_tsc;
+        if (s->rtt_samples++ % UDRPC_RTT_SAMPLE_EVERY != 0)
+            return;
+    } else {
+        s->rtt_samples++;
+    }
+    rto_update(rpc, s, rtt_tsc);
+}
+
+/* The slot's RTO: the session's, doubled per timeout of its request in a
+ * row (RFC 6298 5.5), at most rto_max. */
+static inline uint64_t slot_rto_tsc(const struct udrpc *rpc, const struct cslot *c)
+{
+    uint64_t rto = c->sess->rto_tsc;
+    if (likely(c->retries == 0))
+        return rto;
+    unsigned shift = c->retries < 16 ? c->retries : 16; /* no overflow */
+    return rto << shift < rpc->rto_max_tsc ? rto << shift : rpc->rto_max_tsc;
 }
 
 /* Sends what the slot's credits (and with cc, its session's pacing) allow;
@@ -188,11 +224,13 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
         else
             tx_ctrl(rpc, s, c->req_type, (uint32_t)c->req->size, PKT_RFR,
                     (uint16_t)(k - c->req_pkts + 1), c->req_num);
+        c->tx_gen = rpc->tx_gen; /* a packet of ours waits in the TX batch */
         c->num_tx++;
         s->credits--;
     }
-    c->tx_gen = rpc->tx_gen;
     if (c->num_tx < total && !paced && !c->stalled) {
+        if (c->num_tx == 0)
+            c->sample_idx = NO_SAMPLE; /* its first packet waits: not timed */
         c->stalled = true;
         c->stall_next = NULL;
         if (rpc->stall_tail)
@@ -202,8 +240,9 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
         rpc->stall_tail = c;
         rpc->stats.credit_stalls++;
     }
+    /* (After a timeout, client_rto has armed the backed-off RTO already.) */
     if (c->num_tx > c->num_rx && !udrpc__wheel_node_is_armed(&c->rto))
-        udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
+        udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + s->rto_tsc);
 }
 
 static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
@@ -226,7 +265,16 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     c->rx_ahead = 0;
     c->gap_signals = 0;
     c->retries = 0;
-    c->sample_idx = NO_SAMPLE;
+    /* Without cc, one request in UDRPC_RTT_SAMPLE_EVERY per slot is timed
+     * from its first packet (RTO estimation needs no more); with cc,
+     * cc_may_send times packets as they leave (sample_mask then matches
+     * request 0 only, which leaves at once). */
+    if ((c->req_num & rpc->sample_mask) == 0) {
+        c->sample_idx = 0;
+        c->sample_tx_tsc = rpc->now_tsc;
+    } else {
+        c->sample_idx = NO_SAMPLE;
+    }
     c->active = true;
     client_pump(rpc, c);
 }
@@ -374,20 +422,25 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
         c->num_tx = c->num_rx;
     c->retries = 0;
     if (c->num_tx > c->num_rx)
-        udrpc__wheel_rearm(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
+        udrpc__wheel_rearm(&rpc->wheel, &c->rto, rpc->now_tsc + c->sess->rto_tsc);
     else
         udrpc__wheel_cancel(&rpc->wheel, &c->rto);
 }
 
-/* An acknowledgement up to new_rx: its RTT sample (cc only: else the slot
- * never has one), then the advance. The sample is taken here, not in
- * client_advance, so that the latter stays a leaf function. */
+/* An acknowledgement up to new_rx: its RTT sample if the slot is timing a
+ * packet it covers, then the advance. A sample that began before this
+ * endpoint last stalled (its thread descheduled, or its caller away from
+ * the event loop, which is also when a request enqueued outside the loop
+ * takes the last iteration's time) would time us, not the network: it is
+ * dropped. The sample is taken here, not in client_advance, so that the
+ * latter stays a leaf function. */
 static inline __attribute__((always_inline)) void client_ack(struct udrpc *rpc,
                                                             struct cslot *c, uint32_t new_rx)
 {
     if (unlikely(c->sample_idx < new_rx)) {
         c->sample_idx = NO_SAMPLE;
-        cc_sample(rpc, c->sess, rpc->now_tsc - c->sample_tx_tsc);
+        if (likely(c->sample_tx_tsc >= rpc->stalled_at_tsc))
+            rtt_sample(rpc, c->sess, rpc->now_tsc - c->sample_tx_tsc);
     }
     client_advance(rpc, c, new_rx);
 }
@@ -428,10 +481,10 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
         DROP(rpc, BAD_PKT_NUM);
     if (f->pkt_num + 1u == c->req_pkts) {
         /* "Request complete, handler running": the server is alive and
-         * holds the whole request. */
+         * holds the whole request. Resending it is of no use until the
+         * response comes, so the RTO's backoff goes on. */
         if (c->num_rx + 1u < c->req_pkts)
             client_ack(rpc, c, c->req_pkts - 1);
-        c->retries = 0;
         return;
     }
     if (f->pkt_num + 1u <= c->num_rx) {
@@ -500,14 +553,28 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
         client_pump(rpc, c);
 }
 
-/* RTO: go back to the last acknowledged packet and resend from there. */
+/* RTO: go back to the last acknowledged packet and resend from there.
+ * The session does not fail here: that is liveness's call (time since the
+ * peer was last heard from); a long run of timeouts only asks the server,
+ * at each further one, whether it still has the session. */
 static void client_rto(struct udrpc *rpc, struct cslot *c)
 {
     struct session *s = c->sess;
-    if (++c->retries > rpc->max_retries) {
-        udrpc__session_fail(rpc, s);
+    uint64_t rto = slot_rto_tsc(rpc, c);
+    if (unlikely(c->tx_gen == rpc->tx_gen || rpc->loop_gap_tsc > rto / 2)) {
+        /* No evidence of a loss: its packets have not even left (queued
+         * outside the event loop, which then ran later than the RTO), or
+         * this endpoint was not polled for half the RTO just now (its
+         * thread descheduled, or its caller busy), so the answer may be
+         * waiting unread. Time it from now. */
+        udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rto);
         return;
     }
+    if (c->retries < UINT32_MAX)
+        c->retries++;
+    if (c->retries >= UDRPC_RTO_CHECK_AFTER)
+        udrpc__session_check(rpc, s);
+    udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + slot_rto_tsc(rpc, c));
     rpc->stats.rto_fired++;
     uint32_t in_flight = c->num_tx - c->num_rx;
     UDRPC_LOG_AT(LOG_DEBUG, rpc, s->local_num,
@@ -518,12 +585,8 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     c->num_tx = c->num_rx;
     c->gap_signals = 0;
     c->sample_idx = NO_SAMPLE; /* Karn: no RTT from what was resent */
-    if (in_flight == 0) {
-        /* Nothing was out (stalled on credits): just wait again. */
-        udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + rpc->rto_tsc);
-        return;
-    }
-    client_pump(rpc, c);
+    if (in_flight != 0)
+        client_pump(rpc, c); /* (else it was stalled on credits: just wait again) */
 }
 
 void udrpc__fire_timers(struct udrpc *rpc)

@@ -45,6 +45,22 @@ struct handler_entry {
     udrpc_handler_mode_t mode;
 };
 
+/* A remote Nexus (a process) that sessions of ours talk to. The Nexus
+ * thread sends it a heartbeat every interval_tsc and records its answers;
+ * the Rpc threads read heard_tsc and unanswered (liveness, rpc_sm.c).
+ * Heartbeats are matched to the entry by its nonce, which an off-path
+ * sender cannot guess, not by the answer's source address. */
+struct nexus_peer {
+    struct sockaddr_in addr;         /* its SM socket */
+    uint64_t nonce;                  /* carried in our heartbeats to it */
+    uint32_t refs;                   /* sessions holding it (peers_lock) */
+    uint64_t interval_tsc;           /* the shortest period asked for */
+    uint64_t next_hb_tsc;            /* Nexus thread only */
+    _Atomic uint64_t heard_tsc;      /* its last answer (or our first ref) */
+    atomic_uint unanswered;          /* heartbeats sent since that answer */
+    struct nexus_peer *next;
+};
+
 struct udrpc_nexus {
     char uri[UDRPC_MAX_URI_LEN];
     struct sockaddr_in sm_addr;
@@ -65,11 +81,29 @@ struct udrpc_nexus {
     bool bg_stop;
     atomic_uint_fast64_t sm_drops;     /* packets the SM thread refused */
     struct sm_reply_limit stranger_replies; /* SM thread only */
+    /* heartbeats (nexus.c) */
+    pthread_mutex_t peers_lock;        /* guards peers and their refs */
+    struct nexus_peer *peers;
 };
 
 /* Sends an SM packet from the Nexus socket (any thread). */
 void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
                           const struct sockaddr_in *to);
+/* Handles one decoded SM packet as the Nexus thread does: heartbeats are
+ * answered or recorded here, the rest go to the queue of the Rpc they
+ * name. now_tsc: the caller's clock read. */
+void udrpc__nexus_sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
+                           const struct sockaddr_in *from, uint64_t now_tsc);
+/* The heartbeat entry of the Nexus at addr, with one more reference
+ * (made on first use, heard "now"); heartbeats go out at least every
+ * interval_tsc. NULL: no memory. Any thread, off the datapath. */
+struct nexus_peer *udrpc__nexus_peer_get(udrpc_nexus_t *nx, const struct sockaddr_in *addr,
+                                         uint64_t interval_tsc);
+/* Drops a reference; the last one frees the entry. NULL is ignored. */
+void udrpc__nexus_peer_put(udrpc_nexus_t *nx, struct nexus_peer *np);
+/* Sends the heartbeats that are due; returns the TSC of the next one
+ * due (UINT64_MAX: none). The Nexus thread (and tests). */
+uint64_t udrpc__nexus_heartbeats(udrpc_nexus_t *nx, uint64_t now_tsc);
 
 /* ---- Sessions and slots ---- */
 
@@ -109,7 +143,8 @@ struct cslot {                       /* client slot */
     uint32_t resp_size;
     uint32_t num_tx, num_rx;         /* num_tx >= num_rx always */
     uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */
-    uint32_t retries;                /* RTOs since the last progress */
+    uint32_t retries;                /* RTOs since the last progress: the
+                                        backoff's exponent */
     uint32_t gap_signals;            /* signs of a lost packet since progress */
     uint8_t req_type;
     bool active, stalled;
@@ -162,9 +197,10 @@ struct session {
     uint8_t remote_rpc_id;
     char remote_uri[UDRPC_MAX_URI_LEN];  /* client: server URI; server: client's */
     struct sockaddr_in remote_sm;
+    struct nexus_peer *np;           /* the peer's Nexus: its heartbeats */
     uint64_t sm_deadline_tsc, sm_next_retry_tsc;
-    uint64_t last_rx_tsc;            /* the peer's last packet (data or ping) */
-    uint32_t silent_scans;           /* liveness scans in a row without it */
+    uint32_t sm_retries;             /* of the pending SM request: backoff */
+    uint64_t last_rx_tsc;            /* the peer's last packet or SM answer */
     struct session *sm_next;         /* pending-SM list link */
     struct session *zombie_next;     /* rpc->zombies link */
     uint64_t dedup_key;              /* server: key in rpc->dedup */
@@ -174,7 +210,10 @@ struct session {
     uint64_t next_tx_tsc;            /* pacing: earliest next send */
     double tsc_per_byte;             /* pacing: 1 / rate */
     uint64_t pkts_paced, paced_tsc;
-    uint64_t rtt_samples, rtt_min_tsc, rtt_avg_tsc; /* avg: EWMA 1/8 */
+    uint64_t rtt_samples, rtt_min_tsc;
+    uint64_t srtt_tsc, rttvar_tsc;   /* RFC 6298's estimators (client) */
+    uint64_t rto_tsc;                /* SRTT + 4 RTTVAR, clamped: the RTO of
+                                        a request's first timeout */
     uint64_t last_rtt_tsc;           /* Timely's previous sample */
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
@@ -203,10 +242,15 @@ struct udrpc {
     uint32_t max_sessions;
     size_t dpp;                      /* data bytes per packet */
     size_t max_msg_size;
-    uint64_t rto_tsc;
-    uint32_t max_retries;
+    uint64_t rto_min_tsc, rto_max_tsc;
+    uint64_t loop_tsc;               /* when the last iteration began */
+    uint64_t loop_gap_tsc;           /* ...and how long after the one before */
+    uint64_t stall_tsc;              /* a longer gap is a stall (rto_min / 4) */
+    uint64_t stalled_at_tsc;         /* the iteration after the last stall */
     uint32_t session_credits;
     bool cc;                         /* Timely and pacing on */
+    uint64_t sample_mask;            /* request numbers timed at their start:
+                                        req_num & mask == 0 (see client_start) */
     udrpc_timely_params_t timely;    /* link rate resolved */
     double us_per_tsc, tsc_per_s;
     uint64_t t_low_tsc;              /* Timely's T_low, for the bypass */
@@ -240,8 +284,10 @@ struct udrpc {
     uint64_t idle_sleep_tsc;         /* 0: never sleep, or no tp wait */
     uint64_t idle_pkts;              /* pkts_rx + pkts_tx when last busy */
     uint64_t idle_since_tsc;
-    uint64_t liveness_scan_tsc;      /* rto * max_retries / LIVENESS_SCANS */
-    uint64_t next_liveness_tsc, last_liveness_tsc;
+    uint64_t peer_timeout_tsc;       /* cfg.peer_timeout_ms */
+    uint64_t silence_tsc;            /* 3/4 of it: a peer silent so long is dead */
+    uint64_t liveness_scan_tsc;      /* peer_timeout / UDRPC_LIVENESS_SCANS */
+    uint64_t next_liveness_tsc;
     struct hash_table dedup;         /* server: connect de-duplication */
     struct queued_req *qreq_free;
     void **qreq_chunks;
@@ -282,7 +328,13 @@ void udrpc__fire_timers(struct udrpc *rpc);
 void udrpc__process_stalls(struct udrpc *rpc);
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s);
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
-void udrpc__session_fail(struct udrpc *rpc, struct session *s);
+/* The client session is over (err: -ETIMEDOUT, the peer went silent;
+ * -ECONNABORTED, the server says it no longer has it). */
+void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err);
+/* Asks the server whether it still has the session (SM_PING_REQ). */
+void udrpc__session_check(struct udrpc *rpc, struct session *s);
+/* Tells the session's peer, best effort, that this endpoint is closing. */
+void udrpc__session_notify_closed(struct udrpc *rpc, struct session *s);
 void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h);
 void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h);
 

@@ -44,6 +44,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         udrpc__timely_init(&s->cc, &rpc->timely);
         s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
         s->rtt_min_tsc = UINT64_MAX;
+        s->rto_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
     }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
     rpc->sessions[s->local_num] = s;
@@ -94,6 +95,8 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
             pp = &(*pp)->zombie_next;
         *pp = s->zombie_next;
     }
+    udrpc__nexus_peer_put(rpc->nx, s->np);
+    s->np = NULL;
     if (!s->is_client) {
         for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
             sslot_t *h = &s->s[i];
@@ -155,6 +158,7 @@ static void sm_pending_add(struct udrpc *rpc, struct session *s, uint64_t now)
 {
     const struct udrpc_clock *ck = rpc->clock;
     s->sm_deadline_tsc = now + udrpc__us_to_tsc(ck, (uint64_t)rpc->cfg.connect_timeout_ms * 1000);
+    s->sm_retries = 0;
     s->sm_next_retry_tsc = now + rpc->sm_retry_tsc;
     s->sm_next = rpc->sm_pending;
     rpc->sm_pending = s;
@@ -177,6 +181,11 @@ int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
     struct session *s = udrpc__session_alloc(rpc, true);
     if (!s)
         return -ENOSPC;
+    s->np = udrpc__nexus_peer_get(rpc->nx, &sin, rpc->peer_timeout_tsc / UDRPC_HEARTBEATS);
+    if (!s->np) {
+        udrpc__session_free(rpc, s);
+        return -ENOMEM;
+    }
     s->state = SS_CONNECTING;
     s->token = token;
     s->remote_rpc_id = remote_rpc_id;
@@ -273,6 +282,12 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     s = udrpc__session_alloc(rpc, false);
     if (!s) {
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ENOSPC, from);
+        return;
+    }
+    s->np = udrpc__nexus_peer_get(rpc->nx, from, rpc->peer_timeout_tsc / UDRPC_HEARTBEATS);
+    if (!s->np) {
+        udrpc__session_free(rpc, s);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ENOMEM, from);
         return;
     }
     if (rpc->tp_ops->make_peer(rpc->tp, &p->client_route, &s->peer) != 0) {
@@ -384,24 +399,8 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
 }
 
-/* Marks every session of the same peer endpoint alive: a client pings
- * one session per server endpoint (and the server answers it), not each
- * of thousands. Same peer: same SM address and rpc_id, and on the server
- * the same client URI too, so that sessions a stranger opened in the
- * client's name from elsewhere are not kept alive by the client's pings.
- * A scan of the session table per ping. */
-static void refresh_peer_sessions(struct udrpc *rpc, const struct session *s)
-{
-    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
-        struct session *o = rpc->sessions[i];
-        if (o && o->is_client == s->is_client && o->remote_rpc_id == s->remote_rpc_id &&
-            o->remote_sm.sin_addr.s_addr == s->remote_sm.sin_addr.s_addr &&
-            o->remote_sm.sin_port == s->remote_sm.sin_port &&
-            (s->is_client || strncmp(o->remote_uri, s->remote_uri, UDRPC_MAX_URI_LEN) == 0))
-            o->last_rx_tsc = rpc->now_tsc;
-    }
-}
-
+/* A client asks whether we still have its session (its requests are
+ * timing out): yes, or -ENOENT from here or from the Nexus. */
 static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
                            const struct sockaddr_in *from)
 {
@@ -413,7 +412,7 @@ static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
         sm_reply_stranger(rpc, p, SM_PING_RESP, -ENOENT, from);
         return;
     }
-    refresh_peer_sessions(rpc, s); /* the token proves the client is alive */
+    s->last_rx_tsc = rpc->now_tsc; /* the token proves the client is alive */
     sm_reply(rpc, p, SM_PING_RESP, 0, NULL, from);
 }
 
@@ -425,9 +424,9 @@ static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)
         return;
     }
     if (p->err)
-        udrpc__session_fail(rpc, s); /* the server forgot us: it restarted */
+        udrpc__session_fail(rpc, s, -ECONNABORTED); /* it closed, or restarted */
     else
-        refresh_peer_sessions(rpc, s);
+        s->last_rx_tsc = rpc->now_tsc;
 }
 
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
@@ -477,8 +476,11 @@ void udrpc__sm_process_queue(struct udrpc *rpc)
         case SM_PING_RESP:
             sm_on_ping_resp(rpc, &e.pkt);
             break;
-        default:
+        case SM_DISCONNECT_RESP:
             sm_on_disconnect_resp(rpc, &e.pkt);
+            break;
+        default: /* heartbeats are the Nexus thread's */
+            rpc->stats.sm_drops++;
             break;
         }
     }
@@ -503,7 +505,12 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
                 sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, -ETIMEDOUT);
             }
         } else if (now >= s->sm_next_retry_tsc) {
-            s->sm_next_retry_tsc = now + rpc->sm_retry_tsc;
+            /* Doubling: a server that is slow to answer thousands of
+             * connects is not also buried in their retries. */
+            uint64_t gap = rpc->sm_retry_tsc << (s->sm_retries < 16 ? s->sm_retries : 16);
+            uint64_t cap = udrpc__us_to_tsc(rpc->clock, UDRPC_SM_RETRY_MAX_MS * 1000);
+            s->sm_retries++;
+            s->sm_next_retry_tsc = now + (gap < cap ? gap : cap);
             sm_send_req(rpc, s, s->state == SS_CONNECTING ? SM_CONNECT_REQ
                                                           : SM_DISCONNECT_REQ);
         }
@@ -511,73 +518,88 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
     }
 }
 
-/* Liveness. Every bound / UDRPC_LIVENESS_SCANS (bound = rto x max_retries)
- * each connected session is checked for a packet from its peer since the
- * previous scan. A client session that has missed two scans pings its
- * server, at most one per server endpoint per scan (the answer refreshes
- * all sessions between the two endpoints); a
- * session that misses UDRPC_LIVENESS_SCANS in a row is over: the client's
- * fails, the server's is freed (its slots and stored responses with it).
- * Scans are counted, not time: a thread that was descheduled for a while
- * has missed one scan, not all of them, as with RTO retries. A scan of the
- * session table, off the datapath; the datapath's share is one store per
- * packet (last_rx_tsc). */
+/* Liveness, every peer_timeout / UDRPC_LIVENESS_SCANS: a connected
+ * session whose peer has been silent for 3/4 of peer_timeout is over (a
+ * client's fails, a server's is freed with its slots and stored
+ * responses). Heard: a data packet or SM answer on the session, or the
+ * peer's Nexus answering our Nexus's heartbeats (every peer_timeout /
+ * UDRPC_HEARTBEATS). So a peer that dies is found out between 5/8 and
+ * 13/16 of peer_timeout after its death: within the bound, never early.
+ * Silence alone is not proof: the peer must also have left
+ * UDRPC_HEARTBEATS_UNANSWERED heartbeats in a row unanswered, so that a
+ * process of ours that was itself frozen or descheduled for a while does
+ * not blame its peers when it wakes up. A scan of the session table, off
+ * the datapath; the datapath's share is one store per packet
+ * (last_rx_tsc). */
 void udrpc__check_liveness(struct udrpc *rpc)
 {
-    uint64_t prev = rpc->last_liveness_tsc;
-    rpc->last_liveness_tsc = rpc->now_tsc;
-    /* Server endpoints pinged in this scan: one ping answers for all the
-     * sessions to an endpoint. Past the table's size, sessions ping alone. */
-    struct { uint32_t addr; uint16_t port; uint8_t rpc_id; } pinged[64];
-    unsigned n_pinged = 0;
-    rpc->next_liveness_tsc = rpc->now_tsc + rpc->liveness_scan_tsc;
+    uint64_t now = rpc->now_tsc;
+    rpc->next_liveness_tsc = now + rpc->liveness_scan_tsc;
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         struct session *s = rpc->sessions[i];
         if (!s || s->state != SS_CONNECTED)
             continue;
-        if (s->last_rx_tsc >= prev) {
-            s->silent_scans = 0;
+        uint64_t heard = atomic_load_explicit(&s->np->heard_tsc, memory_order_relaxed);
+        if (s->last_rx_tsc > heard)
+            heard = s->last_rx_tsc;
+        if (now < heard || now - heard <= rpc->silence_tsc ||
+            atomic_load_explicit(&s->np->unanswered, memory_order_relaxed) <
+                UDRPC_HEARTBEATS_UNANSWERED)
             continue;
-        }
-        s->silent_scans++;
-        if (s->silent_scans >= UDRPC_LIVENESS_SCANS) {
-            if (s->is_client) {
-                udrpc__session_fail(rpc, s);
-            } else {
-                UDRPC_LOG_LIMITED(LOG_WARN, rpc, (int)i, "client %s silent: session freed",
-                                  s->remote_uri);
-                rpc->stats.sessions_failed++;
-                udrpc__session_free(rpc, s);
-            }
-        } else if (s->is_client && s->silent_scans % UDRPC_LIVENESS_PING_SCANS == 0) {
-            unsigned k = 0;
-            while (k < n_pinged && !(pinged[k].addr == s->remote_sm.sin_addr.s_addr &&
-                                     pinged[k].port == s->remote_sm.sin_port &&
-                                     pinged[k].rpc_id == s->remote_rpc_id))
-                k++;
-            if (k < n_pinged)
-                continue; /* this endpoint was pinged in this scan */
-            if (n_pinged < sizeof(pinged) / sizeof(pinged[0])) {
-                pinged[n_pinged].addr = s->remote_sm.sin_addr.s_addr;
-                pinged[n_pinged].port = s->remote_sm.sin_port;
-                pinged[n_pinged].rpc_id = s->remote_rpc_id;
-                n_pinged++;
-            }
-            sm_send_req(rpc, s, SM_PING_REQ);
+        if (s->is_client) {
+            udrpc__session_fail(rpc, s, -ETIMEDOUT);
+        } else {
+            UDRPC_LOG_LIMITED(LOG_WARN, rpc, (int)i,
+                              "client %s silent (peer_timeout %u ms): session freed", s->remote_uri,
+                              rpc->cfg.peer_timeout_ms);
+            rpc->stats.sessions_failed++;
+            udrpc__session_free(rpc, s);
         }
     }
 }
 
-/* The peer stopped answering (retransmissions exhausted). */
-void udrpc__session_fail(struct udrpc *rpc, struct session *s)
+void udrpc__session_check(struct udrpc *rpc, struct session *s)
+{
+    sm_send_req(rpc, s, SM_PING_REQ);
+}
+
+void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err)
 {
     int num = s->local_num;
     s->state = SS_DISCONNECTING;
     rpc->stats.sessions_failed++;
-    UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s stopped answering: session failed",
-                      s->remote_uri);
+    if (err == -ETIMEDOUT)
+        UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s silent (peer_timeout %u ms): session failed",
+                          s->remote_uri, rpc->cfg.peer_timeout_ms);
+    else
+        UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s closed the session: %s",
+                          s->remote_uri, udrpc_strerror(err));
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     sm_send_req(rpc, s, SM_DISCONNECT_REQ); /* best effort: frees a live server's side */
     udrpc__session_free(rpc, s);
-    sm_notify(rpc, num, UDRPC_SM_SESSION_FAILED, -ETIMEDOUT);
+    sm_notify(rpc, num, UDRPC_SM_SESSION_FAILED, err);
+}
+
+/* udrpc_destroy: tells each peer, best effort, that its session is gone
+ * (a lost notice is found out later: the server's side by heartbeats once
+ * the client's process is gone; the client's when its next request times
+ * out and it asks). */
+void udrpc__session_notify_closed(struct udrpc *rpc, struct session *s)
+{
+    if (s->state != SS_CONNECTED)
+        return;
+    if (s->is_client) {
+        sm_send_req(rpc, s, SM_DISCONNECT_REQ);
+        return;
+    }
+    struct sm_pkt p;
+    memset(&p, 0, sizeof(p));
+    p.type = SM_PING_RESP;
+    p.err = -ENOENT;
+    p.client_rpc_id = s->remote_rpc_id;
+    p.server_rpc_id = rpc->rpc_id;
+    p.client_session = s->remote_num;
+    p.server_session = s->local_num;
+    p.token = s->token;
+    udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
 }

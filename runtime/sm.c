@@ -65,7 +65,7 @@ int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p)
     if (len != SM_PKT_SIZE || get32(buf) != SM_MAGIC || buf[4] != SM_VERSION)
         return -EBADMSG;
     p->type = buf[5];
-    if (p->type < SM_CONNECT_REQ || p->type > SM_PING_RESP)
+    if (p->type < SM_CONNECT_REQ || p->type > SM_TYPE_MAX)
         return -EBADMSG;
     p->err = (int16_t)get16(buf + 6);
     if (p->err > 0)

@@ -21,7 +21,7 @@
 #include "udrpc.h"
 
 #define SM_MAGIC 0x314D5355u /* "USM1" */
-#define SM_VERSION 2
+#define SM_VERSION 3 /* 3: heartbeats between Nexus threads */
 #define SM_PKT_SIZE 184
 
 /* Answers to strangers (refusals, and the idempotent answers for sessions
@@ -53,8 +53,14 @@ enum sm_type {
     SM_CONNECT_RESP = 2,
     SM_DISCONNECT_REQ = 3,
     SM_DISCONNECT_RESP = 4,
-    SM_PING_REQ = 5,        /* liveness of an idle session, client -> server */
-    SM_PING_RESP = 6,       /* err -ENOENT: the server no longer has it */
+    SM_PING_REQ = 5,        /* client -> server: do you still have this
+                               session? (sent when its requests time out) */
+    SM_PING_RESP = 6,       /* err -ENOENT: the server no longer has it; sent
+                               unasked too, when a server endpoint closes */
+    SM_HEARTBEAT_REQ = 7,   /* Nexus -> Nexus, token: the sender's nonce for
+                               the receiver; answered by the Nexus thread */
+    SM_HEARTBEAT_RESP = 8,  /* the same token back */
+    SM_TYPE_MAX = SM_HEARTBEAT_RESP
 };
 
 struct sm_pkt {

@@ -17,8 +17,25 @@
 #define UDRPC_QREQ_CHUNK 64             /* queued-request pool growth */
 #define UDRPC_SMALL_RESP_BYTES 512      /* per-slot response buffer, kept */
 #define UDRPC_FAST_RETRANSMIT_SIGNALS 3 /* signs of a gap before a resend */
-#define UDRPC_LIVENESS_SCANS 8          /* silent scans that end a session */
-#define UDRPC_LIVENESS_PING_SCANS 2     /* silent scans before a client pings */
+#define UDRPC_RTT_SAMPLE_EVERY 16       /* RTO estimator's samples: without cc,
+                                           one request in 16 per slot is
+                                           timed; with cc, one Timely
+                                           sample in 16 feeds it */
+#define UDRPC_RTO_CHECK_AFTER 2         /* timeouts in a row of one request
+                                           before each further one also asks
+                                           the server whether it still has
+                                           the session */
+#define UDRPC_LIVENESS_SCANS 16         /* liveness scans per peer_timeout */
+#define UDRPC_SILENCE_NUM 3             /* a peer silent for 3/4 of */
+#define UDRPC_SILENCE_DEN 4             /* peer_timeout is dead (with the
+                                           heartbeat interval and the scan's
+                                           period, detection stays within
+                                           peer_timeout of its last word) */
+#define UDRPC_HEARTBEATS 8              /* heartbeats per peer_timeout */
+#define UDRPC_HEARTBEATS_UNANSWERED 3   /* unanswered in a row (and the
+                                           timeout passed) before a peer's
+                                           process is declared dead */
+#define UDRPC_SM_RETRY_MAX_MS 1000      /* SM retries back off up to this */
 #define UDRPC_SM_STRANGER_REPLIES_PER_S 1000 /* see sm.h */
 #define UDRPC_SM_STORM_GAP_US 1000      /* SM thread's pause in a storm */
 #define UDRPC_IDLE_SLEEP_MAX_US 1000    /* longest idle sleep: timers' lateness */
@@ -31,8 +48,9 @@
 #endif
 
 #define UDRPC_DEFAULT_CREDITS 32
-#define UDRPC_DEFAULT_RTO_US 5000
-#define UDRPC_DEFAULT_MAX_RETRIES 40
+#define UDRPC_DEFAULT_RTO_MIN_US 5000
+#define UDRPC_DEFAULT_RTO_MAX_US 100000
+#define UDRPC_DEFAULT_PEER_TIMEOUT_MS 2000
 #define UDRPC_DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define UDRPC_DEFAULT_MAX_SESSIONS 4096
 #define UDRPC_DEFAULT_MAX_MSG_SIZE (8u << 20)

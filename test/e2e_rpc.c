@@ -13,8 +13,8 @@
  *           [--min-size B] [--max-size B|pkt] [--size-dist uniform|log]
  *           [--depth D] [--blast N]
  *           [--drop PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]
- *           [--delay PPM] [--rto-us US] [--seed S] [--timeout-s S]
- *           [--connect-timeout-ms MS] [--max-retries N]
+ *           [--delay PPM] [--rto-min-us US] [--rto-max-us US] [--seed S] [--timeout-s S]
+ *           [--connect-timeout-ms MS] [--peer-timeout-ms MS]
  *   e2e_rpc --mode server --uri HOST:PORT [--timeout-s S]   (serves, then exits 0)
  *   e2e_rpc --mode client --server HOST:PORT --count N ...  (against it)
  * --size-dist log draws sizes log-uniformly (many small, some large), the
@@ -46,15 +46,16 @@ struct opts {
     unsigned depth;
     unsigned blast;
     udrpc_loop_faults_t faults;
-    unsigned rto_us;
+    unsigned rto_min_us, rto_max_us;
     unsigned timeout_s;
     int log_sizes;
     const char *uri, *server;
     unsigned connect_timeout_ms;
-    unsigned max_retries;
+    unsigned peer_timeout_ms;
 };
-static struct opts o = { "udp", "single", 10000, 0, 0, 1, 8, 0, { .seed = 1, .delay_us = 100 }, 0, 50,
-                         0, "127.0.0.1:0", NULL, 0, 0 };
+static struct opts o = { .transport = "udp", .mode = "single", .count = 10000, .max_is_pkt = 1,
+                         .depth = 8, .faults = { .seed = 1, .delay_us = 100 }, .timeout_s = 50,
+                         .uri = "127.0.0.1:0" };
 
 static uint64_t now_ms(void)
 {
@@ -104,12 +105,14 @@ static udrpc_config_t make_cfg(void)
     udrpc_config_default(&cfg);
     cfg.transport = o.transport;
     cfg.loop = o.faults;
-    if (o.rto_us)
-        cfg.rto_us = o.rto_us;
+    if (o.rto_min_us)
+        cfg.rto_min_us = o.rto_min_us;
+    if (o.rto_max_us)
+        cfg.rto_max_us = o.rto_max_us;
     if (o.connect_timeout_ms)
         cfg.connect_timeout_ms = o.connect_timeout_ms;
-    if (o.max_retries)
-        cfg.max_retries = o.max_retries;
+    if (o.peer_timeout_ms)
+        cfg.peer_timeout_ms = o.peer_timeout_ms;
     return cfg;
 }
 
@@ -261,14 +264,15 @@ static void parse(int argc, char **argv)
         else if (!strcmp(k, "--reorder")) o.faults.reorder_ppm = (uint32_t)x;
         else if (!strcmp(k, "--corrupt")) o.faults.corrupt_ppm = (uint32_t)x;
         else if (!strcmp(k, "--delay")) o.faults.delay_ppm = (uint32_t)x;
-        else if (!strcmp(k, "--rto-us")) o.rto_us = (unsigned)x;
+        else if (!strcmp(k, "--rto-min-us")) o.rto_min_us = (unsigned)x;
+        else if (!strcmp(k, "--rto-max-us")) o.rto_max_us = (unsigned)x;
         else if (!strcmp(k, "--seed")) o.faults.seed = x;
         else if (!strcmp(k, "--timeout-s")) o.timeout_s = (unsigned)x;
         else if (!strcmp(k, "--size-dist")) o.log_sizes = !strcmp(v, "log");
         else if (!strcmp(k, "--uri")) o.uri = v;
         else if (!strcmp(k, "--server")) o.server = v;
         else if (!strcmp(k, "--connect-timeout-ms")) o.connect_timeout_ms = (unsigned)x;
-        else if (!strcmp(k, "--max-retries")) o.max_retries = (unsigned)x;
+        else if (!strcmp(k, "--peer-timeout-ms")) o.peer_timeout_ms = (unsigned)x;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             exit(2);
@@ -426,6 +430,8 @@ int main(int argc, char **argv)
     udrpc_stats_t cs, ss;
     udrpc_get_stats(cl.rpc, &cs);
     CHECK_EQ(cs.reqs_completed, o.count + 1);
+    udrpc_session_stats_t sst;
+    CHECK_EQ(udrpc_get_session_stats(cl.rpc, cl.session, &sst), 0);
     CHECK_EQ(udrpc_disconnect(cl.rpc, cl.session), 0);
     while (!cl.disconnected)
         PUMP();
@@ -453,10 +459,11 @@ int main(int argc, char **argv)
     }
     double secs = (double)(t2 - t1) / 1000.0;
     printf("e2e %s/%s: %llu RPCs of %zu..%zu B at depth %u in %.2f s (%.0f RPC/s), "
-           "retransmits %llu, rto %llu, dup_rx %llu\n",
+           "retransmits %llu, rto %llu, dup_rx %llu; srtt %.0f us, rttvar %.0f us, rto %.0f us\n",
            o.transport, o.mode, (unsigned long long)o.count, o.min_size, o.max_size, o.depth,
            secs, secs > 0 ? (double)o.count / secs : 0.0, (unsigned long long)cs.retransmits,
-           (unsigned long long)cs.rto_fired, (unsigned long long)cs.dup_rx);
+           (unsigned long long)cs.rto_fired, (unsigned long long)cs.dup_rx, sst.rtt_avg_us,
+           sst.rttvar_us, sst.rto_us);
 
     for (unsigned i = 0; i <= o.depth; i++) {
         udrpc_msgbuf_free(cl.rpc, &cl.ctxs[i].req);

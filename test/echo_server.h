@@ -1,7 +1,9 @@
 /*
  * echo_server.h — the server process of the multi-process tests
  * (test_kill, flood_test, scale_test): request type 1 is answered with the
- * request's bytes inverted, so a client can check every byte. The child
+ * request's bytes inverted, so a client can check every byte. Type 2
+ * stalls the endpoint's thread: its handler sleeps for the milliseconds
+ * in the request's first 4 bytes, then echoes the same way. The child
  * binds bind_uri, reports the URI it got through a pipe, serves until
  * killed, and dies with its parent.
  */
@@ -27,6 +29,16 @@ static void echo_inverted(udrpc_req_handle_t *h, void *ctx)
     (void)ctx;
 }
 
+static void stall_then_echo(udrpc_req_handle_t *h, void *ctx)
+{
+    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
+    uint32_t ms = 0;
+    if (req->size >= 4)
+        memcpy(&ms, req->buf, 4);
+    usleep(ms * 1000u); /* the Rpc thread polls nothing meanwhile */
+    echo_inverted(h, ctx);
+}
+
 /* Forks the server; *uri_out (UDRPC_MAX_URI_LEN bytes) gets its URI.
  * max_sessions 0: the default. */
 static pid_t spawn_echo_server(const char *bind_uri, unsigned max_sessions, char *uri_out)
@@ -39,7 +51,8 @@ static pid_t spawn_echo_server(const char *bind_uri, unsigned max_sessions, char
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(p[0]);
         udrpc_nexus_t *nx = udrpc_nexus_create(bind_uri, NULL);
-        if (!nx || udrpc_register_handler(nx, 1, echo_inverted, UDRPC_HANDLER_FG) != 0)
+        if (!nx || udrpc_register_handler(nx, 1, echo_inverted, UDRPC_HANDLER_FG) != 0 ||
+            udrpc_register_handler(nx, 2, stall_then_echo, UDRPC_HANDLER_FG) != 0)
             _exit(3);
         udrpc_config_t cfg;
         udrpc_config_default(&cfg);

@@ -36,12 +36,12 @@ inside() {
     # The guest is emulated (TCG): a process may stall for tens of ms, so
     # the failure bound is 5 ms x 100 = 500 ms here, not the default 200.
     ip netns exec $ns_a "$bin" --mode server --uri 10.77.0.1:31850 --timeout-s 280 \
-        --rto-us 5000 --max-retries 100 &
+        --rto-min-us 5000 --peer-timeout-ms 10000 &
     local server=$!
     sleep 0.5
     ip netns exec $ns_b "$bin" --mode client --server 10.77.0.1:31850 --uri 10.77.0.2:0 \
         --count "$count" --min-size 0 --max-size 1048576 --size-dist log \
-        --rto-us 5000 --max-retries 100 --connect-timeout-ms 5000 --timeout-s 270
+        --rto-min-us 5000 --peer-timeout-ms 10000 --connect-timeout-ms 5000 --timeout-s 270
     local rc=$?
     kill $server 2>/dev/null
     wait $server 2>/dev/null

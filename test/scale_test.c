@@ -63,6 +63,8 @@ static void cont(void *ctx, void *tag, int status);
 static void issue(unsigned i)
 {
     struct csess *s = &C.s[i];
+    if (!udrpc_is_connected(C.rpc, s->num))
+        return; /* it failed: counted in C.failed, the test fails */
     for (size_t j = 0; j < SIZE; j++)
         s->req.buf[j] = (uint8_t)(i + j + s->done);
     CHECK_EQ(udrpc_enqueue_request(C.rpc, s->num, 1, &s->req, &s->resp, cont,
@@ -115,7 +117,7 @@ static void sm(int num, udrpc_sm_event_t ev, int err, void *ctx)
 
 struct result {
     uint64_t done, errors, starved;
-    unsigned connected;
+    unsigned connected, failed;
     double secs;
 };
 
@@ -165,6 +167,7 @@ static int client_main(const char *uri, unsigned n, unsigned depth, unsigned win
     C.counting = 0;
     r.done = C.done;
     r.errors = C.errors;
+    r.failed = C.failed;
     for (unsigned i = 0; i < n * depth; i++)
         r.starved += C.s[i].done == 0;
     CHECK_EQ(write(fd, &r, sizeof(r)), (long)sizeof(r));
@@ -210,6 +213,7 @@ int main(int argc, char **argv)
     struct result one = collect(c1, fd);
     CHECK_EQ(one.connected, 1);
     CHECK_EQ(one.errors, 0);
+    CHECK_EQ(one.failed, 0);
     double one_rate = (double)one.done / one.secs;
     long rss0 = rss_kb(server);
 
@@ -231,11 +235,12 @@ int main(int argc, char **argv)
             break;
     }
     uint64_t done = 0, errors = 0, starved = 0;
-    unsigned connected = 0;
+    unsigned connected = 0, failed = 0;
     double rate = 0;
     for (unsigned i = 0; i < clients; i++) {
         struct result r = collect(pids[i], fds[i]);
         connected += r.connected;
+        failed += r.failed;
         done += r.done;
         errors += r.errors;
         starved += r.starved;
@@ -250,12 +255,14 @@ int main(int argc, char **argv)
     printf("scale: 1 session (depth 8): %.0f RPC/s\n", one_rate);
     printf("scale: %u sessions from %u processes, 64 requests in flight each (round-robin "
            "over its sessions): %.0f RPC/s "
-           "(%.2fx of one session), %llu completed, %llu failed, %llu sessions starved\n",
+           "(%.2fx of one session), %llu completed, %llu failed, %u sessions failed, %llu "
+           "sessions starved\n",
            connected, clients, rate, rate / one_rate, (unsigned long long)done,
-           (unsigned long long)errors, (unsigned long long)starved);
+           (unsigned long long)errors, failed, (unsigned long long)starved);
     printf("scale: server RSS %ld kB with 1 session, %ld kB with %u: %.2f kB per session\n",
            rss0, rss1, connected, (double)(rss1 - rss0) / (double)connected);
     CHECK_EQ(connected, clients * per);
+    CHECK_EQ(failed, 0);
     CHECK_EQ(errors, 0);
     CHECK_EQ(starved, 0);
     printf("scale_test: ok\n");

@@ -56,8 +56,9 @@ int main(void)
     struct { int off; uint8_t val; } muts[] = {
         { 0, 0x00 },          /* magic */
         { 4, 1 },             /* version 1: before the MTU field */
+        { 4, 2 },             /* version 2: before heartbeats */
         { 5, 0 },             /* type 0 */
-        { 5, 7 },             /* type 7 */
+        { 5, SM_TYPE_MAX + 1 },/* a type after the last */
         { 6, 0x01 }, { 7, 0x00 }, /* err = +1 (positive) */
         { 24 + 63, 'x' },     /* URI not terminated: byte 63 set */
         { 24 + 40, 'x' },     /* garbage after the URI's NUL */

@@ -115,8 +115,7 @@ int main(void)
     cfg.transport = "verbs";
     printf("mlx5 on rxe0: ENODEV; auto: verbs\n");
 #endif
-    cfg.rto_us = 20000;    /* the guest is emulated: slow, jittery */
-    cfg.max_retries = 100;
+    cfg.rto_min_us = 20000; /* the guest is emulated: slow, jittery */
     srv = udrpc_create(nx, 0, NULL, NULL, &cfg);
     cli = udrpc_create(nx, 1, NULL, on_sm, &cfg);
     stranger = udrpc_create(nx, 2, NULL, on_sm, &cfg);

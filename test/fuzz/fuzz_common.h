@@ -55,7 +55,7 @@ static void fz_setup(void)
     cfg.transport = "loop";
     cfg.mtu = 1024; /* multi-packet messages stay small */
     cfg.max_msg_size = 64 << 10;
-    cfg.rto_us = 1000000;
+    cfg.rto_min_us = cfg.rto_max_us = 1000000;
     cfg.connect_timeout_ms = 60000;
     cfg.max_sessions = 64;
     fz_cli = udrpc_create(fz_nx, 1, NULL, fz_sm, &cfg);
