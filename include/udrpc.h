@@ -180,16 +180,21 @@ typedef struct udrpc_config {
                                      headers; loop: 4096). Both ends of a
                                      session must use the same. */
     unsigned session_credits;   /**< packets in flight per session (32) */
-    unsigned rto_min_us;        /**< lowest retransmission timeout, and the
-                                     RTO before a session's first RTT
-                                     sample (5000; env UDRPC_RTO_MIN_US).
-                                     The RTO adapts per session (RFC 6298:
-                                     SRTT + 4 RTTVAR) within [rto_min_us,
-                                     rto_max_us], and doubles on each
-                                     timeout of the same request. Lower
-                                     recovers losses sooner but retransmits
-                                     for nothing when a busy machine delays
-                                     a reply by more than it. */
+    unsigned rto_min_us;        /**< the retransmission timeout before a
+                                     session's first RTT sample, and the
+                                     least margin it keeps above the
+                                     smoothed RTT (5000; env
+                                     UDRPC_RTO_MIN_US). The RTO adapts per
+                                     session: RFC 6298's SRTT + max(4
+                                     RTTVAR, rto_min_us) (the floor as
+                                     Linux applies it), at most rto_max_us;
+                                     it doubles on each timeout of a
+                                     request, for new requests too until
+                                     one that was not resent is timed.
+                                     Lower recovers losses sooner, but
+                                     resends for nothing whenever a busy
+                                     machine delays a reply by more than
+                                     it. */
     unsigned rto_max_us;        /**< highest RTO, the backoff's cap (100000;
                                      env UDRPC_RTO_MAX_US) */
     unsigned peer_timeout_ms;   /**< a session fails (client: its requests
@@ -429,10 +434,11 @@ typedef struct udrpc_session_stats {
                                      average with gain 1/8; with cc, of
                                      one sample in 16) */
     double   rttvar_us;         /**< RTT variation (RTTVAR, gain 1/4) */
-    double   rto_us;            /**< the retransmission timeout now: SRTT +
-                                     4 RTTVAR within [rto_min_us,
-                                     rto_max_us] (rto_min_us until the
-                                     first sample) */
+    double   rto_us;            /**< the retransmission timeout new
+                                     requests get now: SRTT + max(4 RTTVAR,
+                                     rto_min_us), at most rto_max_us, or
+                                     backed off after timeouts (rto_min_us
+                                     until the first sample) */
     uint64_t rtt_samples;       /**< samples taken (with cc: one per slot
                                      per RTT; without: one request in 16
                                      per slot) */

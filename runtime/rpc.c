@@ -126,7 +126,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->session_credits = rpc->cfg.session_credits;
     rpc->rto_min_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_min_us);
     rpc->rto_max_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.rto_max_us);
-    rpc->stall_tsc = rpc->rto_min_tsc / 4;
+    rpc->stall_tsc = udrpc__us_to_tsc(rpc->clock, UDRPC_STALL_US);
     rpc->peer_timeout_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)rpc->cfg.peer_timeout_ms * 1000);
     if (rpc->cfg.idle_sleep_us) /* cleared below if the transport cannot block */
         rpc->idle_sleep_tsc = udrpc__us_to_tsc(rpc->clock, rpc->cfg.idle_sleep_us);
@@ -263,7 +263,7 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     rpc->loop_gap_tsc = rpc->now_tsc - rpc->loop_tsc;
     rpc->loop_tsc = rpc->now_tsc;
     if (unlikely(rpc->loop_gap_tsc > rpc->stall_tsc))
-        rpc->stalled_at_tsc = rpc->now_tsc; /* RTT samples begun before are void */
+        rpc->stalled_at_tsc = rpc->now_tsc; /* Timely ignores samples begun before */
     /* A full burst means more are waiting: take up to UDRPC_RX_BURSTS_MAX
      * bursts before sending, so that one TX batch (one sendmmsg) answers
      * them all. Nothing queued for TX points into the RX buffers. */

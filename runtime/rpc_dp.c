@@ -153,9 +153,11 @@ static __attribute__((noinline)) void cc_update(struct udrpc *rpc, struct sessio
 }
 
 /* RFC 6298's estimators from an RTT sample: SRTT and RTTVAR with gains
- * 1/8 and 1/4, RTO = SRTT + 4 RTTVAR within [rto_min, rto_max]; in TSC
- * ticks and integers. Out of line: one request in UDRPC_RTT_SAMPLE_EVERY
- * per slot gets here. */
+ * 1/8 and 1/4, RTO = SRTT + max(4 RTTVAR, rto_min) (rto_min as the least
+ * margin above SRTT, as Linux applies it: a steady path has RTTVAR near 0,
+ * and the RTO must still clear its jitter), at most rto_max; in TSC ticks
+ * and integers. Out of line: one request in UDRPC_RTT_SAMPLE_EVERY per
+ * slot gets here. */
 static __attribute__((noinline)) void rto_update(struct udrpc *rpc, struct session *s,
                                                  uint64_t rtt_tsc)
 {
@@ -168,9 +170,9 @@ static __attribute__((noinline)) void rto_update(struct udrpc *rpc, struct sessi
         uint64_t abs_err = (uint64_t)(err < 0 ? -err : err);
         s->rttvar_tsc = s->rttvar_tsc - (s->rttvar_tsc >> 2) + (abs_err >> 2);
     }
-    uint64_t rto = s->srtt_tsc + 4 * s->rttvar_tsc;
-    rto = rto < rpc->rto_min_tsc ? rpc->rto_min_tsc : rto;
-    s->rto_tsc = rto > rpc->rto_max_tsc ? rpc->rto_max_tsc : rto;
+    uint64_t margin = 4 * s->rttvar_tsc;
+    uint64_t rto = s->srtt_tsc + (margin > rpc->rto_min_tsc ? margin : rpc->rto_min_tsc);
+    s->rto_tsc = s->rto_est_tsc = rto > rpc->rto_max_tsc ? rpc->rto_max_tsc : rto;
 }
 
 /* An RTT sample for the session (its packet was sent once only, Karn).
@@ -178,31 +180,42 @@ static __attribute__((noinline)) void rto_update(struct udrpc *rpc, struct sessi
  * update only off the bypass; Timely times every slot's packets (one per
  * RTT each), and one of its samples in UDRPC_RTT_SAMPLE_EVERY is plenty
  * for the RTO. */
-static inline void rtt_sample(struct udrpc *rpc, struct session *s, uint64_t rtt_tsc)
+static inline void rtt_sample(struct udrpc *rpc, struct session *s, uint64_t sent_tsc)
 {
+    uint64_t rtt_tsc = rpc->now_tsc - sent_tsc;
     if (rtt_tsc < s->rtt_min_tsc)
         s->rtt_min_tsc = rtt_tsc;
     if (rpc->cc) {
-        if (unlikely(s->paced || rtt_tsc >= rpc->t_low_tsc))
-            cc_update(rpc, s, rtt_tsc); /* off the Timely bypass */
-        s->last_rtt_tsc = rtt_tsc;
+        /* A sample that spans a stall of ours (this thread descheduled,
+         * or its caller away from the loop, which is also when a request
+         * enqueued outside the loop takes the last iteration's time)
+         * would show Timely our delay as the network's: not for it. */
+        if (likely(sent_tsc >= rpc->stalled_at_tsc)) {
+            if (unlikely(s->paced || rtt_tsc >= rpc->t_low_tsc))
+                cc_update(rpc, s, rtt_tsc); /* off the Timely bypass */
+            s->last_rtt_tsc = rtt_tsc;
+        }
         if (s->rtt_samples++ % UDRPC_RTT_SAMPLE_EVERY != 0)
             return;
     } else {
         s->rtt_samples++;
     }
+    /* The RTO takes every sample, our own delays included: it must wait
+     * them out, or resend for nothing. */
     rto_update(rpc, s, rtt_tsc);
 }
 
-/* The slot's RTO: the session's, doubled per timeout of its request in a
- * row (RFC 6298 5.5), at most rto_max. */
-static inline uint64_t slot_rto_tsc(const struct udrpc *rpc, const struct cslot *c)
+/* The RTO of a slot whose request has timed out `retries` times in a row:
+ * the estimate doubled per timeout (RFC 6298 5.5), or the session's if
+ * that has been backed off further, at most rto_max. */
+static uint64_t slot_rto_tsc(const struct udrpc *rpc, const struct cslot *c)
 {
-    uint64_t rto = c->sess->rto_tsc;
-    if (likely(c->retries == 0))
-        return rto;
+    const struct session *s = c->sess;
     unsigned shift = c->retries < 16 ? c->retries : 16; /* no overflow */
-    return rto << shift < rpc->rto_max_tsc ? rto << shift : rpc->rto_max_tsc;
+    uint64_t rto = s->rto_est_tsc << shift;
+    if (rto < s->rto_tsc)
+        rto = s->rto_tsc;
+    return rto < rpc->rto_max_tsc ? rto : rpc->rto_max_tsc;
 }
 
 /* Sends what the slot's credits (and with cc, its session's pacing) allow;
@@ -428,19 +441,14 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
 }
 
 /* An acknowledgement up to new_rx: its RTT sample if the slot is timing a
- * packet it covers, then the advance. A sample that began before this
- * endpoint last stalled (its thread descheduled, or its caller away from
- * the event loop, which is also when a request enqueued outside the loop
- * takes the last iteration's time) would time us, not the network: it is
- * dropped. The sample is taken here, not in client_advance, so that the
- * latter stays a leaf function. */
+ * packet it covers, then the advance. The sample is taken here, not in
+ * client_advance, so that the latter stays a leaf function. */
 static inline __attribute__((always_inline)) void client_ack(struct udrpc *rpc,
                                                             struct cslot *c, uint32_t new_rx)
 {
     if (unlikely(c->sample_idx < new_rx)) {
         c->sample_idx = NO_SAMPLE;
-        if (likely(c->sample_tx_tsc >= rpc->stalled_at_tsc))
-            rtt_sample(rpc, c->sess, rpc->now_tsc - c->sample_tx_tsc);
+        rtt_sample(rpc, c->sess, c->sample_tx_tsc);
     }
     client_advance(rpc, c, new_rx);
 }
@@ -574,6 +582,13 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
         c->retries++;
     if (c->retries >= UDRPC_RTO_CHECK_AFTER)
         udrpc__session_check(rpc, s);
+    if (rpc->now_tsc >= s->backoff_until_tsc) {
+        /* Karn: new requests get the doubled RTO too, until a request that
+         * was not resent gives a sample; one doubling per RTO however
+         * many slots time out together. */
+        s->rto_tsc = 2 * s->rto_tsc < rpc->rto_max_tsc ? 2 * s->rto_tsc : rpc->rto_max_tsc;
+        s->backoff_until_tsc = rpc->now_tsc + s->rto_tsc;
+    }
     udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + slot_rto_tsc(rpc, c));
     rpc->stats.rto_fired++;
     uint32_t in_flight = c->num_tx - c->num_rx;

@@ -212,8 +212,11 @@ struct session {
     uint64_t pkts_paced, paced_tsc;
     uint64_t rtt_samples, rtt_min_tsc;
     uint64_t srtt_tsc, rttvar_tsc;   /* RFC 6298's estimators (client) */
-    uint64_t rto_tsc;                /* SRTT + 4 RTTVAR, clamped: the RTO of
-                                        a request's first timeout */
+    uint64_t rto_est_tsc;            /* SRTT + 4 RTTVAR in [rto_min, rto_max] */
+    uint64_t rto_tsc;                /* the RTO new timers get: rto_est, or
+                                        backed off after timeouts until the
+                                        next valid sample (Karn) */
+    uint64_t backoff_until_tsc;      /* one doubling of rto_tsc per RTO */
     uint64_t last_rtt_tsc;           /* Timely's previous sample */
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
@@ -245,7 +248,7 @@ struct udrpc {
     uint64_t rto_min_tsc, rto_max_tsc;
     uint64_t loop_tsc;               /* when the last iteration began */
     uint64_t loop_gap_tsc;           /* ...and how long after the one before */
-    uint64_t stall_tsc;              /* a longer gap is a stall (rto_min / 4) */
+    uint64_t stall_tsc;              /* a longer gap is a stall (UDRPC_STALL_US) */
     uint64_t stalled_at_tsc;         /* the iteration after the last stall */
     uint32_t session_credits;
     bool cc;                         /* Timely and pacing on */

@@ -44,7 +44,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         udrpc__timely_init(&s->cc, &rpc->timely);
         s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
         s->rtt_min_tsc = UINT64_MAX;
-        s->rto_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
+        s->rto_tsc = s->rto_est_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
     }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
     rpc->sessions[s->local_num] = s;

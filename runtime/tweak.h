@@ -36,6 +36,10 @@
                                            timeout passed) before a peer's
                                            process is declared dead */
 #define UDRPC_SM_RETRY_MAX_MS 1000      /* SM retries back off up to this */
+#define UDRPC_STALL_US 200              /* a longer gap between two iterations
+                                           of the event loop is a stall of
+                                           ours (descheduled, or the caller
+                                           away), not the network's */
 #define UDRPC_SM_STRANGER_REPLIES_PER_S 1000 /* see sm.h */
 #define UDRPC_SM_STORM_GAP_US 1000      /* SM thread's pause in a storm */
 #define UDRPC_IDLE_SLEEP_MAX_US 1000    /* longest idle sleep: timers' lateness */
