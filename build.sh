@@ -68,6 +68,36 @@ configure_build() { # dir, extra cmake args...
     cmake --build "$dir" -j "$JOBS"
 }
 
+# One ctest pass: every pass runs even when an earlier one failed; the
+# failures are gathered for the summary at the end.
+failures=()
+run_suite() { # dir "ENV=..." ctest-args...
+    local dir=$1 env=$2
+    shift 2
+    if ! (cd "$dir" && env $env ctest --output-on-failure "$@"); then
+        local line
+        while IFS=: read -r _ line; do
+            failures+=("$dir|$env|$line")
+        done < "$dir/Testing/Temporary/LastTestsFailed.log"
+    fi
+}
+
+# What a failing suite says: each failed test, and how to run it alone.
+summarize() {
+    [ ${#failures[@]} = 0 ] && { echo "== all passes passed =="; return 0; }
+    echo
+    echo "== ${#failures[@]} test(s) failed; each reruns alone, with its output, as shown =="
+    local f dir env name cmd
+    for f in "${failures[@]}"; do
+        IFS='|' read -r dir env name <<< "$f"
+        cmd=$(cd "$dir" && ctest -N -V -R "^${name}\$" | sed -n 's/^[0-9]*: Test command: //p' | head -n 1)
+        echo "FAILED: $name ($dir)"
+        echo "  rerun: (cd $dir && ${env:+$env }ctest -R '^${name}\$' --output-on-failure)"
+        [ -n "$cmd" ] && echo "  or directly: ${env:+$env }$cmd"
+    done
+    return 1
+}
+
 install_deps
 case "$cmd" in
 build)
@@ -75,15 +105,16 @@ build)
     ;;
 test)
     configure_build build
-    (cd build && ctest --output-on-failure -j 2)
+    run_suite build "" -j 2
     if [ "${UDRPC_SKIP_SANITIZE:-0}" != 1 ]; then
         echo "== the same suite under ASan+UBSan (build-asan/) =="
         configure_build build-asan -DCMAKE_BUILD_TYPE=Debug "-DUDRPC_SANITIZE=address;undefined"
-        (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2)
+        run_suite build-asan "ASAN_OPTIONS=detect_leaks=1" -j 2
         echo "== the multi-threaded tests under TSan (build-tsan/) =="
         configure_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DUDRPC_SANITIZE=thread
-        (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L threaded)
+        run_suite build-tsan "TSAN_OPTIONS=halt_on_error=1" -L threaded
     fi
+    summarize
     ;;
 bench)
     configure_build build

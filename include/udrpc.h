@@ -40,7 +40,9 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 1
+#define UDRPC_VERSION_MINOR 2 /* 0.2: time-based liveness, adaptive RTO
+                                  (rto_min_us, rto_max_us, peer_timeout_ms
+                                  replace rto_us and max_retries) */
 
 /** Number of request types: req_type is a uint8_t. */
 #define UDRPC_MAX_REQ_TYPES 256
@@ -268,6 +270,10 @@ typedef struct udrpc_stats {
     uint64_t reqs_handled;       /**< handler invocations (server) */
     uint64_t retransmits;        /**< packets sent again */
     uint64_t rto_fired;          /**< retransmission timeouts */
+    uint64_t rto_needless;       /**< timeouts found needless: the server
+                                      had the request all along (its
+                                      answer was slow, not lost); each
+                                      raises the session's RTO margin */
     uint64_t credit_stalls;      /**< times a slot waited for credits */
     uint64_t dup_rx;             /**< duplicate packets received */
     uint64_t sessions_connected; /**< sessions that reached CONNECTED */
@@ -334,8 +340,10 @@ UDRPC_API udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id,
                                 const udrpc_config_t *cfg);
 
 /** Destroys the endpoint: outstanding requests complete with -ECONNRESET,
- *  sessions are dropped without a handshake, memory is returned. Rpc
- *  thread. NULL is ignored. */
+ *  each session's peer is told once, best effort (a client's server frees
+ *  its side; a server's clients hear SESSION_FAILED -ECONNABORTED), with
+ *  no wait for answers, and memory is returned. Rpc thread. NULL is
+ *  ignored. */
 UDRPC_API void udrpc_destroy(udrpc_t *rpc);
 
 /** Opens a session to endpoint remote_rpc_id at remote_uri ("host:port" of

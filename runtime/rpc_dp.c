@@ -152,6 +152,14 @@ static __attribute__((noinline)) void cc_update(struct udrpc *rpc, struct sessio
     s->paced = s->cc.rate_bytes_per_s < rpc->timely.link_rate_bytes_per_s;
 }
 
+/* SRTT + max(4 RTTVAR, the session's floor), at most rto_max. */
+static uint64_t rto_compute(const struct udrpc *rpc, const struct session *s)
+{
+    uint64_t margin = 4 * s->rttvar_tsc;
+    uint64_t rto = s->srtt_tsc + (margin > s->rto_floor_tsc ? margin : s->rto_floor_tsc);
+    return rto < rpc->rto_max_tsc ? rto : rpc->rto_max_tsc;
+}
+
 /* RFC 6298's estimators from an RTT sample: SRTT and RTTVAR with gains
  * 1/8 and 1/4, RTO = SRTT + max(4 RTTVAR, rto_min) (rto_min as the least
  * margin above SRTT, as Linux applies it: a steady path has RTTVAR near 0,
@@ -170,9 +178,25 @@ static __attribute__((noinline)) void rto_update(struct udrpc *rpc, struct sessi
         uint64_t abs_err = (uint64_t)(err < 0 ? -err : err);
         s->rttvar_tsc = s->rttvar_tsc - (s->rttvar_tsc >> 2) + (abs_err >> 2);
     }
-    uint64_t margin = 4 * s->rttvar_tsc;
-    uint64_t rto = s->srtt_tsc + (margin > rpc->rto_min_tsc ? margin : rpc->rto_min_tsc);
-    s->rto_tsc = s->rto_est_tsc = rto > rpc->rto_max_tsc ? rpc->rto_max_tsc : rto;
+    if (s->rto_floor_tsc > rpc->rto_min_tsc) /* learnt from needless resends: it fades */
+        s->rto_floor_tsc -= (s->rto_floor_tsc - rpc->rto_min_tsc) / UDRPC_RTO_FLOOR_FADE;
+    s->rto_tsc = s->rto_est_tsc = rto_compute(rpc, s);
+}
+
+/* A timeout turned out needless: the server had the request all along (it
+ * says its handler is running, or a second answer comes). Nothing was
+ * lost: the answer took longer than the RTO, as answers on a busy machine
+ * do when a thread of the path waits for a core. So the margin above SRTT
+ * doubles, and fades again over later samples: the RTO learns the path's
+ * tail, which RTTVAR, an average, does not cover. */
+static void rto_was_needless(struct udrpc *rpc, struct session *s)
+{
+    rpc->stats.rto_needless++;
+    s->rto_floor_tsc = 2 * s->rto_floor_tsc < rpc->rto_max_tsc ? 2 * s->rto_floor_tsc
+                                                               : rpc->rto_max_tsc;
+    s->rto_est_tsc = rto_compute(rpc, s);
+    if (s->rto_tsc < s->rto_est_tsc)
+        s->rto_tsc = s->rto_est_tsc;
 }
 
 /* An RTT sample for the session (its packet was sent once only, Karn).
@@ -269,8 +293,15 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     c->cont = cont;
     c->tag = tag;
     c->req_type = req_type;
-    c->req_num = c->next_req_num;
-    c->next_req_num += UDRPC_SLOTS_PER_SESSION;
+    uint64_t req_num = c->next_req_num;
+    c->req_num = req_num;
+    c->next_req_num = req_num + UDRPC_SLOTS_PER_SESSION;
+    /* Without cc, one request in UDRPC_RTT_SAMPLE_EVERY per slot is timed
+     * from its first packet (RTO estimation needs no more); with cc,
+     * cc_may_send times packets as they leave (sample_mask then matches
+     * request 0 only, which leaves at once). */
+    c->sample_idx = (req_num & rpc->sample_mask) == 0 ? 0 : NO_SAMPLE;
+    c->sample_tx_tsc = rpc->now_tsc;
     c->req_pkts = (uint32_t)msgbuf_pkts(req->size, rpc->dpp);
     c->resp_pkts = 0;
     c->resp_size = 0;
@@ -278,16 +309,6 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     c->rx_ahead = 0;
     c->gap_signals = 0;
     c->retries = 0;
-    /* Without cc, one request in UDRPC_RTT_SAMPLE_EVERY per slot is timed
-     * from its first packet (RTO estimation needs no more); with cc,
-     * cc_may_send times packets as they leave (sample_mask then matches
-     * request 0 only, which leaves at once). */
-    if ((c->req_num & rpc->sample_mask) == 0) {
-        c->sample_idx = 0;
-        c->sample_tx_tsc = rpc->now_tsc;
-    } else {
-        c->sample_idx = NO_SAMPLE;
-    }
     c->active = true;
     client_pump(rpc, c);
 }
@@ -395,13 +416,28 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
 
 /* The slot's active request for a CR or RESP, or NULL after counting a
  * drop (an idle slot, or another request number). */
-static struct cslot *client_rx_slot(struct udrpc *rpc, struct session *s,
-                                    const struct pkthdr_fields *f)
+/* client_rx_slot's drop path, out of the way. */
+static __attribute__((noinline, cold)) void client_rx_drop(struct udrpc *rpc,
+                                                           struct session *s, struct cslot *c,
+                                                           uint64_t req_num, bool is_resp)
+{
+    bool stale = req_num < c->req_num || !c->active;
+    rpc->stats.drops[stale ? UDRPC_DROP_STALE_REQ : UDRPC_DROP_FUTURE_REQ]++;
+    if (stale && is_resp && req_num == c->rtx_req_num) {
+        /* A second answer to a request we resent on a timeout: both
+         * copies got there, so the first needed no resending. */
+        c->rtx_req_num = UINT64_MAX;
+        rto_was_needless(rpc, s);
+    }
+}
+
+static inline __attribute__((always_inline)) struct cslot *
+client_rx_slot(struct udrpc *rpc, struct session *s, const struct pkthdr_fields *f)
 {
     struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
     if (unlikely(!c->active || c->req_num != f->req_num)) {
-        rpc->stats.drops[f->req_num < c->req_num || !c->active ? UDRPC_DROP_STALE_REQ
-                                                               : UDRPC_DROP_FUTURE_REQ]++;
+        client_rx_drop(rpc, s, c, f->req_num, f->pkt_type == PKT_RESP); /* (by value: f
+                                                                          stays in registers) */
         return NULL;
     }
     return c;
@@ -490,9 +526,14 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
     if (f->pkt_num + 1u == c->req_pkts) {
         /* "Request complete, handler running": the server is alive and
          * holds the whole request. Resending it is of no use until the
-         * response comes, so the RTO's backoff goes on. */
+         * response comes, so the RTO's backoff goes on. If we resent it
+         * on a timeout, that resend was needless. */
         if (c->num_rx + 1u < c->req_pkts)
             client_ack(rpc, c, c->req_pkts - 1);
+        else if (c->rtx_req_num == c->req_num) {
+            c->rtx_req_num = UINT64_MAX;
+            rto_was_needless(rpc, s);
+        }
         return;
     }
     if (f->pkt_num + 1u <= c->num_rx) {
@@ -580,6 +621,7 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     }
     if (c->retries < UINT32_MAX)
         c->retries++;
+    c->rtx_req_num = c->req_num;
     if (c->retries >= UDRPC_RTO_CHECK_AFTER)
         udrpc__session_check(rpc, s);
     if (rpc->now_tsc >= s->backoff_until_tsc) {

@@ -145,6 +145,8 @@ struct cslot {                       /* client slot */
     uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */
     uint32_t retries;                /* RTOs since the last progress: the
                                         backoff's exponent */
+    uint64_t rtx_req_num;            /* the last request resent on an RTO,
+                                        until found needless (or not) */
     uint32_t gap_signals;            /* signs of a lost packet since progress */
     uint8_t req_type;
     bool active, stalled;
@@ -212,7 +214,9 @@ struct session {
     uint64_t pkts_paced, paced_tsc;
     uint64_t rtt_samples, rtt_min_tsc;
     uint64_t srtt_tsc, rttvar_tsc;   /* RFC 6298's estimators (client) */
-    uint64_t rto_est_tsc;            /* SRTT + 4 RTTVAR in [rto_min, rto_max] */
+    uint64_t rto_est_tsc;            /* SRTT + max(4 RTTVAR, rto_floor), at
+                                        most rto_max */
+    uint64_t rto_floor_tsc;          /* rto_min, raised by needless timeouts */
     uint64_t rto_tsc;                /* the RTO new timers get: rto_est, or
                                         backed off after timeouts until the
                                         next valid sample (Karn) */

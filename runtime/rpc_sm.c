@@ -35,6 +35,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
             s->c[i].rto.kind = TIMER_RTO;
             s->c[i].pace.kind = TIMER_PACE;
             s->c[i].sample_idx = NO_SAMPLE;
+            s->c[i].rtx_req_num = UINT64_MAX;
         } else {
             s->s[i].sess = s; /* response buffers come with first use */
         }
@@ -45,6 +46,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
         s->rtt_min_tsc = UINT64_MAX;
         s->rto_tsc = s->rto_est_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
+        s->rto_floor_tsc = rpc->rto_min_tsc;
     }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
     rpc->sessions[s->local_num] = s;

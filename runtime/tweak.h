@@ -21,6 +21,9 @@
                                            one request in 16 per slot is
                                            timed; with cc, one Timely
                                            sample in 16 feeds it */
+#define UDRPC_RTO_FLOOR_FADE 128        /* a floor raised by needless timeouts
+                                           loses 1/128 of its excess over
+                                           rto_min per RTT sample */
 #define UDRPC_RTO_CHECK_AFTER 2         /* timeouts in a row of one request
                                            before each further one also asks
                                            the server whether it still has

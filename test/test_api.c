@@ -5,8 +5,11 @@
  * before CONNECTED and beyond the window, no handler (-EBADRQC), bad
  * arguments (-EINVAL), a response too big (-EMSGSIZE), the wrong thread
  * (-EPERM), deferred responses, disconnect with requests outstanding, a
- * server that dies (every continuation once with -ECONNRESET, then
- * SESSION_FAILED), and a reconnect to its successor.
+ * server endpoint that closes (every continuation once with -ECONNRESET,
+ * then SESSION_FAILED -ECONNABORTED), a reconnect to its successor, a
+ * server that forgot a session (found out when requests time out), idle
+ * and unpolled sessions living on heartbeats, a client endpoint destroyed
+ * without a disconnect, and data-path partitions.
  *
  *   test_api [udp|loop]
  */

@@ -3,7 +3,8 @@
  * input's first byte picks the endpoint (even: server, odd: client); the
  * rest is an SM datagram. It is decoded as the Nexus thread would, and a
  * packet that decodes is handed to that endpoint's SM queue and processed,
- * as if it came from 127.0.0.1:9 (discard). The client has a connected
+ * as if it came from 127.0.0.1:9 (discard); heartbeats go where the Nexus
+ * thread handles them. The client has a connected
  * session and sessions still connecting, so responses meet every state.
  */
 #include <stdint.h>
@@ -37,8 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sockaddr_in from = { .sin_family = AF_INET, .sin_port = htons(9),
                                 .sin_addr.s_addr = htonl(0x7F000001) };
     to->now_tsc = udrpc__rdtsc();
-    udrpc__rpc_sm_enqueue(to, &p, &from);
-    udrpc__sm_process_queue(to);
+    if (p.type == SM_HEARTBEAT_REQ || p.type == SM_HEARTBEAT_RESP) {
+        udrpc__nexus_sm_route(fz_nx, &p, &from, to->now_tsc); /* the Nexus thread's */
+    } else {
+        udrpc__rpc_sm_enqueue(to, &p, &from);
+        udrpc__sm_process_queue(to);
+    }
     fz_pump(2);
     if (fz_session >= 0 && !udrpc_is_connected(fz_cli, fz_session)) {
         if (!token_seen)

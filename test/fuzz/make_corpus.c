@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 
     /* sm: each type, to the server (first byte 0) or the client (1). */
     k = 0;
-    for (int type = SM_CONNECT_REQ; type <= SM_PING_RESP; type++) {
+    for (int type = SM_CONNECT_REQ; type <= SM_TYPE_MAX; type++) {
         struct sm_pkt p;
         memset(&p, 0, sizeof(p));
         p.type = (uint8_t)type;
