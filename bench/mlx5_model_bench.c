@@ -23,8 +23,8 @@
 
 #include "nicmodel/nicmodel.h"
 #include "rpc_internal.h"
-#include "timing/clock.h"
-#include "transport/mlx5/mlx5.h"
+#include "clock.h"
+#include "mlx5.h"
 #include "udrpc.h"
 
 static udrpc_nexus_t *nx;

@@ -31,7 +31,7 @@
 #include <xxhash.h>
 
 #include "bench_util.h"
-#include "timing/clock.h"
+#include "clock.h"
 #include "udrpc.h"
 
 #define MAX_LIST 16

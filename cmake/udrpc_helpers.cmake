@@ -40,6 +40,27 @@ function(udrpc_find_deps)
   set(MLX5_LIBRARY ${MLX5_LIBRARY} PARENT_SCOPE)
 endfunction()
 
+# One module of the library (a folder): an object library of its sources,
+# compiled with only its own folder, the public header and the modules it
+# names in DEPS on the include path, so that an include of another folder
+# that the module does not depend on fails to compile. Headers are
+# included by their bare names. Its folder is what it shows its users.
+function(udrpc_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DIRS" ${ARGN})
+  add_library(udrpc_${name} OBJECT ${M_SOURCES})
+  set_target_properties(udrpc_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON
+                        C_VISIBILITY_PRESET hidden)
+  target_compile_definitions(udrpc_${name} PRIVATE UDRPC_BUILDING)
+  target_include_directories(udrpc_${name}
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR} ${M_PRIVATE_DIRS}
+    INTERFACE ${CMAKE_CURRENT_SOURCE_DIR}
+    PUBLIC ${CMAKE_SOURCE_DIR}/include)
+  foreach(d ${M_DEPS})
+    target_link_libraries(udrpc_${name} PRIVATE udrpc_${d})
+  endforeach()
+  udrpc_target_flags(udrpc_${name})
+endfunction()
+
 # Warnings and sanitizers for one target of ours.
 function(udrpc_target_flags tgt)
   target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wmissing-prototypes -Wshadow

@@ -8,12 +8,6 @@
 
 #include "log.h"
 #include "rpc_internal.h"
-#ifdef UDRPC_HAVE_VERBS
-#include "transport/verbs.h"
-#ifdef UDRPC_HAVE_MLX5
-#include "transport/mlx5/mlx5.h"
-#endif
-#endif
 
 /* ---------------------------------------------------- configuration ---- */
 
@@ -63,27 +57,18 @@ static int check_config(const udrpc_config_t *c)
     return 0;
 }
 
-/* "auto": mlx5 where mlx5dv drives a device with an active port, else
- * verbs where any RDMA device has one, else udp. */
+/* The transport the configuration names (or "auto" picks), from the
+ * registry. */
 static int make_transport(udrpc_t *rpc)
 {
     const char *t = rpc->cfg.transport;
-    bool is_auto = strcmp(t, "auto") == 0;
-#ifdef UDRPC_HAVE_MLX5
-    if (strcmp(t, "mlx5") == 0 || (is_auto && udrpc__mlx5_available(rpc->cfg.device)))
-        return udrpc__mlx5_create(&rpc->cfg, &rpc->tp);
-#endif
-#ifdef UDRPC_HAVE_VERBS
-    if (strcmp(t, "verbs") == 0 || (is_auto && udrpc__verbs_available(rpc->cfg.device)))
-        return udrpc__verbs_create(&rpc->cfg, &rpc->tp);
-#endif
-    if (is_auto || strcmp(t, "udp") == 0)
-        return udrpc__udp_create(&rpc->cfg, rpc->nx->sm_addr.sin_addr.s_addr, &rpc->tp);
-    if (strcmp(t, "loop") == 0)
-        return udrpc__loop_create(&rpc->cfg, &rpc->tp);
-    if (strcmp(t, "verbs") == 0 || strcmp(t, "mlx5") == 0)
-        return -ENODEV; /* not built here (no rdma-core headers) */
-    return -EINVAL;
+    const struct transport_desc *d = strcmp(t, "auto") == 0
+                                         ? udrpc__transport_auto(&rpc->cfg)
+                                         : udrpc__transport_find(t, strlen(t));
+    if (!d)
+        return -EINVAL;
+    struct tp_params p = { .bind_ip = rpc->nx->sm_addr.sin_addr.s_addr };
+    return udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tp);
 }
 
 /* The allocators' region hook: the transport's memory registration. */

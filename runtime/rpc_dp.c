@@ -419,13 +419,15 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
 /* client_rx_slot's drop path, out of the way. */
 static __attribute__((noinline, cold)) void client_rx_drop(struct udrpc *rpc,
                                                            struct session *s, struct cslot *c,
-                                                           uint64_t req_num, bool is_resp)
+                                                           uint64_t req_num, bool is_first_resp)
 {
     bool stale = req_num < c->req_num || !c->active;
     rpc->stats.drops[stale ? UDRPC_DROP_STALE_REQ : UDRPC_DROP_FUTURE_REQ]++;
-    if (stale && is_resp && req_num == c->rtx_req_num) {
+    if (stale && is_first_resp && req_num == c->rtx_req_num) {
         /* A second answer to a request we resent on a timeout: both
-         * copies got there, so the first needed no resending. */
+         * copies got there, so the first needed no resending. (Or the
+         * network duplicated the answer: a needless doubling, which
+         * fades.) */
         c->rtx_req_num = UINT64_MAX;
         rto_was_needless(rpc, s);
     }
@@ -436,8 +438,8 @@ client_rx_slot(struct udrpc *rpc, struct session *s, const struct pkthdr_fields 
 {
     struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
     if (unlikely(!c->active || c->req_num != f->req_num)) {
-        client_rx_drop(rpc, s, c, f->req_num, f->pkt_type == PKT_RESP); /* (by value: f
-                                                                          stays in registers) */
+        /* (by value, so that f stays in registers) */
+        client_rx_drop(rpc, s, c, f->req_num, f->pkt_type == PKT_RESP && f->pkt_num == 0);
         return NULL;
     }
     return c;
@@ -621,7 +623,11 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     }
     if (c->retries < UINT32_MAX)
         c->retries++;
-    c->rtx_req_num = c->req_num;
+    /* Only a single-packet request's resend can be judged needless: the
+     * server's answer to a duplicate of it ("still running", or its
+     * response again) shows that the original arrived. */
+    if (c->req_pkts == 1)
+        c->rtx_req_num = c->req_num;
     if (c->retries >= UDRPC_RTO_CHECK_AFTER)
         udrpc__session_check(rpc, s);
     if (rpc->now_tsc >= s->backoff_until_tsc) {

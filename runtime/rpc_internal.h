@@ -19,21 +19,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
+#include "compiler.h"
 #include "hash.h"
 #include "msgbuf.h"
 #include "sm.h"
-#include "timing/clock.h"
-#include "timing/wheel.h"
-#include "transport/transport.h"
+#include "timely.h"
+#include "transport.h"
 #include "tweak.h"
 #include "udrpc.h"
+#include "wheel.h"
 #include "wire.h"
-#include "cc/timely.h"
-
-#define container_of(ptr, type, member) \
-    ((type *)((char *)(ptr) - offsetof(type, member)))
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 struct udrpc;
 struct session;

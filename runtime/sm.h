@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "transport/transport.h"
+#include "transport.h"
 #include "udrpc.h"
 
 #define SM_MAGIC 0x314D5355u /* "USM1" */

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "transport.h"
+
 #define UDRPC_PKT_MAGIC 0xB7u
 #define UDRPC_HDR_SIZE 16u
 #define UDRPC_MAX_MSG_SIZE_LIMIT ((1u << 24) - 1)
@@ -42,6 +44,12 @@ struct pkthdr {
     uint64_t w1;
 };
 _Static_assert(sizeof(struct pkthdr) == UDRPC_HDR_SIZE, "header is 16 bytes");
+/* What transports know of the header (transport.h), for their socket
+ * filters and gathers, agrees with this layout. */
+_Static_assert(TP_HDR_SIZE == UDRPC_HDR_SIZE, "transport.h's header size");
+_Static_assert(TP_HDR_MAGIC == UDRPC_PKT_MAGIC, "transport.h's magic");
+_Static_assert(TP_HDR_MAGIC_OFF == 7 && TP_HDR_RESERVED_OFF == 6 && TP_HDR_RESERVED_BITS == 0xC0,
+               "w0's top byte is the magic; bits 54-55 (byte 6, bits 6-7) are reserved");
 
 struct pkthdr_fields {
     uint8_t req_type;

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "sm.h"
-#include "timing/clock.h"
+#include "clock.h"
 #include "wire.h"
 
 struct blaster {

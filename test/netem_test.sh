@@ -34,7 +34,7 @@ inside() {
     echo "netem: $shape on both ends of va/vb"
     ip netns exec $ns_b ping -c 3 -W 1 10.77.0.1 >/dev/null 2>&1 # neighbours resolved
     # The guest is emulated (TCG): a process may stall for tens of ms, so
-    # the failure bound is 5 ms x 100 = 500 ms here, not the default 200.
+    # peer_timeout is 10 s here, not the default 2 s.
     ip netns exec $ns_a "$bin" --mode server --uri 10.77.0.1:31850 --timeout-s 280 \
         --rto-min-us 5000 --peer-timeout-ms 10000 &
     local server=$!

@@ -22,7 +22,7 @@
 
 #include "rpc_internal.h"
 #include "test.h"
-#include "transport/loop.h"
+#include "loop.h"
 
 enum { REQ_ECHO = 1, REQ_DEFER = 3, REQ_NONE = 99 };
 

@@ -26,7 +26,7 @@
 
 #include "rpc_internal.h"
 #include "test.h"
-#include "transport/loop.h"
+#include "loop.h"
 
 enum { REQ_SINK = 1, MSG = 1 << 20, CLIENTS = 8, DEPTH = 2 };
 

@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "test.h"
-#include "timing/clock.h"
+#include "clock.h"
 
 int main(void)
 {

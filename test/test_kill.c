@@ -29,7 +29,7 @@
 
 #include "echo_server.h"
 #include "test.h"
-#include "timing/clock.h"
+#include "clock.h"
 #include "udrpc.h"
 
 enum { REQ_ECHO = 1, REQ_STALL = 2, DEPTH = 8, QUEUED = 8 };

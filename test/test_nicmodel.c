@@ -18,9 +18,9 @@
  */
 #include <string.h>
 
-#include "runtime/wire.h"
+#include "wire.h"
 #include "test.h"
-#include "transport/mlx5/mlx5.h"
+#include "mlx5.h"
 
 #define SIGNAL_EVERY 32 /* as transport/mlx5/mlx5.c */
 
@@ -39,9 +39,9 @@ static void open_pair(const struct nicmodel_cfg *ca, const struct nicmodel_cfg *
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
     nicmodel_configure(ca);
-    CHECK_EQ(udrpc__mlx5_create(&cfg, &a.tp), 0);
+    CHECK_EQ(udrpc__mlx5_create(&cfg, &(struct tp_params){ 0 }, &a.tp), 0);
     nicmodel_configure(cb ? cb : ca);
-    CHECK_EQ(udrpc__mlx5_create(&cfg, &b.tp), 0);
+    CHECK_EQ(udrpc__mlx5_create(&cfg, &(struct tp_params){ 0 }, &b.tp), 0);
     CHECK_EQ(a.tp->ops->make_peer(a.tp, &b.tp->local, &a.to_other), 0);
     CHECK_EQ(b.tp->ops->make_peer(b.tp, &a.tp->local, &b.to_other), 0);
     struct side *s[2] = { &a, &b };

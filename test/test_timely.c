@@ -6,7 +6,7 @@
  */
 #include <math.h>
 
-#include "cc/timely.h"
+#include "timely.h"
 #include "test.h"
 
 #define CHECK_NEAR(a, b)                                                          \

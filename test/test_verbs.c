@@ -21,7 +21,7 @@
 
 #include "rpc_internal.h"
 #include "test.h"
-#include "transport/verbs.h"
+#include "verbs.h"
 
 static void echo(udrpc_req_handle_t *h, void *ctx)
 {

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "test.h"
-#include "timing/wheel.h"
+#include "wheel.h"
 
 #define N 2000
 

@@ -1,15 +1,15 @@
 /* wheel.c — the timing wheel's set-up and advance (see wheel.h). */
 #include "wheel.h"
 
+#include "bits.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
 int udrpc__wheel_init(struct timing_wheel *w, uint32_t nbuckets,
                       uint64_t width_tsc, uint64_t now_tsc)
 {
-    uint32_t n = 1;
-    while (n < nbuckets)
-        n <<= 1;
+    uint32_t n = (uint32_t)udrpc__pow2_ceil(nbuckets);
     w->buckets = calloc(n, sizeof(*w->buckets));
     if (!w->buckets)
         return -ENOMEM;

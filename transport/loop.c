@@ -19,7 +19,7 @@
 #include <xxhash.h>
 
 #include "loop.h"
-#include "timing/clock.h"
+#include "clock.h"
 
 #define LOOP_DEFAULT_MTU 4096
 #define LOOP_INBOX_SLOTS 4096 /* power of two */
@@ -262,8 +262,10 @@ static const struct transport_ops loop_ops = {
     .destroy = loop_destroy,
 };
 
-int udrpc__loop_create(const udrpc_config_t *cfg, struct transport **out)
+int udrpc__loop_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                       struct transport **out)
 {
+    (void)p;
     unsigned mtu = cfg->mtu ? cfg->mtu : LOOP_DEFAULT_MTU;
     if (mtu < 64 || mtu > 65536)
         return -EINVAL;

@@ -30,6 +30,15 @@
 
 enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4 };
 
+/* The data header as transports see it (runtime/wire.h has the layout and
+ * checks these against it): its size, and what the udp socket filter
+ * tests, the magic in byte 7 and two reserved bits in byte 6. */
+#define TP_HDR_SIZE 16u
+#define TP_HDR_MAGIC_OFF 7u
+#define TP_HDR_MAGIC 0xB7u
+#define TP_HDR_RESERVED_OFF 6u
+#define TP_HDR_RESERVED_BITS 0xC0u
+
 #define TP_ROUTE_MAX 46
 
 /* Routing info as carried by SM packets. */
@@ -83,8 +92,11 @@ struct transport_ops {
     void (*destroy)(struct transport *tp);
 };
 
+struct transport_desc;
+
 struct transport {
     const struct transport_ops *ops;
+    const struct transport_desc *desc; /* its registry row */
     const char *name;
     enum tp_kind kind;
     unsigned mtu;               /* largest datagram, header included */
@@ -134,10 +146,37 @@ static inline bool udrpc__chance_ppm(uint64_t *state, uint32_t ppm)
     return ppm && (uint32_t)(udrpc__rng_next(state) % 1000000u) < ppm;
 }
 
-/* Constructors. bind_ip: the Nexus's IPv4 address (network order). Each
- * returns 0 and *out, or -errno. */
-int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
+/* ---- The registry (transport.c) ---- */
+
+/* What an endpoint tells a transport it makes. */
+struct tp_params {
+    uint32_t bind_ip;           /* the Nexus's IPv4 address (network order) */
+};
+
+struct transport_desc {
+    const char *name;
+    enum tp_kind kind;
+    int rank;                   /* "auto" takes the usable one of highest
+                                   rank; 0: only when named */
+    bool (*probe)(const udrpc_config_t *cfg); /* can it run here? */
+    /* Makes one: 0 and *out, or -errno. NULL: left out of this build. */
+    int (*create)(const udrpc_config_t *cfg, const struct tp_params *p,
+                  struct transport **out);
+};
+
+/* The row named name[0, len), or NULL. */
+const struct transport_desc *udrpc__transport_find(const char *name, size_t len);
+/* The row "auto" picks here, or NULL. */
+const struct transport_desc *udrpc__transport_auto(const udrpc_config_t *cfg);
+/* Makes a transport of row d: 0, -ENODEV (not built here, or no device),
+ * or the transport's -errno. */
+int udrpc__transport_create(const struct transport_desc *d, const udrpc_config_t *cfg,
+                            const struct tp_params *p, struct transport **out);
+
+/* The rows' constructors. */
+int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
                       struct transport **out);
-int udrpc__loop_create(const udrpc_config_t *cfg, struct transport **out);
+int udrpc__loop_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                       struct transport **out);
 
 #endif

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "transport.h"
-#include "wire.h" /* the header layout, for the socket filter */
 
 #define UDP_RX_BURST 32
 #define UDP_TX_BURST 64
@@ -171,11 +170,11 @@ static void attach_data_filter(int fd)
 {
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + 16, 0, 5),    /* short: drop */
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 7),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDRPC_PKT_MAGIC, 0, 3),
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 6),
-        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0xC0, 1, 0),     /* reserved bits */
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + TP_HDR_SIZE, 0, 5), /* short: drop */
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + TP_HDR_MAGIC_OFF),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TP_HDR_MAGIC, 0, 3),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + TP_HDR_RESERVED_OFF),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, TP_HDR_RESERVED_BITS, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu),              /* keep */
         BPF_STMT(BPF_RET | BPF_K, 0),                        /* drop */
     };
@@ -226,9 +225,10 @@ static void set_sockbuf(int fd, int opt_force, int opt)
         (void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
 }
 
-int udrpc__udp_create(const udrpc_config_t *cfg, uint32_t bind_ip,
+int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
                       struct transport **out)
 {
+    uint32_t bind_ip = p->bind_ip;
     if (cfg->mtu && (cfg->mtu < 64 || cfg->mtu > UDP_MAX_MTU))
         return -EINVAL;
     struct udp_transport *u = calloc(1, sizeof(*u));

@@ -40,7 +40,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "runtime/wire.h"
 #include "transport.h"
 #include "verbs.h"
 
@@ -306,7 +305,7 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
         const struct verbs_peer *vp = (const struct verbs_peer *)p->peer->tx;
         struct ibv_send_wr *wr = &v->tx_wr[k];
         struct ibv_sge *sge = v->tx_sge[k];
-        uint32_t len = UDRPC_HDR_SIZE + p->data_len;
+        uint32_t len = TP_HDR_SIZE + p->data_len;
         memset(wr, 0, sizeof(*wr));
         wr->wr_id = v->tx_posted + k;
         wr->opcode = IBV_WR_SEND;
@@ -316,11 +315,11 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
         wr->wr.ud.remote_qkey = vp->qkey;
         sge[0].addr = (uintptr_t)p->hdr;
         sge[0].lkey = p->lkey;
-        if (p->data_len && (const uint8_t *)p->hdr + UDRPC_HDR_SIZE == (const uint8_t *)p->data) {
+        if (p->data_len && (const uint8_t *)p->hdr + TP_HDR_SIZE == (const uint8_t *)p->data) {
             sge[0].length = len; /* header room right before the data */
             wr->num_sge = 1;
         } else {
-            sge[0].length = UDRPC_HDR_SIZE;
+            sge[0].length = TP_HDR_SIZE;
             wr->num_sge = 1;
             if (p->data_len) {
                 sge[1].addr = (uintptr_t)p->data;
@@ -580,8 +579,10 @@ bool udrpc__verbs_available(const char *dev)
     return true;
 }
 
-int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out)
+int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                        struct transport **out)
 {
+    (void)p;
     struct verbs_transport *v = calloc(1, sizeof(*v));
     if (!v)
         return -ENOMEM;

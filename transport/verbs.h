@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "runtime/hash.h"
+#include "hash.h"
 #include "transport.h"
 
 struct udrpc_verbs_stats {
@@ -30,7 +30,8 @@ static inline void verbs_src_id(const uint8_t gid[16], uint32_t qpn, uint64_t sr
     src_id[1] = (uint64_t)qpn | (hi ? (hi * 0x9E3779B97F4A7C15ull) << 24 : 0);
 }
 
-int udrpc__verbs_create(const udrpc_config_t *cfg, struct transport **out);
+int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                        struct transport **out);
 
 /* Set-up shared with the mlx5 transport (mlx5/mlx5_hw.c). */
 struct ibv_ah;

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "timing/clock.h"
+#include "clock.h"
 
 #define BURST 32
 #define MAX_DEPTH 1024

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "transport/mlx5/mlx5.h"
+#include "mlx5.h"
 
 /* Shape of the QPs opened from now on (nicmodel_configure). */
 struct nicmodel_cfg {

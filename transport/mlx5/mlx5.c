@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/mlx5/mlx5_internal.h"
+#include "bits.h"
+#include "mlx5_internal.h"
 
 static const struct mlx5_nic_ops *g_nic_override;
 
@@ -164,13 +165,11 @@ static const struct transport_ops mlx5_ops = {
     .destroy = mlx5_destroy,
 };
 
-static bool pow2(uint32_t x)
-{
-    return x && (x & (x - 1)) == 0;
-}
 
-int udrpc__mlx5_create(const udrpc_config_t *cfg, struct transport **out)
+int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                       struct transport **out)
 {
+    (void)p;
     const struct mlx5_nic_ops *ops = g_nic_override ? g_nic_override : &udrpc__mlx5_hw_ops;
     struct mlx5_transport *m = calloc(1, sizeof(*m));
     if (!m)
@@ -187,8 +186,8 @@ int udrpc__mlx5_create(const udrpc_config_t *cfg, struct transport **out)
     uint32_t max_wqe_bbs = (4 * 16 + 4 + q->max_inline + 63) / 64;
     if (max_wqe_bbs < 2)
         max_wqe_bbs = 2;
-    if (!pow2(q->sq_bbs) || !pow2(q->rq_wqes) || !pow2(q->scq_cqes) || !pow2(q->rcq_cqes) ||
-        q->rq_stride < 16 || !pow2(q->rq_stride) || q->scq_cqes < q->sq_bbs / 2 ||
+    if (!udrpc__is_pow2(q->sq_bbs) || !udrpc__is_pow2(q->rq_wqes) || !udrpc__is_pow2(q->scq_cqes) || !udrpc__is_pow2(q->rcq_cqes) ||
+        q->rq_stride < 16 || !udrpc__is_pow2(q->rq_stride) || q->scq_cqes < q->sq_bbs / 2 ||
         q->sq_bbs < TX_BURST_MAX * max_wqe_bbs + SIGNAL_EVERY * max_wqe_bbs ||
         q->sq_bbs > 65536 || q->rq_wqes > q->rcq_cqes || q->rq_wqes > 32768 ||
         q->mtu < 256 || q->qpn > 0xffffff) {

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "transport/transport.h"
+#include "transport.h"
 
 /* rdma-core's mlx5 provider keeps the CQ's consumer index in word 0 of
  * its doorbell record (providers/mlx5: MLX5_CQ_SET_CI); mlx5dv.h does
@@ -93,7 +93,8 @@ void udrpc__mlx5_use_nic(const struct mlx5_nic_ops *ops);
 extern const struct mlx5_nic_ops udrpc__mlx5_hw_ops;
 /* An mlx5 device with an active port (dev NULL: any) that mlx5dv drives. */
 bool udrpc__mlx5_available(const char *dev);
-int udrpc__mlx5_create(const udrpc_config_t *cfg, struct transport **out);
+int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                       struct transport **out);
 void udrpc__mlx5_get_stats(struct transport *tp, struct udrpc_mlx5_stats *out);
 /* Tests: the device handle under the transport (the model's QP). */
 void *udrpc__mlx5_nic(struct transport *tp);

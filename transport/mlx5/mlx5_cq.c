@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "transport/mlx5/mlx5_internal.h"
+#include "mlx5_internal.h"
 
 /* A CQE of ours that is not a plain receive: an error, immediate data,
  * data scattered into the CQE. Returns true if it holds a packet for the

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/mlx5/mlx5.h"
-#include "transport/verbs.h"
+#include "mlx5.h"
+#include "verbs.h"
 
 struct mlx5_hw {
     struct ibv_context *ctx;

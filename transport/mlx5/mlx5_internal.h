@@ -9,7 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "transport/mlx5/mlx5.h"
+#include "compiler.h"
+#include "mlx5.h"
 
 #define SQ_WQES 512           /* sends the QP must hold */
 #define RQ_WQES 512           /* receive buffers posted */
@@ -54,9 +55,6 @@ static inline void dbrec_write(__be32 *rec, uint32_t value)
 {
     __atomic_store_n(rec, htobe32(value), __ATOMIC_RELEASE);
 }
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 struct mlx5_transport {
     struct transport base;

@@ -22,8 +22,7 @@
  */
 #include <string.h>
 
-#include "runtime/wire.h"
-#include "transport/mlx5/mlx5_internal.h"
+#include "mlx5_internal.h"
 
 /* Reads the send CQ: each CQE retires the WQEs up to the end of the one it
  * names. An error CQE means the QP is in the error state: everything
@@ -132,17 +131,17 @@ static inline __attribute__((always_inline)) void post_wqe(struct mlx5_transport
     uint8_t *seg = wqe + MLX5_SEND_WQE_BB; /* control + datagram fill one BB */
     if (may_wrap && seg == p->sq_end)
         seg = p->sq_buf;
-    uint32_t len = UDRPC_HDR_SIZE + pk->data_len;
+    uint32_t len = TP_HDR_SIZE + pk->data_len;
     uint32_t ds; /* 16-byte units: control 1, datagram 3, then data */
     uint8_t fm_ce_se = 0;
     if (likely(len <= p->max_inline)) {
         uint32_t bc = htobe32(len | MLX5_INLINE_SEG);
         memcpy(seg, &bc, sizeof(bc));
         if (!may_wrap || likely(seg + sizeof(bc) + len <= p->sq_end)) {
-            memcpy(seg + sizeof(bc), pk->hdr, UDRPC_HDR_SIZE);
-            copy_small(seg + sizeof(bc) + UDRPC_HDR_SIZE, pk->data, pk->data_len);
+            memcpy(seg + sizeof(bc), pk->hdr, TP_HDR_SIZE);
+            copy_small(seg + sizeof(bc) + TP_HDR_SIZE, pk->data, pk->data_len);
         } else { /* the ring ends inside the data: the rest at its start */
-            uint8_t *d = sq_copy(m, seg + sizeof(bc), pk->hdr, UDRPC_HDR_SIZE);
+            uint8_t *d = sq_copy(m, seg + sizeof(bc), pk->hdr, TP_HDR_SIZE);
             if (pk->data_len)
                 sq_copy(m, d, pk->data, pk->data_len);
         }
@@ -157,11 +156,11 @@ static inline __attribute__((always_inline)) void post_wqe(struct mlx5_transport
         /* seg starts a BB: its data segments cannot reach the ring's end.
          * Each gathering WQE asks for a CQE: tx_flush waits for it. */
         struct mlx5_wqe_data_seg *dseg = (struct mlx5_wqe_data_seg *)seg;
-        if ((const uint8_t *)pk->hdr + UDRPC_HDR_SIZE == (const uint8_t *)pk->data) {
+        if ((const uint8_t *)pk->hdr + TP_HDR_SIZE == (const uint8_t *)pk->data) {
             mlx5dv_set_data_seg(dseg, len, pk->lkey, (uintptr_t)pk->hdr);
             ds = 5;
         } else {
-            mlx5dv_set_data_seg(dseg, UDRPC_HDR_SIZE, pk->lkey, (uintptr_t)pk->hdr);
+            mlx5dv_set_data_seg(dseg, TP_HDR_SIZE, pk->lkey, (uintptr_t)pk->hdr);
             mlx5dv_set_data_seg(dseg + 1, pk->data_len, pk->lkey, (uintptr_t)pk->data);
             ds = 6;
         }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <xxhash.h>
 
+#include "bits.h"
+
 uint64_t udrpc__hash_bytes(const void *p, size_t len)
 {
     return XXH3_64bits(p, len);
@@ -12,13 +14,13 @@ uint64_t udrpc__hash_bytes(const void *p, size_t len)
 
 int udrpc__hash_init(struct hash_table *t, uint32_t capacity_hint)
 {
-    uint32_t cap = 16;
-    while (cap < capacity_hint * 2)
-        cap <<= 1;
+    uint64_t cap = udrpc__pow2_ceil((uint64_t)capacity_hint * 2);
+    if (cap < 16)
+        cap = 16;
     t->entries = calloc(cap, sizeof(*t->entries));
     if (!t->entries)
         return -ENOMEM;
-    t->mask = cap - 1;
+    t->mask = (uint32_t)cap - 1;
     t->count = 0;
     return 0;
 }

@@ -6,8 +6,8 @@
  * Fx-style multiplicative hash; byte keys are first reduced with XXH3
  * (udrpc__hash_bytes) and the caller verifies the full key on a hit.
  */
-#ifndef UDRPC_RUNTIME_HASH_H
-#define UDRPC_RUNTIME_HASH_H
+#ifndef UDRPC_UTIL_HASH_H
+#define UDRPC_UTIL_HASH_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,85 @@
+/*
+ * transport.c — the transport registry: one row per transport, with its
+ * name, whether it can run on this machine (probe), how to make one
+ * (create), and its rank for "auto". Adding a transport is one folder and
+ * one row. udrpc_config_t.transport names one, "auto", or a list
+ * ("loop,udp"): an endpoint may hold several, each session on one of them.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "loop.h"
+#include "transport.h"
+#ifdef UDRPC_HAVE_VERBS
+#include "verbs.h"
+#endif
+#ifdef UDRPC_HAVE_MLX5
+#include "mlx5.h"
+#endif
+
+static bool always(const udrpc_config_t *cfg)
+{
+    (void)cfg;
+    return true;
+}
+
+#ifdef UDRPC_HAVE_VERBS
+static bool verbs_probe(const udrpc_config_t *cfg)
+{
+    return udrpc__verbs_available(cfg->device);
+}
+#endif
+#ifdef UDRPC_HAVE_MLX5
+static bool mlx5_probe(const udrpc_config_t *cfg)
+{
+    return udrpc__mlx5_available(cfg->device);
+}
+#endif
+
+/* "auto" takes the usable row of highest rank (rank 0: only by name).
+ * A row without create is a transport this build left out. */
+static const struct transport_desc registry[] = {
+#ifdef UDRPC_HAVE_MLX5
+    { "mlx5", TP_MLX5, 40, mlx5_probe, udrpc__mlx5_create },
+#else
+    { "mlx5", TP_MLX5, 40, NULL, NULL },
+#endif
+#ifdef UDRPC_HAVE_VERBS
+    { "verbs", TP_VERBS, 30, verbs_probe, udrpc__verbs_create },
+#else
+    { "verbs", TP_VERBS, 30, NULL, NULL },
+#endif
+    { "udp", TP_UDP, 10, always, udrpc__udp_create },
+    { "loop", TP_LOOP, 0, always, udrpc__loop_create },
+};
+#define N_ROWS (sizeof(registry) / sizeof(registry[0]))
+
+const struct transport_desc *udrpc__transport_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_ROWS; i++)
+        if (strlen(registry[i].name) == len && memcmp(registry[i].name, name, len) == 0)
+            return &registry[i];
+    return NULL;
+}
+
+const struct transport_desc *udrpc__transport_auto(const udrpc_config_t *cfg)
+{
+    const struct transport_desc *best = NULL;
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const struct transport_desc *d = &registry[i];
+        if (d->rank > 0 && d->create && (!best || d->rank > best->rank) && d->probe(cfg))
+            best = d;
+    }
+    return best;
+}
+
+int udrpc__transport_create(const struct transport_desc *d, const udrpc_config_t *cfg,
+                            const struct tp_params *p, struct transport **out)
+{
+    if (!d->create)
+        return -ENODEV; /* not built here (no rdma-core headers) */
+    int ret = d->create(cfg, p, out);
+    if (ret == 0)
+        (*out)->desc = d;
+    return ret;
+}
