@@ -126,9 +126,12 @@ typedef struct udrpc_nexus_config {
                                  registration fails) */
 } udrpc_nexus_config_t;
 
-/** Fault injection of the "loop" transport (tests). Probabilities are in
- *  parts per million of packets; all zero by default. */
-typedef struct udrpc_loop_faults {
+/** Fault injection (tests), on the sending side of every transport.
+ *  Probabilities are in parts per million of packets; all zero by default.
+ *  loop does every kind; udp, verbs and mlx5 drop and duplicate (a
+ *  transport given a kind it cannot do fails udrpc_create with
+ *  -ENOTSUP); the NIC model under mlx5 in the tests does every kind. */
+typedef struct udrpc_faults {
     uint64_t seed;          /**< PRNG seed: runs with one seed are repeatable */
     uint32_t drop_ppm;      /**< drop a packet */
     uint32_t dup_ppm;       /**< deliver a packet twice */
@@ -136,14 +139,17 @@ typedef struct udrpc_loop_faults {
     uint32_t corrupt_ppm;   /**< flip one random bit */
     uint32_t delay_ppm;     /**< hold a packet for delay_us */
     uint32_t delay_us;      /**< how long a delayed packet is held */
-    /** A link model of this endpoint's downlink (0: none): every packet to
-     *  it is serialised at this rate through one FIFO queue of
-     *  link_queue_bytes (tail drop when full), then delayed by
-     *  link_delay_us; in real time (TSC), like a switch port. */
-    uint64_t link_bytes_per_s;
+} udrpc_faults_t;
+
+/** The "loop" transport's link model of this endpoint's downlink (0:
+ *  none): every packet to it is serialised at link_bytes_per_s through
+ *  one FIFO queue of link_queue_bytes (tail drop when full), then delayed
+ *  by link_delay_us; in real time (TSC), like a switch port. */
+typedef struct udrpc_loop_link {
+    uint64_t link_bytes_per_s;/**< the link's rate (0: no link model) */
     uint32_t link_delay_us;   /**< propagation delay of the link model */
     uint32_t link_queue_bytes;/**< its queue's capacity (default 1 MiB) */
-} udrpc_loop_faults_t;
+} udrpc_loop_link_t;
 
 /** Timely congestion control's parameters (Mittal et al., SIGCOMM 2015),
  *  per endpoint; udrpc_config_default() sets the paper's and eRPC's. */
@@ -167,7 +173,7 @@ typedef struct udrpc_timely_params {
 /** Rpc configuration. Initialise with udrpc_config_default(), which applies
  *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU,
  *  UDRPC_RTO_MIN_US, UDRPC_RTO_MAX_US, UDRPC_PEER_TIMEOUT_MS,
- *  UDRPC_IDLE_SLEEP_US, UDRPC_CC), then change fields. */
+ *  UDRPC_IDLE_SLEEP_US, UDRPC_CC, UDRPC_GID_INDEX), then change fields. */
 typedef struct udrpc_config {
     const char *transport;      /**< "auto" (mlx5 where mlx5dv drives an
                                      active port, else verbs where any
@@ -237,7 +243,12 @@ typedef struct udrpc_config {
     bool     cc;                /**< Timely congestion control with pacing
                                      (default false; env UDRPC_CC=1) */
     udrpc_timely_params_t timely; /**< its parameters, when cc is on */
-    udrpc_loop_faults_t loop;   /**< "loop" transport only */
+    int      gid_index;         /**< verbs and mlx5: the GID index of the
+                                     port; -1 (default): the first IPv4
+                                     (RoCE v2) one, else 0 (env
+                                     UDRPC_GID_INDEX) */
+    udrpc_faults_t faults;      /**< fault injection (tests): none by default */
+    udrpc_loop_link_t loop;     /**< "loop" transport only: its link model */
 } udrpc_config_t;
 
 /** Statistics of one endpoint, counted since udrpc_create(). */

@@ -45,7 +45,7 @@ struct opts {
     int max_is_pkt;
     unsigned depth;
     unsigned blast;
-    udrpc_loop_faults_t faults;
+    udrpc_faults_t faults;
     unsigned rto_min_us, rto_max_us;
     unsigned timeout_s;
     int log_sizes;
@@ -104,7 +104,7 @@ static udrpc_config_t make_cfg(void)
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
     cfg.transport = o.transport;
-    cfg.loop = o.faults;
+    cfg.faults = o.faults;
     if (o.rto_min_us)
         cfg.rto_min_us = o.rto_min_us;
     if (o.rto_max_us)

@@ -38,7 +38,7 @@ struct loop_slot {
 struct loop_ep {
     struct transport base;
     uint32_t id;
-    udrpc_loop_faults_t faults;
+    udrpc_faults_t faults;
     uint64_t rng;
     uint64_t partition_until_tsc;
     const struct udrpc_clock *clock;
@@ -53,7 +53,7 @@ struct loop_ep {
     uint32_t held_len, held_dst;
     int has_held;
     struct udrpc_loop_stats stats;
-    /* the link model of this endpoint's downlink (faults.link_bytes_per_s) */
+    /* the link model of this endpoint's downlink (cfg.loop) */
     double link_tsc_per_byte;
     uint64_t link_free_tsc;     /* when the link finishes what it holds */
     uint64_t link_delay_tsc;
@@ -144,7 +144,7 @@ static unsigned loop_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
                               unsigned n, uint64_t now_tsc)
 {
     struct loop_ep *ep = (struct loop_ep *)tp;
-    const udrpc_loop_faults_t *f = &ep->faults;
+    const udrpc_faults_t *f = &ep->faults;
     pthread_mutex_lock(&g_fabric.lock);
     for (unsigned i = 0; i < n; i++) {
         uint32_t dst_id;
@@ -282,7 +282,7 @@ int udrpc__loop_create(const udrpc_config_t *cfg, const struct tp_params *p,
         return -ENOMEM;
     }
     ep->clock = udrpc__clock_init();
-    ep->faults = cfg->loop;
+    ep->faults = cfg->faults;
     if (cfg->loop.link_bytes_per_s) {
         ep->qdelay_hist = calloc(LOOP_QDELAY_BUCKETS, sizeof(*ep->qdelay_hist));
         if (!ep->qdelay_hist) {
@@ -319,7 +319,7 @@ int udrpc__loop_create(const udrpc_config_t *cfg, const struct tp_params *p,
         return -ENOSPC;
     }
     ep->id = id;
-    ep->rng = (cfg->loop.seed ^ (0x9E3779B97F4A7C15ull * id)) | 1;
+    ep->rng = (cfg->faults.seed ^ (0x9E3779B97F4A7C15ull * id)) | 1;
     g_fabric.eps[id % LOOP_MAX_ENDPOINTS] = ep;
     pthread_mutex_unlock(&g_fabric.lock);
 

@@ -83,3 +83,39 @@ int udrpc__transport_create(const struct transport_desc *d, const udrpc_config_t
         (*out)->desc = d;
     return ret;
 }
+
+/* ------------------------------------------------------- fault injection */
+
+int udrpc__tp_faults_check(const udrpc_faults_t *cfg, unsigned what)
+{
+    if (what == TP_FAULTS_DROP_DUP &&
+        (cfg->reorder_ppm || cfg->corrupt_ppm || cfg->delay_ppm))
+        return -ENOTSUP;
+    return 0;
+}
+
+void udrpc__tp_faults_init(struct tp_faults *f, const udrpc_faults_t *cfg, uint64_t salt)
+{
+    memset(f, 0, sizeof(*f));
+    f->drop_ppm = cfg->drop_ppm;
+    f->dup_ppm = cfg->dup_ppm;
+    f->rng = (cfg->seed ^ (0x9E3779B97F4A7C15ull * (salt + 1))) | 1;
+}
+
+unsigned udrpc__tp_faults_apply(struct tp_faults *f, const struct tp_tx_pkt *in, unsigned n,
+                                struct tp_tx_pkt *out)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (udrpc__chance_ppm(&f->rng, f->drop_ppm)) {
+            f->dropped++;
+            continue;
+        }
+        out[k++] = in[i];
+        if (udrpc__chance_ppm(&f->rng, f->dup_ppm)) {
+            out[k++] = in[i];
+            f->duplicated++;
+        }
+    }
+    return k;
+}

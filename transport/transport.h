@@ -146,6 +146,29 @@ static inline bool udrpc__chance_ppm(uint64_t *state, uint32_t ppm)
     return ppm && (uint32_t)(udrpc__rng_next(state) % 1000000u) < ppm;
 }
 
+/* Fault injection on a send path (udrpc_config_t.faults), for transports
+ * with no fault model of their own (udp, verbs, mlx5 on hardware): drops
+ * and duplicates. Off the common path: one test per burst when off. */
+#define TP_FAULTS_DROP_DUP 1u   /* what udrpc__tp_faults_check accepts */
+#define TP_FAULTS_ALL 2u
+struct tp_faults {
+    uint32_t drop_ppm, dup_ppm; /* both 0: off */
+    uint64_t rng;
+    uint64_t dropped, duplicated;
+};
+/* 0, or -ENOTSUP if cfg asks for a kind of fault beyond what (one of the
+ * TP_FAULTS_*) allows. */
+int udrpc__tp_faults_check(const udrpc_faults_t *cfg, unsigned what);
+void udrpc__tp_faults_init(struct tp_faults *f, const udrpc_faults_t *cfg, uint64_t salt);
+static inline bool udrpc__tp_faults_on(const struct tp_faults *f)
+{
+    return (f->drop_ppm | f->dup_ppm) != 0;
+}
+/* Writes into out (room for 2n) what is to be sent of in[0, n): each
+ * packet dropped or sent twice by chance. Returns how many. */
+unsigned udrpc__tp_faults_apply(struct tp_faults *f, const struct tp_tx_pkt *in, unsigned n,
+                                struct tp_tx_pkt *out);
+
 /* ---- The registry (transport.c) ---- */
 
 /* What an endpoint tells a transport it makes. */

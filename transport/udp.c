@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "compiler.h"
 #include "transport.h"
 
 #define UDP_RX_BURST 32
@@ -37,6 +38,8 @@ struct udp_transport {
     struct sockaddr_in rx_addr[UDP_RX_BURST];
     struct mmsghdr tx_msgs[UDP_TX_BURST];
     struct iovec tx_iov[UDP_TX_BURST][2];
+    struct tp_faults faults;                /* tests: drop, duplicate */
+    struct tp_tx_pkt faulted[UDP_TX_BURST];
 };
 
 static uint64_t sin_src_id(const struct sockaddr_in *sin)
@@ -67,6 +70,8 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
     return (unsigned)n;
 }
 
+static unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n);
+
 static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
                              unsigned n, uint64_t now_tsc)
 {
@@ -74,6 +79,22 @@ static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
     (void)now_tsc;
     if (n > UDP_TX_BURST)
         n = UDP_TX_BURST;
+    const unsigned taken = n;
+    if (unlikely(udrpc__tp_faults_on(&u->faults))) { /* tests */
+        if (n > UDP_TX_BURST / 2)
+            n = UDP_TX_BURST / 2; /* room to duplicate each */
+        unsigned wanted = n;
+        n = udrpc__tp_faults_apply(&u->faults, pkts, n, u->faulted);
+        pkts = u->faulted;
+        unsigned sent = udp_send(u, pkts, n);
+        return sent == n ? wanted : (unsigned)((uint64_t)wanted * sent / (n ? n : 1));
+    }
+    return udp_send(u, pkts, taken);
+}
+
+/* Sends pkts[0, n) with sendmmsg; returns how many the kernel took. */
+static unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n)
+{
     for (unsigned i = 0; i < n; i++) {
         struct msghdr *mh = &u->tx_msgs[i].msg_hdr;
         u->tx_iov[i][0].iov_base = (void *)pkts[i].hdr;
@@ -231,10 +252,13 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
     uint32_t bind_ip = p->bind_ip;
     if (cfg->mtu && (cfg->mtu < 64 || cfg->mtu > UDP_MAX_MTU))
         return -EINVAL;
+    int ret = udrpc__tp_faults_check(&cfg->faults, TP_FAULTS_DROP_DUP);
+    if (ret)
+        return ret;
     struct udp_transport *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
-    int ret;
+    udrpc__tp_faults_init(&u->faults, &cfg->faults, bind_ip);
     u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0) {
         ret = -errno;

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "compiler.h"
 #include "transport.h"
 #include "verbs.h"
 
@@ -94,9 +95,8 @@ struct verbs_transport {
     uint64_t tx_done;         /* WRs retired by completions */
     uint64_t gather_posted;   /* index + 1 of the last gather (non-inline) WR */
     bool recover_pending;     /* reset after the Rpc is done with the burst */
-    /* fault injection (tests): drop this many ppm of sends */
-    uint32_t drop_ppm;
-    uint64_t rng;
+    struct tp_faults faults;  /* tests: drop, duplicate */
+    struct tp_tx_pkt faulted[TX_BURST_MAX];
     struct udrpc_verbs_stats stats;
 };
 
@@ -294,14 +294,17 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
      * full queue always has a completion coming). */
     if (v->tx_posted - v->tx_done + n > TX_RING - 1)
         tx_wait(v, v->tx_posted + n - (TX_RING - 1));
+    const unsigned taken = n; /* dropped by fault injection or not: taken */
+    if (unlikely(udrpc__tp_faults_on(&v->faults))) { /* tests */
+        if (n > TX_BURST_MAX / 2)
+            n = TX_BURST_MAX / 2;
+        n = udrpc__tp_faults_apply(&v->faults, pkts, n, v->faulted);
+        pkts = v->faulted;
+    }
     unsigned k = 0;
     bool gather = false;
     for (unsigned i = 0; i < n; i++) {
         const struct tp_tx_pkt *p = &pkts[i];
-        if (udrpc__chance_ppm(&v->rng, v->drop_ppm)) {
-            v->stats.dropped++;
-            continue;
-        }
         const struct verbs_peer *vp = (const struct verbs_peer *)p->peer->tx;
         struct ibv_send_wr *wr = &v->tx_wr[k];
         struct ibv_sge *sge = v->tx_sge[k];
@@ -341,7 +344,7 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
         k++;
     }
     if (k == 0)
-        return n;
+        return taken;
     if (gather)
         v->tx_wr[k - 1].send_flags |= IBV_SEND_SIGNALED; /* tx_flush waits for it */
     struct ibv_send_wr *bad;
@@ -353,11 +356,11 @@ static unsigned verbs_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkt
         v->tx_posted += posted;
         if (qp_in_error(v))
             qp_recover(v);
-        return n;
+        return taken;
     }
     v->tx_posted += k;
     v->stats.sent += k;
-    return n;
+    return taken;
 }
 
 /* No send may still read a buffer: wait for the last gather WR. */
@@ -583,10 +586,13 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
                         struct transport **out)
 {
     (void)p;
+    int ret = udrpc__tp_faults_check(&cfg->faults, TP_FAULTS_DROP_DUP);
+    if (ret)
+        return ret;
     struct verbs_transport *v = calloc(1, sizeof(*v));
     if (!v)
         return -ENOMEM;
-    int ret = udrpc__verbs_objs_init(&v->objs);
+    ret = udrpc__verbs_objs_init(&v->objs);
     if (ret) {
         free(v);
         return ret;
@@ -599,8 +605,8 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
         goto fail;
     }
     v->lid = pa.lid;
-    const char *gi = getenv("UDRPC_GID_INDEX");
-    v->gid_index = gi && *gi ? atoi(gi) : udrpc__verbs_find_ipv4_gid(v->ctx, v->port, pa.gid_tbl_len);
+    v->gid_index = cfg->gid_index >= 0 ? cfg->gid_index
+                                        : udrpc__verbs_find_ipv4_gid(v->ctx, v->port, pa.gid_tbl_len);
     if (v->gid_index < 0)
         v->gid_index = 0;
     if (ibv_query_gid(v->ctx, v->port, v->gid_index, &v->gid)) {
@@ -661,8 +667,7 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
     }
     if ((ret = rx_post_all(v)) != 0)
         goto fail;
-    v->drop_ppm = cfg->loop.drop_ppm; /* tests: the same knob as loop's */
-    v->rng = (cfg->loop.seed ^ 0x9E3779B97F4A7C15ull) | 1;
+    udrpc__tp_faults_init(&v->faults, &cfg->faults, 1);
 
     v->base.ops = &verbs_ops;
     v->base.name = "verbs";
@@ -685,7 +690,10 @@ fail:
 
 void udrpc__verbs_get_stats(struct transport *tp, struct udrpc_verbs_stats *out)
 {
-    *out = ((struct verbs_transport *)tp)->stats;
+    struct verbs_transport *v = (struct verbs_transport *)tp;
+    *out = v->stats;
+    out->dropped = v->faults.dropped;
+    out->duplicated = v->faults.duplicated;
 }
 
 int udrpc__verbs_send_raw(struct transport *tp, const struct tp_peer *peer, uint32_t len,

@@ -12,7 +12,7 @@
 #include "transport.h"
 
 struct udrpc_verbs_stats {
-    uint64_t sent, dropped;       /* dropped: fault injection (drop_ppm) */
+    uint64_t sent, dropped, duplicated; /* by fault injection (cfg.faults) */
     uint64_t tx_errors, rx_errors;/* completions with an error status */
     uint64_t rx_too_long;         /* of which: longer than the buffer */
     uint64_t post_errors, qp_resets;

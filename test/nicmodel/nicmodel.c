@@ -96,7 +96,7 @@ struct nm_qp {
     struct mr mrs[MAX_MRS];
     unsigned n_mrs;
     /* faults of what this QP sends; a packet held back to be reordered */
-    udrpc_loop_faults_t faults;
+    udrpc_faults_t faults;
     bool faults_on;
     uint64_t rng;
     uint8_t *pkt;             /* a send's gathered bytes */
@@ -667,6 +667,8 @@ static void nm_close(void *nic)
 static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, unsigned rq_wqes,
                    unsigned want_inline, struct mlx5_qp_mem *mem, void **nicp)
 {
+    if (cfg->faults.delay_ppm)
+        return -ENOTSUP; /* the model drops, duplicates, reorders and corrupts */
     (void)sq_wqes;
     (void)rq_wqes;
     struct nm_qp *q = calloc(1, sizeof(*q));
@@ -692,10 +694,10 @@ static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
     if (!q->cfg.max_inline)
         q->cfg.max_inline = want_inline;
     q->qkey = qkey;
-    q->faults = cfg->loop;
-    q->faults_on = cfg->loop.drop_ppm || cfg->loop.dup_ppm || cfg->loop.reorder_ppm ||
-                   cfg->loop.corrupt_ppm;
-    q->rng = (cfg->loop.seed * 0x9E3779B97F4A7C15ull + i + 1) | 1;
+    q->faults = cfg->faults;
+    q->faults_on = cfg->faults.drop_ppm || cfg->faults.dup_ppm || cfg->faults.reorder_ppm ||
+                   cfg->faults.corrupt_ppm;
+    q->rng = (cfg->faults.seed * 0x9E3779B97F4A7C15ull + i + 1) | 1;
     if (q->cfg.mtu > MAX_MTU || q->cfg.mtu < 256 || q->cfg.mtu % 16) {
         nm_close(q);
         return -EINVAL;

@@ -171,6 +171,8 @@ int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
 {
     (void)p;
     const struct mlx5_nic_ops *ops = g_nic_override ? g_nic_override : &udrpc__mlx5_hw_ops;
+    if (!ops->doorbell && udrpc__tp_faults_check(&cfg->faults, TP_FAULTS_DROP_DUP) != 0)
+        return -ENOTSUP; /* hardware drops and duplicates; the model does all */
     struct mlx5_transport *m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
@@ -231,8 +233,8 @@ int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
     if ((ret = ops->reg_mem(m->nic, m->rx_bufs, rx_bytes, &m->rx_lkey)) != 0)
         goto fail;
     udrpc__mlx5_rq_post_all(m);
-    m->drop_ppm = ops->doorbell ? 0 : cfg->loop.drop_ppm; /* the model injects its own */
-    m->rng = (cfg->loop.seed ^ 0x9E3779B97F4A7C15ull) | 1;
+    if (!ops->doorbell) /* on the model, the model injects every kind itself */
+        udrpc__tp_faults_init(&m->faults, &cfg->faults, 2);
 
     unsigned mtu = q->mtu;
     if (cfg->mtu) {
@@ -263,7 +265,10 @@ fail:
 
 void udrpc__mlx5_get_stats(struct transport *tp, struct udrpc_mlx5_stats *out)
 {
-    *out = ((struct mlx5_transport *)tp)->stats;
+    struct mlx5_transport *m = (struct mlx5_transport *)tp;
+    *out = m->stats;
+    out->dropped = m->faults.dropped;
+    out->duplicated = m->faults.duplicated;
 }
 
 void *udrpc__mlx5_nic(struct transport *tp)

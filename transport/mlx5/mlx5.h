@@ -83,7 +83,7 @@ struct udrpc_mlx5_stats {
     uint64_t rx_short;        /* CQEs with a byte count under the GRH */
     uint64_t qp_resets;
     uint64_t down_drops;      /* packets not sent while the QP was being reset */
-    uint64_t dropped;         /* fault injection (loop.drop_ppm on hardware) */
+    uint64_t dropped, duplicated; /* fault injection on hardware (cfg.faults) */
 };
 
 /* Routes "mlx5" in this process to a software NIC (tests, benchmarks);

@@ -100,8 +100,8 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
         ret = -errno;
         goto fail;
     }
-    const char *gi = getenv("UDRPC_GID_INDEX");
-    h->gid_index = gi && *gi ? atoi(gi) : udrpc__verbs_find_ipv4_gid(h->ctx, h->port, pa.gid_tbl_len);
+    h->gid_index = cfg->gid_index >= 0 ? cfg->gid_index
+                                        : udrpc__verbs_find_ipv4_gid(h->ctx, h->port, pa.gid_tbl_len);
     if (h->gid_index < 0)
         h->gid_index = 0;
     union ibv_gid gid;

@@ -93,8 +93,7 @@ struct mlx5_transport {
     void (*nic_doorbell)(void *nic); /* NULL on hardware */
     void (*nic_step)(void *nic);
     struct mlx5_qp_mem mem;
-    uint32_t drop_ppm;        /* fault injection on hardware (tests) */
-    uint64_t rng;
+    struct tp_faults faults;  /* fault injection on hardware (tests) */
     struct udrpc_mlx5_stats stats;
 };
 

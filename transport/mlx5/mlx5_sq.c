@@ -210,16 +210,12 @@ unsigned udrpc__mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
             return taken;
         }
     }
-    struct tp_tx_pkt kept[TX_BURST_MAX];
-    if (unlikely(m->drop_ppm)) { /* fault injection (tests), off the common path */
-        unsigned j = 0;
-        for (unsigned i = 0; i < n; i++)
-            if (udrpc__chance_ppm(&m->rng, m->drop_ppm))
-                m->stats.dropped++;
-            else
-                kept[j++] = pkts[i];
-        pkts = kept;
-        n = j;
+    struct tp_tx_pkt faulted[TX_BURST_MAX];
+    if (unlikely(udrpc__tp_faults_on(&m->faults))) { /* tests, off the common path */
+        if (n > TX_BURST_MAX / 2)
+            n = TX_BURST_MAX / 2;
+        n = udrpc__tp_faults_apply(&m->faults, pkts, n, faulted);
+        pkts = faulted;
     }
     /* Locals: the stores into the ring are byte stores, which the compiler
      * must assume may alias any field of *m. */
