@@ -419,11 +419,11 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
 /* client_rx_slot's drop path, out of the way. */
 static __attribute__((noinline, cold)) void client_rx_drop(struct udrpc *rpc,
                                                            struct session *s, struct cslot *c,
-                                                           uint64_t req_num, bool is_first_resp)
+                                                           uint64_t req_num, uint32_t type_num)
 {
     bool stale = req_num < c->req_num || !c->active;
     rpc->stats.drops[stale ? UDRPC_DROP_STALE_REQ : UDRPC_DROP_FUTURE_REQ]++;
-    if (stale && is_first_resp && req_num == c->rtx_req_num) {
+    if (stale && type_num == PKT_RESP && req_num == c->rtx_req_num) { /* RESP 0 */
         /* A second answer to a request we resent on a timeout: both
          * copies got there, so the first needed no resending. (Or the
          * network duplicated the answer: a needless doubling, which
@@ -439,7 +439,7 @@ client_rx_slot(struct udrpc *rpc, struct session *s, const struct pkthdr_fields 
     struct cslot *c = &s->c[f->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
     if (unlikely(!c->active || c->req_num != f->req_num)) {
         /* (by value, so that f stays in registers) */
-        client_rx_drop(rpc, s, c, f->req_num, f->pkt_type == PKT_RESP && f->pkt_num == 0);
+        client_rx_drop(rpc, s, c, f->req_num, (uint32_t)f->pkt_num << 8 | f->pkt_type);
         return NULL;
     }
     return c;

@@ -9,10 +9,14 @@
 int udrpc__wheel_init(struct timing_wheel *w, uint32_t nbuckets,
                       uint64_t width_tsc, uint64_t now_tsc)
 {
-    uint32_t n = (uint32_t)udrpc__pow2_ceil(nbuckets);
+    uint32_t n = (uint32_t)udrpc__pow2_ceil(nbuckets < 64 ? 64 : nbuckets);
     w->buckets = calloc(n, sizeof(*w->buckets));
-    if (!w->buckets)
+    w->occupied = calloc(n / 64, sizeof(*w->occupied));
+    if (!w->buckets || !w->occupied) {
+        free(w->buckets);
+        free(w->occupied);
         return -ENOMEM;
+    }
     for (uint32_t i = 0; i < n; i++)
         w->buckets[i].next = w->buckets[i].prev = &w->buckets[i];
     w->expired.next = w->expired.prev = &w->expired;
@@ -26,7 +30,9 @@ int udrpc__wheel_init(struct timing_wheel *w, uint32_t nbuckets,
 void udrpc__wheel_fini(struct timing_wheel *w)
 {
     free(w->buckets);
+    free(w->occupied);
     w->buckets = NULL;
+    w->occupied = NULL;
 }
 
 void udrpc__wheel_advance(struct timing_wheel *w, uint64_t now_tsc)
@@ -41,14 +47,28 @@ void udrpc__wheel_advance(struct timing_wheel *w, uint64_t now_tsc)
     uint64_t last = now_tick;
     if (last - w->cur_tick > w->mask)
         last = w->cur_tick + w->mask;
-    for (uint64_t t = w->cur_tick; t <= last && w->armed; t++) {
-        struct wheel_node *head = &w->buckets[t & w->mask];
-        if (head->next == head)
+    for (uint64_t t = w->cur_tick; t <= last && w->armed;) {
+        uint32_t idx = (uint32_t)t & w->mask;
+        uint64_t bits = w->occupied[idx >> 6] >> (idx & 63);
+        if (!bits) { /* the rest of this word's buckets are empty */
+            t += 64 - (idx & 63);
             continue;
+        }
+        t += (unsigned)__builtin_ctzll(bits);
+        if (t > last)
+            break;
+        idx = (uint32_t)t & w->mask;
+        struct wheel_node *head = &w->buckets[idx];
+        if (head->next == head) { /* emptied by cancels since: clear lazily */
+            w->occupied[idx >> 6] &= ~(1ull << (idx & 63));
+            t++;
+            continue;
+        }
         /* Detach the bucket so that re-filed timers land in a clean list. */
         struct wheel_node *n = head->next;
         head->prev->next = NULL;
         head->next = head->prev = head;
+        w->occupied[idx >> 6] &= ~(1ull << (idx & 63)); /* re-set by re-files */
         w->cur_tick = t;
         while (n) {
             struct wheel_node *next = n->next;
@@ -62,6 +82,7 @@ void udrpc__wheel_advance(struct timing_wheel *w, uint64_t now_tsc)
             }
             n = next;
         }
+        t++;
     }
     w->cur_tick = now_tick;
 }
