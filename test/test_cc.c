@@ -18,6 +18,11 @@
  *            queue depth and drops, printed.
  *
  *   test_cc [pacing|incast|all] [measure seconds (2)] [link bytes/s (125e6)]
+ *           [--no-rate-checks]
+ * --no-rate-checks (sanitizer builds, ten times slower per packet, where
+ * the CPU and not the link sets the pace): every figure printed, the
+ * checks of bytes and completions kept, the rate, delay and fairness
+ * bounds left out.
  */
 #include <errno.h>
 #include <math.h>
@@ -61,6 +66,7 @@ static void on_sm(int s, udrpc_sm_event_t ev, int err, void *ctx)
 }
 
 static int stopping; /* teardown: udrpc_destroy fails what is in flight */
+static int rate_checks = 1;
 
 static void cont(void *ctx, void *tag, int status)
 {
@@ -200,9 +206,11 @@ static void test_pacing(udrpc_nexus_t *nx)
            "time: %.3fx of that share) over %.2f s; %llu packets paced, rate now %.1f MB/s\n",
            rate / 1e6, got / 1e6, got / rate, ran * 100, got / (rate * ran), secs,
            (unsigned long long)ss.pkts_paced, ss.rate_bytes_per_s / 1e6);
-    CHECK(fabs(got / (rate * ran) - 1) < 0.05);
     CHECK(ss.pkts_paced > 0);
-    CHECK_EQ(retransmits(), 0);
+    if (rate_checks)
+        CHECK(fabs(got / (rate * ran) - 1) < 0.05);
+    if (rate_checks)
+        CHECK_EQ(retransmits(), 0);
     teardown();
 }
 
@@ -280,6 +288,7 @@ int main(int argc, char **argv)
     const char *which = argc > 1 ? argv[1] : "all";
     double measure_s = argc > 2 ? atof(argv[2]) : 2.0;
     uint64_t link = argc > 3 ? strtoull(argv[3], NULL, 10) : 125000000; /* 1 Gbit/s */
+    rate_checks = !(argc > 4 && !strcmp(argv[4], "--no-rate-checks"));
     udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_SINK, sink, UDRPC_HANDLER_FG), 0);
@@ -289,10 +298,12 @@ int main(int argc, char **argv)
         struct incast_result off, on;
         incast(nx, false, link, measure_s, &off);
         incast(nx, true, link, measure_s, &on);
-        CHECK(on.goodput >= 0.9 * on.ran);
-        CHECK(on.qdelay_p99_us < 1000);
-        CHECK(on.jain >= 0.9);
-        CHECK_EQ(on.retransmits, 0);
+        if (rate_checks) {
+            CHECK(on.goodput >= 0.9 * on.ran);
+            CHECK(on.qdelay_p99_us < 1000);
+            CHECK(on.jain >= 0.9);
+            CHECK_EQ(on.retransmits, 0);
+        }
     }
     udrpc_nexus_destroy(nx);
     printf("test_cc: ok\n");
