@@ -1,6 +1,7 @@
 /*
- * rpc.c — the Rpc endpoint: configuration, creation and destruction, the
- * event loop, message buffers, stats and error strings.
+ * rpc.c — the Rpc endpoint's life: creation (its transport from the
+ * registry, allocators, session table, wheel) and destruction, the event
+ * loop, message buffers, and its stats.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -8,56 +9,6 @@
 
 #include "log.h"
 #include "rpc_internal.h"
-
-/* ---------------------------------------------------- configuration ---- */
-
-static unsigned env_uint(const char *name, unsigned dflt)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return dflt;
-    char *end;
-    unsigned long x = strtoul(v, &end, 10);
-    return *end == '\0' && x <= 0xFFFFFFFFul ? (unsigned)x : dflt;
-}
-
-void udrpc_config_default(udrpc_config_t *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    const char *t = getenv("UDRPC_TRANSPORT");
-    cfg->transport = t && *t ? t : "auto";
-    cfg->device = getenv("UDRPC_DEVICE");
-    cfg->mtu = env_uint("UDRPC_MTU", 0);
-    cfg->session_credits = UDRPC_DEFAULT_CREDITS;
-    cfg->rto_min_us = env_uint("UDRPC_RTO_MIN_US", UDRPC_DEFAULT_RTO_MIN_US);
-    cfg->rto_max_us = env_uint("UDRPC_RTO_MAX_US", UDRPC_DEFAULT_RTO_MAX_US);
-    cfg->peer_timeout_ms = env_uint("UDRPC_PEER_TIMEOUT_MS", UDRPC_DEFAULT_PEER_TIMEOUT_MS);
-    cfg->connect_timeout_ms = UDRPC_DEFAULT_CONNECT_TIMEOUT_MS;
-    cfg->max_sessions = UDRPC_DEFAULT_MAX_SESSIONS;
-    cfg->max_msg_size = UDRPC_DEFAULT_MAX_MSG_SIZE;
-    cfg->idle_sleep_us = env_uint("UDRPC_IDLE_SLEEP_US", 0);
-    cfg->cc = env_uint("UDRPC_CC", 0) != 0;
-    const char *gi = getenv("UDRPC_GID_INDEX");
-    cfg->gid_index = gi && *gi ? (int)env_uint("UDRPC_GID_INDEX", 0) : -1;
-    udrpc__timely_params_default(&cfg->timely);
-}
-
-static int check_config(const udrpc_config_t *c)
-{
-    if (!c->transport || c->session_credits == 0 || c->session_credits > 4096 ||
-        c->rto_min_us == 0 || c->rto_max_us < c->rto_min_us || c->peer_timeout_ms < 10 ||
-        c->connect_timeout_ms == 0 ||
-        c->max_sessions == 0 || c->max_sessions > 65535 || c->max_msg_size == 0 ||
-        c->max_msg_size > UDRPC_MAX_MSG_SIZE_LIMIT)
-        return -EINVAL;
-    const udrpc_timely_params_t *t = &c->timely;
-    if (c->cc && (t->link_rate_bytes_per_s < 0 || t->min_rate_bytes_per_s <= 0 ||
-                  t->add_rate_bytes_per_s < 0 || t->beta <= 0 || t->beta >= 1 ||
-                  t->ewma_alpha <= 0 || t->ewma_alpha > 1 || t->min_rtt_us == 0 ||
-                  t->t_low_us >= t->t_high_us))
-        return -EINVAL;
-    return 0;
-}
 
 /* The transport the configuration names (or "auto" picks), from the
  * registry. */
@@ -99,7 +50,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
         rpc->cfg = *cfg;
     else
         udrpc_config_default(&rpc->cfg);
-    if ((err = check_config(&rpc->cfg)) != 0)
+    if ((err = udrpc__config_check(&rpc->cfg)) != 0)
         goto out_free;
     rpc->nx = nx;
     rpc->rpc_id = rpc_id;
@@ -130,15 +81,10 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->cc = rpc->cfg.cc;
     rpc->sample_mask = rpc->cc ? UINT64_MAX
                                : (uint64_t)(UDRPC_RTT_SAMPLE_EVERY - 1) * UDRPC_SLOTS_PER_SESSION;
-    rpc->timely = rpc->cfg.timely;
-    if (rpc->timely.link_rate_bytes_per_s <= 0)
-        rpc->timely.link_rate_bytes_per_s = rpc->tp->link_rate_bytes_per_s;
-    if (rpc->timely.min_rate_bytes_per_s > rpc->timely.link_rate_bytes_per_s)
-        rpc->timely.min_rate_bytes_per_s = rpc->timely.link_rate_bytes_per_s;
-    rpc->tsc_per_s = rpc->clock->tsc_per_ns * 1e9;
-    rpc->us_per_tsc = rpc->clock->ns_per_tsc / 1e3;
-    rpc->pace_slack_tsc = udrpc__us_to_tsc(rpc->clock, 2 * UDRPC_WHEEL_BUCKET_US);
-    rpc->t_low_tsc = udrpc__us_to_tsc(rpc->clock, rpc->timely.t_low_us);
+    udrpc__cc_params_init(&rpc->ccp, &rpc->cfg.timely, rpc->tp->link_rate_bytes_per_s,
+                          rpc->clock->tsc_per_ns,
+                          udrpc__us_to_tsc(rpc->clock, rpc->cfg.timely.t_low_us),
+                          udrpc__us_to_tsc(rpc->clock, 2 * UDRPC_WHEEL_BUCKET_US));
     if (!rpc->tp_ops->wait)
         rpc->idle_sleep_tsc = 0;
     rpc->dpp = rpc->tp->mtu - UDRPC_HDR_SIZE;
@@ -354,15 +300,15 @@ int udrpc_get_session_stats(const udrpc_t *rpc, int session, udrpc_session_stats
     const struct session *s = rpc->sessions[session];
     if (!s || !s->is_client)
         return -EINVAL;
-    out->rate_bytes_per_s = s->cc.rate_bytes_per_s;
-    out->rtt_min_us = s->rtt_samples ? (double)s->rtt_min_tsc * rpc->us_per_tsc : 0;
-    out->rtt_avg_us = (double)s->srtt_tsc * rpc->us_per_tsc;
-    out->rttvar_us = (double)s->rttvar_tsc * rpc->us_per_tsc;
-    out->rto_us = (double)s->rto_tsc * rpc->us_per_tsc;
+    out->rate_bytes_per_s = s->cc.t.rate_bytes_per_s;
+    out->rtt_min_us = s->rtt_samples ? (double)s->rtt_min_tsc * rpc->ccp.us_per_tsc : 0;
+    out->rtt_avg_us = (double)s->srtt_tsc * rpc->ccp.us_per_tsc;
+    out->rttvar_us = (double)s->rttvar_tsc * rpc->ccp.us_per_tsc;
+    out->rto_us = (double)s->rto_tsc * rpc->ccp.us_per_tsc;
     out->rtt_samples = s->rtt_samples;
-    out->rate_updates = s->cc.updates;
+    out->rate_updates = s->cc.t.updates;
     out->pkts_paced = s->pkts_paced;
-    out->paced_us = (uint64_t)((double)s->paced_tsc * rpc->us_per_tsc);
+    out->paced_us = (uint64_t)((double)s->paced_tsc * rpc->ccp.us_per_tsc);
     return 0;
 }
 
@@ -374,43 +320,4 @@ const char *udrpc_transport_name(const udrpc_t *rpc)
 size_t udrpc_max_data_per_pkt(const udrpc_t *rpc)
 {
     return rpc ? rpc->dpp : 0;
-}
-
-const char *udrpc_drop_reason_str(udrpc_drop_reason_t r)
-{
-    static const char *const names[UDRPC_DROP_MAX] = {
-        "short", "magic", "bad_type", "bad_session", "not_connected",
-        "bad_source", "msg_size", "bad_length", "stale_req", "future_req",
-        "bad_pkt_num", "duplicate", "out_of_order", "tx_full", "no_memory",
-    };
-    return (unsigned)r < UDRPC_DROP_MAX ? names[r] : "unknown";
-}
-
-const char *udrpc_strerror(int err)
-{
-    switch (err) {
-    case 0: return "success";
-    case -EINVAL: return "invalid argument";
-    case -ENOMEM: return "out of memory";
-    case -ETIMEDOUT: return "timed out: the peer did not answer";
-    case -ECONNRESET: return "session failed or closed before the response";
-    case -ECONNABORTED: return "the server no longer has the session (its endpoint closed, "
-                               "or its process restarted)";
-    case -ENOENT: return "no endpoint with that rpc_id at the remote Nexus";
-    case -EPROTONOSUPPORT: return "the peers use different transports";
-    case -ENOSPC: return "no free session";
-    case -EMSGSIZE: return "response larger than the response buffer";
-    case -EBADRQC: return "no handler for this request type at the server";
-    case -ENOTCONN: return "session not connected";
-    case -EPERM: return "called from a thread that does not own the endpoint";
-    case -EBUSY: return "handlers are fixed once an endpoint exists";
-    case -EEXIST: return "already exists";
-    case -EALREADY: return "already under way";
-    case -ENOTSUP: return "not supported (not implemented yet)";
-    case -ENODEV: return "transport not available on this machine";
-    case -EPROTO: return "protocol error in the peer's answer";
-    case -EMEDIUMTYPE: return "the peers use different MTUs (set UDRPC_MTU alike)";
-    case -EIO: return "I/O error";
-    default: return "unknown error";
-    }
 }

@@ -20,11 +20,11 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "cc.h"
 #include "compiler.h"
 #include "hash.h"
 #include "msgbuf.h"
 #include "sm.h"
-#include "timely.h"
 #include "transport.h"
 #include "tweak.h"
 #include "udrpc.h"
@@ -203,10 +203,7 @@ struct session {
     struct session *zombie_next;     /* rpc->zombies link */
     uint64_t dedup_key;              /* server: key in rpc->dedup */
     /* congestion control (client, rpc->cc) */
-    struct timely cc;
-    bool paced;                      /* below link rate: pace sends */
-    uint64_t next_tx_tsc;            /* pacing: earliest next send */
-    double tsc_per_byte;             /* pacing: 1 / rate */
+    struct cc_state cc;              /* Timely's rate and pacing (cc.h) */
     uint64_t pkts_paced, paced_tsc;
     uint64_t rtt_samples, rtt_min_tsc;
     uint64_t srtt_tsc, rttvar_tsc;   /* RFC 6298's estimators (client) */
@@ -217,7 +214,6 @@ struct session {
                                         backed off after timeouts until the
                                         next valid sample (Karn) */
     uint64_t backoff_until_tsc;      /* one doubling of rto_tsc per RTO */
-    uint64_t last_rtt_tsc;           /* Timely's previous sample */
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
     union {
@@ -254,10 +250,7 @@ struct udrpc {
     bool cc;                         /* Timely and pacing on */
     uint64_t sample_mask;            /* request numbers timed at their start:
                                         req_num & mask == 0 (see client_start) */
-    udrpc_timely_params_t timely;    /* link rate resolved */
-    double us_per_tsc, tsc_per_s;
-    uint64_t t_low_tsc;              /* Timely's T_low, for the bypass */
-    uint64_t pace_slack_tsc;         /* lateness a paced send may make up */
+    struct cc_params ccp;            /* Timely's parameters, link rate resolved */
     struct timing_wheel wheel;
     struct cslot *stall_head, *stall_tail;
     struct handler_entry *handlers;  /* the Nexus table (frozen) */
@@ -317,27 +310,38 @@ static inline bool rpc_is_owner(const struct udrpc *rpc)
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
                            const struct sockaddr_in *from);
 
+/* config.c: 0, or -EINVAL for a configuration out of range. */
+int udrpc__config_check(const udrpc_config_t *c);
+
 /* rpc_sm.c */
 void udrpc__sm_process_queue(struct udrpc *rpc);
 void udrpc__sm_check_timers(struct udrpc *rpc);
 void udrpc__check_liveness(struct udrpc *rpc);
+void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type);
+void udrpc__sm_pending_remove(struct udrpc *rpc, struct session *s);
+void udrpc__sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err);
+/* Asks the server whether it still has the session (SM_PING_REQ). */
+void udrpc__session_check(struct udrpc *rpc, struct session *s);
+
+/* session.c */
 struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client);
 void udrpc__session_free(struct udrpc *rpc, struct session *s);
+/* The client session is over (err: -ETIMEDOUT, the peer went silent;
+ * -ECONNABORTED, the server says it no longer has it). */
+void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err);
+/* Tells the session's peer, best effort, that this endpoint is closing. */
+void udrpc__session_notify_closed(struct udrpc *rpc, struct session *s);
 
-/* rpc_dp.c: the datapath */
+/* datapath.c: the datapath (rpc_tx.c, rpc_client.c, rpc_pkt_loss.c,
+ * rpc_server.c, rpc_rx.c) */
 void udrpc__process_rx(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned n);
 void udrpc__tx_flush(struct udrpc *rpc);
 void udrpc__fire_timers(struct udrpc *rpc);
 void udrpc__process_stalls(struct udrpc *rpc);
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s);
+/* Every request on the client session, queued or in flight, ends: its
+ * continuation runs once with err. */
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
-/* The client session is over (err: -ETIMEDOUT, the peer went silent;
- * -ECONNABORTED, the server says it no longer has it). */
-void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err);
-/* Asks the server whether it still has the session (SM_PING_REQ). */
-void udrpc__session_check(struct udrpc *rpc, struct session *s);
-/* Tells the session's peer, best effort, that this endpoint is closing. */
-void udrpc__session_notify_closed(struct udrpc *rpc, struct session *s);
 void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h);
 void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h);
 

@@ -1,8 +1,8 @@
 /*
- * rpc_sm.c — sessions and the session-management handshake, on the Rpc
- * thread: allocation and release of sessions, connect / disconnect with
- * retries and deadlines, connect de-duplication at the server, and session
- * failure. SM packets arrive from the Nexus thread through rpc->smq.
+ * rpc_sm.c — the session-management protocol, on the Rpc thread: connect
+ * and disconnect with retries and deadlines, connect de-duplication at the
+ * server, session checks, and liveness. SM packets arrive from the Nexus
+ * thread through rpc->smq. (Sessions themselves: session.c.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,107 +14,9 @@
 
 #define NO_SESSION 0xFFFFu
 
-/* ----------------------------------------------------- allocation ---- */
-
-struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
-{
-    if (rpc->n_free_sessions == 0)
-        return NULL;
-    struct session *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    s->rpc = rpc;
-    s->is_client = is_client;
-    s->credits = rpc->session_credits;
-    s->remote_num = NO_SESSION;
-    s->last_rx_tsc = rpc->now_tsc;
-    for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
-        if (is_client) {
-            s->c[i].sess = s;
-            s->c[i].next_req_num = i;
-            s->c[i].rto.kind = TIMER_RTO;
-            s->c[i].pace.kind = TIMER_PACE;
-            s->c[i].sample_idx = NO_SAMPLE;
-            s->c[i].rtx_req_num = UINT64_MAX;
-        } else {
-            s->s[i].sess = s; /* response buffers come with first use */
-        }
-    }
-    if (is_client) {
-        s->free_slots = (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1);
-        udrpc__timely_init(&s->cc, &rpc->timely);
-        s->tsc_per_byte = rpc->tsc_per_s / s->cc.rate_bytes_per_s;
-        s->rtt_min_tsc = UINT64_MAX;
-        s->rto_tsc = s->rto_est_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
-        s->rto_floor_tsc = rpc->rto_min_tsc;
-    }
-    s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
-    rpc->sessions[s->local_num] = s;
-    rpc->stats.sessions_active++;
-    return s;
-}
-
-static void sm_pending_remove(struct udrpc *rpc, struct session *s)
-{
-    for (struct session **pp = &rpc->sm_pending; *pp; pp = &(*pp)->sm_next) {
-        if (*pp == s) {
-            *pp = s->sm_next;
-            s->sm_next = NULL;
-            return;
-        }
-    }
-}
-
-void udrpc__session_free(struct udrpc *rpc, struct session *s)
-{
-    /* Queued sends point at the session's peer and buffers: send them now. */
-    udrpc__tx_flush(rpc);
-    if (s->state != SS_ZOMBIE) {
-        rpc->sessions[s->local_num] = NULL;
-        rpc->free_sessions[rpc->n_free_sessions++] = s->local_num;
-        rpc->stats.sessions_active--;
-        sm_pending_remove(rpc, s);
-        uint64_t v;
-        if (!s->is_client && udrpc__hash_get(&rpc->dedup, s->dedup_key, &v) &&
-            v == s->local_num)
-            udrpc__hash_del(&rpc->dedup, s->dedup_key);
-        if (s->is_client) {
-            for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
-                udrpc__wheel_cancel(&rpc->wheel, &s->c[i].rto);
-                udrpc__wheel_cancel(&rpc->wheel, &s->c[i].pace);
-            }
-        } else if (s->in_handler) {
-            /* Handlers still hold request handles into this session: keep
-             * the memory until the last of them answers. */
-            s->state = SS_ZOMBIE;
-            s->zombie_next = rpc->zombies; /* udrpc_destroy frees the rest */
-            rpc->zombies = s;
-            return;
-        }
-    } else {
-        struct session **pp = &rpc->zombies; /* few, and off the datapath */
-        while (*pp != s)
-            pp = &(*pp)->zombie_next;
-        *pp = s->zombie_next;
-    }
-    udrpc__nexus_peer_put(rpc->nx, s->np);
-    s->np = NULL;
-    if (!s->is_client) {
-        for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
-            sslot_t *h = &s->s[i];
-            if (h->req_owned)
-                udrpc__msgbuf_put(&rpc->alloc, &h->req);
-            if (h->dyn_resp.priv)
-                udrpc__sslot_put_dyn_resp(rpc, h);
-            udrpc__msgbuf_put(&rpc->alloc, &h->small_resp);
-        }
-    }
-    free(s);
-}
-
 /* ------------------------------------------------------ SM sending ---- */
 
-static void sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
+void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
 {
     struct sm_pkt p;
     memset(&p, 0, sizeof(p));
@@ -129,6 +31,7 @@ static void sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
     p.client_route = rpc->tp->local;
     udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
 }
+
 
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
                      int err, const struct session *s, const struct sockaddr_in *to)
@@ -194,7 +97,7 @@ int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
     s->remote_sm = sin;
     strncpy(s->remote_uri, remote_uri, sizeof(s->remote_uri) - 1);
     sm_pending_add(rpc, s, udrpc__rdtsc());
-    sm_send_req(rpc, s, SM_CONNECT_REQ);
+    udrpc__sm_send_req(rpc, s, SM_CONNECT_REQ);
     UDRPC_LOG_INFO(rpc, s->local_num, "connecting to %s rpc %u", remote_uri, remote_rpc_id);
     return s->local_num;
 }
@@ -216,9 +119,9 @@ int udrpc_disconnect(udrpc_t *rpc, int session)
     s->state = SS_DISCONNECTING; /* no new requests from here on */
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     if (was_pending)
-        sm_pending_remove(rpc, s);
+        udrpc__sm_pending_remove(rpc, s);
     sm_pending_add(rpc, s, udrpc__rdtsc());
-    sm_send_req(rpc, s, SM_DISCONNECT_REQ);
+    udrpc__sm_send_req(rpc, s, SM_DISCONNECT_REQ);
     return 0;
 }
 
@@ -316,6 +219,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
 }
 
 /* Looks up the client session an SM response is for; NULL if stale. */
+/* (sm_notify is udrpc__sm_notify, with the sessions in session.c) */
 static struct session *sm_client_session(struct udrpc *rpc, const struct sm_pkt *p,
                                          enum session_state want)
 {
@@ -328,12 +232,6 @@ static struct session *sm_client_session(struct udrpc *rpc, const struct sm_pkt 
     return s;
 }
 
-static void sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err)
-{
-    if (rpc->sm_handler)
-        rpc->sm_handler(session, ev, err, rpc->ctx);
-}
-
 static void connect_failed(struct udrpc *rpc, struct session *s, int err)
 {
     int num = s->local_num;
@@ -341,7 +239,7 @@ static void connect_failed(struct udrpc *rpc, struct session *s, int err)
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     udrpc__session_free(rpc, s);
     UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "connect failed: %s", udrpc_strerror(err));
-    sm_notify(rpc, num, UDRPC_SM_CONNECT_FAILED, err);
+    udrpc__sm_notify(rpc, num, UDRPC_SM_CONNECT_FAILED, err);
 }
 
 static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
@@ -351,7 +249,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         rpc->stats.sm_drops++;
         return;
     }
-    sm_pending_remove(rpc, s);
+    udrpc__sm_pending_remove(rpc, s);
     if (p->err) {
         connect_failed(rpc, s, p->err);
         return;
@@ -366,7 +264,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     s->last_rx_tsc = rpc->now_tsc;
     rpc->stats.sessions_connected++;
     udrpc__client_start_queued(rpc, s);
-    sm_notify(rpc, s->local_num, UDRPC_SM_CONNECTED, 0);
+    udrpc__sm_notify(rpc, s->local_num, UDRPC_SM_CONNECTED, 0);
 }
 
 static void sm_on_disconnect_req(struct udrpc *rpc, const struct sm_pkt *p,
@@ -398,7 +296,7 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     }
     int num = s->local_num;
     udrpc__session_free(rpc, s);
-    sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
+    udrpc__sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
 }
 
 /* A client asks whether we still have its session (its requests are
@@ -498,13 +396,13 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
     while (s) {
         struct session *next = s->sm_next;
         if (now >= s->sm_deadline_tsc) {
-            sm_pending_remove(rpc, s);
+            udrpc__sm_pending_remove(rpc, s);
             if (s->state == SS_CONNECTING) {
                 connect_failed(rpc, s, -ETIMEDOUT);
             } else {
                 int num = s->local_num;
                 udrpc__session_free(rpc, s);
-                sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, -ETIMEDOUT);
+                udrpc__sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, -ETIMEDOUT);
             }
         } else if (now >= s->sm_next_retry_tsc) {
             /* Doubling: a server that is slow to answer thousands of
@@ -513,7 +411,7 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
             uint64_t cap = udrpc__us_to_tsc(rpc->clock, UDRPC_SM_RETRY_MAX_MS * 1000);
             s->sm_retries++;
             s->sm_next_retry_tsc = now + (gap < cap ? gap : cap);
-            sm_send_req(rpc, s, s->state == SS_CONNECTING ? SM_CONNECT_REQ
+            udrpc__sm_send_req(rpc, s, s->state == SS_CONNECTING ? SM_CONNECT_REQ
                                                           : SM_DISCONNECT_REQ);
         }
         s = next;
@@ -560,48 +458,27 @@ void udrpc__check_liveness(struct udrpc *rpc)
     }
 }
 
+void udrpc__sm_pending_remove(struct udrpc *rpc, struct session *s)
+{
+    for (struct session **pp = &rpc->sm_pending; *pp; pp = &(*pp)->sm_next) {
+        if (*pp == s) {
+            *pp = s->sm_next;
+            s->sm_next = NULL;
+            return;
+        }
+    }
+}
+
+
+void udrpc__sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err)
+{
+    if (rpc->sm_handler)
+        rpc->sm_handler(session, ev, err, rpc->ctx);
+}
+
+
 void udrpc__session_check(struct udrpc *rpc, struct session *s)
 {
-    sm_send_req(rpc, s, SM_PING_REQ);
+    udrpc__sm_send_req(rpc, s, SM_PING_REQ);
 }
 
-void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err)
-{
-    int num = s->local_num;
-    s->state = SS_DISCONNECTING;
-    rpc->stats.sessions_failed++;
-    if (err == -ETIMEDOUT)
-        UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s silent (peer_timeout %u ms): session failed",
-                          s->remote_uri, rpc->cfg.peer_timeout_ms);
-    else
-        UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s closed the session: %s",
-                          s->remote_uri, udrpc_strerror(err));
-    udrpc__session_fail_requests(rpc, s, -ECONNRESET);
-    sm_send_req(rpc, s, SM_DISCONNECT_REQ); /* best effort: frees a live server's side */
-    udrpc__session_free(rpc, s);
-    sm_notify(rpc, num, UDRPC_SM_SESSION_FAILED, err);
-}
-
-/* udrpc_destroy: tells each peer, best effort, that its session is gone
- * (a lost notice is found out later: the server's side by heartbeats once
- * the client's process is gone; the client's when its next request times
- * out and it asks). */
-void udrpc__session_notify_closed(struct udrpc *rpc, struct session *s)
-{
-    if (s->state != SS_CONNECTED)
-        return;
-    if (s->is_client) {
-        sm_send_req(rpc, s, SM_DISCONNECT_REQ);
-        return;
-    }
-    struct sm_pkt p;
-    memset(&p, 0, sizeof(p));
-    p.type = SM_PING_RESP;
-    p.err = -ENOENT;
-    p.client_rpc_id = s->remote_rpc_id;
-    p.server_rpc_id = rpc->rpc_id;
-    p.client_session = s->remote_num;
-    p.server_session = s->local_num;
-    p.token = s->token;
-    udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
-}

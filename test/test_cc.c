@@ -186,9 +186,9 @@ static void test_pacing(udrpc_nexus_t *nx)
     tp.t_high_us = 200000;
     setup(nx, 1, true, (uint64_t)(4 * rate), 4u << 20, &tp);
     struct session *s = clients[0].rpc->sessions[clients[0].session];
-    s->cc.rate_bytes_per_s = rate;
-    s->tsc_per_byte = clients[0].rpc->tsc_per_s / rate;
-    s->paced = true;
+    s->cc.t.rate_bytes_per_s = rate;
+    s->cc.tsc_per_byte = clients[0].rpc->ccp.tsc_per_s / rate;
+    s->cc.paced = true;
     run_all(0.2);
     udrpc__loop_link_reset(server->tp);
     uint64_t t0 = udrpc__monotonic_ns(), cpu0 = thread_cpu_ns();

@@ -1,0 +1,50 @@
+/*
+ * rpc_tx.c — the TX batch: packets queued as the datapath decides to send
+ * them (data packets gathered from the msgbuf, header-only CRs and RFRs
+ * from a ring of headers), flushed to the transport in one burst per event
+ * loop iteration (or when full). Part of datapath.c.
+ */
+#include "rpc_dp.h"
+
+void udrpc__tx_flush(struct udrpc *rpc)
+{
+    unsigned n = rpc->tx_n;
+    if (n == 0)
+        return;
+    unsigned sent = rpc->tp_ops->tx_burst(rpc->tp, rpc->tx, n, rpc->now_tsc);
+    rpc->stats.pkts_tx += sent;
+    rpc->stats.drops[UDRPC_DROP_TX_FULL] += n - sent; /* retransmission recovers */
+    rpc->tp_ops->tx_flush(rpc->tp);
+    rpc->tx_n = 0;
+    rpc->tx_gen++;
+}
+
+
+/* A header-only packet (CR, RFR) from the control header ring. The ring
+ * is longer than a TX batch, so a header is never reused before the batch
+ * holding it has been flushed. */
+static void tx_ctrl(struct udrpc *rpc, const struct session *s, uint8_t req_type,
+                    uint32_t msg_size, enum pkt_type type, uint16_t pkt_num,
+                    uint64_t req_num)
+{
+    uint8_t *h = rpc->ctrl_hdrs + UDRPC_HDR_SIZE * (rpc->ctrl_hdr_idx++ % UDRPC_CTRL_HDRS);
+    struct pkthdr ph;
+    pkthdr_pack(&ph, req_type, msg_size, s->remote_num, type, WIRE_OK, pkt_num, req_num);
+    memcpy(h, &ph, sizeof(ph));
+    tx_queue(rpc, s, h, NULL, 0, rpc->ctrl_lkey);
+}
+
+
+/* Data packet pkt of message mb (header written into mb's header room). */
+static void tx_data(struct udrpc *rpc, const struct session *s,
+                    const udrpc_msgbuf_t *mb, uint8_t req_type, uint32_t msg_size,
+                    enum pkt_type type, uint8_t status, uint32_t pkt, uint64_t req_num)
+{
+    struct pkthdr ph;
+    pkthdr_pack(&ph, req_type, msg_size, s->remote_num, type, status,
+                (uint16_t)pkt, req_num);
+    uint8_t *h = msgbuf_hdr(mb, pkt);
+    memcpy(h, &ph, sizeof(ph));
+    tx_queue(rpc, s, h, mb->buf + (size_t)pkt * rpc->dpp,
+             (uint32_t)pkt_len(msg_size, rpc->dpp, pkt), msgbuf_lkey(mb));
+}
