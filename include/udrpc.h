@@ -197,9 +197,8 @@ typedef struct udrpc_config {
                                      RTTVAR, rto_min_us) (the floor as
                                      Linux applies it), at most rto_max_us;
                                      it doubles on each timeout of a
-                                     request, for new requests too until
-                                     one that was not resent is timed.
-                                     Lower recovers losses sooner, but
+                                     request, for that request. Lower
+                                     recovers losses sooner, but
                                      resends for nothing whenever a busy
                                      machine delays a reply by more than
                                      it. */
@@ -453,11 +452,11 @@ typedef struct udrpc_session_stats {
                                      average with gain 1/8; with cc, of
                                      one sample in 16) */
     double   rttvar_us;         /**< RTT variation (RTTVAR, gain 1/4) */
-    double   rto_us;            /**< the retransmission timeout new
-                                     requests get now: SRTT + max(4 RTTVAR,
-                                     rto_min_us), at most rto_max_us, or
-                                     backed off after timeouts (rto_min_us
-                                     until the first sample) */
+    double   rto_us;            /**< the retransmission timeout now: SRTT
+                                     + max(4 RTTVAR, rto_min_us, or more
+                                     after needless timeouts), at most
+                                     rto_max_us (rto_min_us until the first
+                                     sample) */
     uint64_t rtt_samples;       /**< samples taken (with cc: one per slot
                                      per RTT; without: one request in 16
                                      per slot) */

@@ -26,7 +26,6 @@ static void stall_remove(struct udrpc *rpc, struct cslot *c)
     c->stalled = false;
 }
 
-
 /* Congestion control: may packet k (of `bytes` on the wire, or pulled back
  * by an RFR) go now? Yes at link rate (the bypass); else when the session's
  * pacing allows (cc.h). No: the slot waits on the wheel until then. Also
@@ -52,7 +51,6 @@ static inline bool cc_may_send(struct udrpc *rpc, struct cslot *c, uint32_t k)
     }
     return true;
 }
-
 
 /* Sends what the slot's credits (and with cc, its session's pacing) allow;
  * arms the RTO if packets are out. */
@@ -94,7 +92,6 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
         udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + s->rto_tsc);
 }
 
-
 static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
                          uint8_t req_type, udrpc_msgbuf_t *req,
                          udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag)
@@ -126,7 +123,6 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     client_pump(rpc, c);
 }
 
-
 static struct queued_req *qreq_get(struct udrpc *rpc)
 {
     if (!rpc->qreq_free) {
@@ -149,7 +145,6 @@ static struct queued_req *qreq_get(struct udrpc *rpc)
     return q;
 }
 
-
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
 {
     while (s->q_head && s->free_slots && s->state == SS_CONNECTED) {
@@ -163,7 +158,6 @@ void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
         rpc->qreq_free = q;
     }
 }
-
 
 /* Ends the slot's request and runs its continuation. The next queued
  * request takes the slot before the continuation runs (FIFO order). */
@@ -187,7 +181,6 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
     udrpc__client_start_queued(rpc, s);
     cont(rpc->ctx, tag, status);
 }
-
 
 int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
                           udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
@@ -231,7 +224,6 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
     return 0;
 }
 
-
 /* The slot's active request for a CR or RESP, or NULL after counting a
  * drop (an idle slot, or another request number). */
 /* client_rx_slot's drop path, out of the way. */
@@ -263,13 +255,11 @@ client_rx_slot(struct udrpc *rpc, struct session *s, const struct pkthdr_fields 
     return c;
 }
 
-
 static inline void count_dup(struct udrpc *rpc)
 {
     rpc->stats.dup_rx++;
     rpc->stats.drops[UDRPC_DROP_DUPLICATE]++;
 }
-
 
 /* Everything before new_rx has arrived (acknowledgements are cumulative:
  * the server reassembles in order, so CR k means it holds packets 0..k and
@@ -298,7 +288,6 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
         udrpc__wheel_cancel(&rpc->wheel, &c->rto);
 }
 
-
 /* An acknowledgement up to new_rx: its RTT sample if the slot is timing a
  * packet it covers, then the advance. The sample is taken here, not in
  * client_advance, so that the latter stays a leaf function. */
@@ -311,7 +300,6 @@ static inline __attribute__((always_inline)) void client_ack(struct udrpc *rpc,
     }
     client_advance(rpc, c, new_rx);
 }
-
 
 static void client_rx_cr(struct udrpc *rpc, struct session *s,
                          const struct pkthdr_fields *f, size_t len)
@@ -347,7 +335,6 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
     client_ack(rpc, c, f->pkt_num + 1u);
     client_pump(rpc, c);
 }
-
 
 static void client_rx_resp(struct udrpc *rpc, struct session *s,
                            const struct pkthdr_fields *f, const uint8_t *data,
@@ -404,7 +391,6 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
     else
         client_pump(rpc, c);
 }
-
 
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err)
 {

@@ -23,14 +23,12 @@
         return;                                                               \
     } while (0)
 
-
 /* Expected payload bytes of packet pkt of a msg_size-byte message. */
 static inline size_t pkt_len(size_t msg_size, size_t dpp, uint32_t pkt)
 {
     size_t off = (size_t)pkt * dpp;
     return msg_size - off < dpp ? msg_size - off : dpp;
 }
-
 
 static inline void tx_queue(struct udrpc *rpc, const struct session *s,
                             const void *hdr, const void *data, uint32_t len,
@@ -45,7 +43,6 @@ static inline void tx_queue(struct udrpc *rpc, const struct session *s,
     t->data_len = len;
     t->lkey = lkey;
 }
-
 
 /* rpc_tx.c */
 static void tx_ctrl(struct udrpc *rpc, const struct session *s, uint8_t req_type,

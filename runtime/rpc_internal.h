@@ -207,13 +207,11 @@ struct session {
     uint64_t pkts_paced, paced_tsc;
     uint64_t rtt_samples, rtt_min_tsc;
     uint64_t srtt_tsc, rttvar_tsc;   /* RFC 6298's estimators (client) */
-    uint64_t rto_est_tsc;            /* SRTT + max(4 RTTVAR, rto_floor), at
-                                        most rto_max */
+    uint64_t rto_tsc;                /* SRTT + max(4 RTTVAR, rto_floor), at
+                                        most rto_max: a request's first
+                                        timeout (each further one doubles
+                                        it, for that request) */
     uint64_t rto_floor_tsc;          /* rto_min, raised by needless timeouts */
-    uint64_t rto_tsc;                /* the RTO new timers get: rto_est, or
-                                        backed off after timeouts until the
-                                        next valid sample (Karn) */
-    uint64_t backoff_until_tsc;      /* one doubling of rto_tsc per RTO */
     /* requests beyond the window, FIFO */
     struct queued_req *q_head, *q_tail;
     union {

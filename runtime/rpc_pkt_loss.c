@@ -15,7 +15,6 @@ static uint64_t rto_compute(const struct udrpc *rpc, const struct session *s)
     return rto < rpc->rto_max_tsc ? rto : rpc->rto_max_tsc;
 }
 
-
 /* RFC 6298's estimators from an RTT sample: SRTT and RTTVAR with gains
  * 1/8 and 1/4, RTO = SRTT + max(4 RTTVAR, rto_min) (rto_min as the least
  * margin above SRTT, as Linux applies it: a steady path has RTTVAR near 0,
@@ -36,9 +35,8 @@ static __attribute__((noinline)) void rto_update(struct udrpc *rpc, struct sessi
     }
     if (s->rto_floor_tsc > rpc->rto_min_tsc) /* learnt from needless resends: it fades */
         s->rto_floor_tsc -= (s->rto_floor_tsc - rpc->rto_min_tsc) / UDRPC_RTO_FLOOR_FADE;
-    s->rto_tsc = s->rto_est_tsc = rto_compute(rpc, s);
+    s->rto_tsc = rto_compute(rpc, s);
 }
-
 
 /* A timeout turned out needless: the server had the request all along (it
  * says its handler is running, or a second answer comes). Nothing was
@@ -51,11 +49,8 @@ static void rto_was_needless(struct udrpc *rpc, struct session *s)
     rpc->stats.rto_needless++;
     s->rto_floor_tsc = 2 * s->rto_floor_tsc < rpc->rto_max_tsc ? 2 * s->rto_floor_tsc
                                                                : rpc->rto_max_tsc;
-    s->rto_est_tsc = rto_compute(rpc, s);
-    if (s->rto_tsc < s->rto_est_tsc)
-        s->rto_tsc = s->rto_est_tsc;
+    s->rto_tsc = rto_compute(rpc, s);
 }
-
 
 /* An RTT sample for the session (its packet was sent once only, Karn).
  * With cc, first Timely's (cc.h); Timely times every slot's packets (one
@@ -83,20 +78,20 @@ static inline void rtt_sample(struct udrpc *rpc, struct session *s, uint64_t sen
     rto_update(rpc, s, rtt_tsc);
 }
 
-
 /* The RTO of a slot whose request has timed out `retries` times in a row:
- * the estimate doubled per timeout (RFC 6298 5.5), or the session's if
- * that has been backed off further, at most rto_max. */
+ * the session's doubled per timeout (RFC 6298 5.5), at most rto_max. The
+ * backoff is the request's: the next request starts from the session's
+ * RTO again (RFC 6298 keeps it backed off until a valid sample; with
+ * samples from one request in 16, and none from a request resent, a lossy
+ * path would keep every request at rto_max). A too small RTO is found out
+ * by needless timeouts instead (rto_was_needless). */
 static uint64_t slot_rto_tsc(const struct udrpc *rpc, const struct cslot *c)
 {
     const struct session *s = c->sess;
     unsigned shift = c->retries < 16 ? c->retries : 16; /* no overflow */
-    uint64_t rto = s->rto_est_tsc << shift;
-    if (rto < s->rto_tsc)
-        rto = s->rto_tsc;
+    uint64_t rto = s->rto_tsc << shift;
     return rto < rpc->rto_max_tsc ? rto : rpc->rto_max_tsc;
 }
-
 
 /* A sign that packet num_rx is missing while later ones arrive: a repeated
  * cumulative CR, or a response packet ahead of the gap. The third one
@@ -119,7 +114,6 @@ static void client_gap_signal(struct udrpc *rpc, struct cslot *c)
     UDRPC_LOG_AT(LOG_DEBUG, rpc, c->sess->local_num,
                  "fast retransmit: request %llu packet %u", (unsigned long long)c->req_num, k);
 }
-
 
 /* RTO: go back to the last acknowledged packet and resend from there.
  * The session does not fail here: that is liveness's call (time since the
@@ -147,13 +141,6 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
         c->rtx_req_num = c->req_num;
     if (c->retries >= UDRPC_RTO_CHECK_AFTER)
         udrpc__session_check(rpc, s);
-    if (rpc->now_tsc >= s->backoff_until_tsc) {
-        /* Karn: new requests get the doubled RTO too, until a request that
-         * was not resent gives a sample; one doubling per RTO however
-         * many slots time out together. */
-        s->rto_tsc = 2 * s->rto_tsc < rpc->rto_max_tsc ? 2 * s->rto_tsc : rpc->rto_max_tsc;
-        s->backoff_until_tsc = rpc->now_tsc + s->rto_tsc;
-    }
     udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + slot_rto_tsc(rpc, c));
     rpc->stats.rto_fired++;
     uint32_t in_flight = c->num_tx - c->num_rx;
@@ -169,7 +156,6 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
         client_pump(rpc, c); /* (else it was stalled on credits: just wait again) */
 }
 
-
 void udrpc__fire_timers(struct udrpc *rpc)
 {
     udrpc__wheel_advance(&rpc->wheel, rpc->now_tsc);
@@ -184,7 +170,6 @@ void udrpc__fire_timers(struct udrpc *rpc)
         }
     }
 }
-
 
 void udrpc__process_stalls(struct udrpc *rpc)
 {

@@ -32,7 +32,6 @@ void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
     udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
 }
 
-
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
                      int err, const struct session *s, const struct sockaddr_in *to)
 {
@@ -469,13 +468,11 @@ void udrpc__sm_pending_remove(struct udrpc *rpc, struct session *s)
     }
 }
 
-
 void udrpc__sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err)
 {
     if (rpc->sm_handler)
         rpc->sm_handler(session, ev, err, rpc->ctx);
 }
-
 
 void udrpc__session_check(struct udrpc *rpc, struct session *s)
 {

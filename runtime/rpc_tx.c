@@ -19,7 +19,6 @@ void udrpc__tx_flush(struct udrpc *rpc)
     rpc->tx_gen++;
 }
 
-
 /* A header-only packet (CR, RFR) from the control header ring. The ring
  * is longer than a TX batch, so a header is never reused before the batch
  * holding it has been flushed. */
@@ -33,7 +32,6 @@ static void tx_ctrl(struct udrpc *rpc, const struct session *s, uint8_t req_type
     memcpy(h, &ph, sizeof(ph));
     tx_queue(rpc, s, h, NULL, 0, rpc->ctrl_lkey);
 }
-
 
 /* Data packet pkt of message mb (header written into mb's header room). */
 static void tx_data(struct udrpc *rpc, const struct session *s,

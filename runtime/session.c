@@ -42,7 +42,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         s->free_slots = (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1);
         udrpc__cc_init(&s->cc, &rpc->ccp);
         s->rtt_min_tsc = UINT64_MAX;
-        s->rto_tsc = s->rto_est_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
+        s->rto_tsc = rpc->rto_min_tsc; /* until the first RTT sample */
         s->rto_floor_tsc = rpc->rto_min_tsc;
     }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
@@ -50,7 +50,6 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
     rpc->stats.sessions_active++;
     return s;
 }
-
 
 void udrpc__session_free(struct udrpc *rpc, struct session *s)
 {
@@ -98,7 +97,6 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
     }
     free(s);
 }
-
 
 void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err)
 {
