@@ -88,7 +88,7 @@ void udrpc__bg_stop(udrpc_nexus_t *nx)
 void udrpc__bg_submit(struct udrpc *rpc, sslot_t *h)
 {
     udrpc_nexus_t *nx = rpc->nx;
-    h->state = SV_IN_BG;
+    SV_SET(h, SV_IN_BG);
     h->bg_answered = false;
     h->bg_next = NULL;
     rpc->bg_pending++;

@@ -59,6 +59,7 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
     struct session *s = c->sess;
     uint32_t total = c->resp_pkts ? c->req_pkts + c->resp_pkts - 1 : c->req_pkts;
     bool paced = false;
+    UDRPC_ASSERT(c->num_tx >= c->num_rx && s->credits <= rpc->session_credits);
     while (c->num_tx < total && s->credits > 0) {
         uint32_t k = c->num_tx;
         if (rpc->cc && !cc_may_send(rpc, c, k)) {
@@ -167,7 +168,9 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
     udrpc__wheel_cancel(&rpc->wheel, &c->rto);
     udrpc__wheel_cancel(&rpc->wheel, &c->pace);
     stall_remove(rpc, c);
+    UDRPC_ASSERT(c->num_tx >= c->num_rx);
     s->credits += c->num_tx - c->num_rx;   /* only on error paths */
+    UDRPC_ASSERT(s->credits <= rpc->session_credits);
     if (c->tx_gen == rpc->tx_gen)
         udrpc__tx_flush(rpc);              /* no queued send may read req */
     if (status == 0)
@@ -279,6 +282,7 @@ static void client_advance(struct udrpc *rpc, struct cslot *c, uint32_t new_rx)
     }
     /* Credits come back for what was in flight (sent, not yet acked). */
     c->sess->credits += (c->num_rx < c->num_tx ? c->num_rx : c->num_tx) - old_rx;
+    UDRPC_ASSERT(c->sess->credits <= rpc->session_credits);
     if (c->num_tx < c->num_rx)
         c->num_tx = c->num_rx;
     c->retries = 0;

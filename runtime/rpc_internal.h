@@ -114,6 +114,21 @@ enum session_state {
  * takes its answer off the done stack. Only the Rpc thread writes state. */
 enum sslot_state { SV_IDLE, SV_RECEIVING, SV_IN_HANDLER, SV_RESPONDED, SV_IN_BG };
 #define SV_MASK(st) (1u << (st))
+/* The transitions a server slot may make (UDRPC_ASSERT checks them):
+ * a new request starts receiving or goes to its handler; a handler runs
+ * here or is handed to a worker, and answers. */
+static const uint8_t sv_allowed_from[] = {
+    [SV_IDLE] = 0,
+    [SV_RECEIVING] = SV_MASK(SV_IDLE) | SV_MASK(SV_RESPONDED),
+    [SV_IN_HANDLER] = SV_MASK(SV_IDLE) | SV_MASK(SV_RESPONDED) | SV_MASK(SV_RECEIVING),
+    [SV_RESPONDED] = SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG),
+    [SV_IN_BG] = SV_MASK(SV_IN_HANDLER),
+};
+#define SV_SET(h, st)                                                           \
+    do {                                                                        \
+        UDRPC_ASSERT(sv_allowed_from[(st)] & SV_MASK((h)->state));              \
+        (h)->state = (st);                                                      \
+    } while (0)
 /* A request is under way (a new one on the slot would be early). */
 #define SV_BUSY (SV_MASK(SV_RECEIVING) | SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG))
 /* A handler holds the request (it may ask for a response buffer). */

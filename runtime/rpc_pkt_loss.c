@@ -148,7 +148,9 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
                  "RTO: request %llu, %u packets resent from packet %u, retry %u",
                  (unsigned long long)c->req_num, in_flight, c->num_rx, c->retries);
     rpc->stats.retransmits += in_flight;
+    UDRPC_ASSERT(c->num_tx >= c->num_rx);
     s->credits += in_flight;
+    UDRPC_ASSERT(s->credits <= rpc->session_credits);
     c->num_tx = c->num_rx;
     c->gap_signals = 0;
     c->sample_idx = NO_SAMPLE; /* Karn: no RTT from what was resent */

@@ -39,7 +39,7 @@ static bool server_own_req(struct udrpc *rpc, sslot_t *h)
 
 static void server_invoke(struct udrpc *rpc, sslot_t *h)
 {
-    h->state = SV_IN_HANDLER;
+    SV_SET(h, SV_IN_HANDLER);
     h->resp = NULL;
     h->sess->in_handler++;
     rpc->stats.reqs_handled++;
@@ -112,8 +112,7 @@ static void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
     h->req = big;
     h->req_owned = true;
     memcpy(h->req.buf, data, len);
-    UDRPC_ASSERT(h->state == SV_IDLE || h->state == SV_RESPONDED);
-    h->state = SV_RECEIVING;
+    SV_SET(h, SV_RECEIVING);
     tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, 0, h->req_num);
     h->tx_gen = rpc->tx_gen;
 }
@@ -284,7 +283,7 @@ void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h)
 static inline void server_respond(struct udrpc *rpc, sslot_t *h)
 {
     struct session *s = h->sess;
-    h->state = SV_RESPONDED;
+    SV_SET(h, SV_RESPONDED);
     h->resp_pkts = (uint32_t)msgbuf_pkts(h->resp->size, rpc->dpp);
     server_free_req(rpc, h);
     s->in_handler--;

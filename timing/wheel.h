@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compiler.h"
+
 struct wheel_node {
     struct wheel_node *next, *prev; /* NULL when not armed */
     uint64_t expiry_tsc;
@@ -69,6 +71,7 @@ static inline void wheel_unlink(struct wheel_node *n)
 static inline void udrpc__wheel_insert(struct timing_wheel *w,
                                        struct wheel_node *n, uint64_t expiry_tsc)
 {
+    UDRPC_ASSERT(n->next == NULL); /* armed twice would corrupt two lists */
     uint64_t tick = expiry_tsc / w->width_tsc;
     if (tick < w->cur_tick)
         tick = w->cur_tick;

@@ -246,6 +246,7 @@ unsigned udrpc__mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
     if (n == 0)
         return taken;
     m->sq_pi = pi;
+    UDRPC_ASSERT(m->sq_pi - m->sq_ci <= m->sq_mask + 1); /* never past the ring */
     m->stats.sent += n;
     m->stats.doorbells++;
     /* The doorbell: WQEs before the record, the record before the register. */
