@@ -41,11 +41,13 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
         errno = EINVAL;
         return NULL;
     }
-    udrpc_t *rpc = calloc(1, sizeof(*rpc));
+    /* Cache-line aligned: the datapath's fields fill its first lines. */
+    udrpc_t *rpc = aligned_alloc(UDRPC_CACHE_LINE, sizeof(*rpc));
     if (!rpc) {
         errno = ENOMEM;
         return NULL;
     }
+    memset(rpc, 0, sizeof(*rpc));
     if (cfg)
         rpc->cfg = *cfg;
     else
@@ -185,6 +187,7 @@ void udrpc_destroy(udrpc_t *rpc)
     udrpc__msgbuf_alloc_fini(&rpc->bg_alloc);
     pthread_mutex_destroy(&rpc->bg_alloc_lock);
     pthread_mutex_destroy(&rpc->smq_lock);
+    free(rpc->smq);
     free(rpc);
 }
 

@@ -243,37 +243,40 @@ struct sm_qentry {
 };
 
 struct udrpc {
-    /* datapath, read every iteration */
+    /* ---- the datapath's, in the first cache lines (asserted below) ---- */
+    /* line 0: read at every packet */
     struct transport *tp;
     const struct transport_ops *tp_ops;
     uint64_t now_tsc;                /* read once per loop iteration */
     uint64_t tx_gen;                 /* bumped at every TX flush */
-    unsigned tx_n;
-    struct tp_tx_pkt tx[UDRPC_TX_BATCH];
     struct session **sessions;       /* indexed by local session number */
     uint32_t max_sessions;
+    unsigned tx_n;                   /* packets in tx[] */
     size_t dpp;                      /* data bytes per packet */
     size_t max_msg_size;
-    uint64_t rto_min_tsc, rto_max_tsc;
-    uint64_t loop_tsc;               /* when the last iteration began */
-    uint64_t loop_gap_tsc;           /* ...and how long after the one before */
-    uint64_t stall_tsc;              /* a longer gap is a stall (UDRPC_STALL_US) */
-    uint64_t stalled_at_tsc;         /* the iteration after the last stall */
+    /* line 1: per request */
+    uint8_t *ctrl_hdrs;              /* UDRPC_CTRL_HDRS headers for CR/RFR */
+    uint32_t ctrl_hdr_idx;
+    uint32_t ctrl_lkey;
     uint32_t session_credits;
     bool cc;                         /* Timely and pacing on */
     uint64_t sample_mask;            /* request numbers timed at their start:
                                         req_num & mask == 0 (see client_start) */
-    struct cc_params ccp;            /* Timely's parameters, link rate resolved */
-    struct timing_wheel wheel;
     struct cslot *stall_head, *stall_tail;
     struct handler_entry *handlers;  /* the Nexus table (frozen) */
     void *ctx;
+    /* lines 2-3: per iteration */
+    struct timing_wheel wheel;
+    uint64_t loop_tsc;               /* when the last iteration began */
+    uint64_t loop_gap_tsc;           /* ...and how long after the one before */
+    uint64_t stall_tsc;              /* a longer gap is a stall (UDRPC_STALL_US) */
+    uint64_t stalled_at_tsc;         /* the iteration after the last stall */
+    uint64_t rto_min_tsc, rto_max_tsc;
     udrpc_stats_t stats;
-    uint8_t *ctrl_hdrs;              /* UDRPC_CTRL_HDRS headers for CR/RFR */
-    uint32_t ctrl_hdr_idx;
-    uint32_t ctrl_lkey;
-    udrpc_msgbuf_t ctrl_mb;
+    struct cc_params ccp;            /* Timely's parameters, link rate resolved */
+    struct tp_tx_pkt tx[UDRPC_TX_BATCH] __attribute__((aligned(UDRPC_CACHE_LINE)));
     struct tp_rx_pkt rx[UDRPC_RX_BURST];
+    udrpc_msgbuf_t ctrl_mb;
 
     /* control */
     struct msgbuf_alloc alloc;
@@ -307,12 +310,19 @@ struct udrpc {
     uint32_t bg_pending;             /* handed to workers, not yet answered */
     struct msgbuf_alloc bg_alloc;    /* large responses made on workers */
     pthread_mutex_t bg_alloc_lock;
-    /* SM packets from the Nexus thread */
+    /* SM packets from the Nexus thread: a ring that grows on demand, up to
+     * UDRPC_SM_QUEUE_LEN (a storm of thousands of connects) */
     pthread_mutex_t smq_lock;
     atomic_uint smq_count;
-    uint32_t smq_head;
-    struct sm_qentry smq[UDRPC_SM_QUEUE_LEN];
+    uint32_t smq_head, smq_cap;
+    struct sm_qentry *smq;
 };
+/* The datapath's fields come first and stay within their lines. */
+_Static_assert(offsetof(struct udrpc, tp) == 0 && offsetof(struct udrpc, max_msg_size) < 64,
+               "line 0: read at every packet");
+_Static_assert(offsetof(struct udrpc, ctx) < 128, "line 1: per request");
+_Static_assert(offsetof(struct udrpc, stalled_at_tsc) < 256, "lines 2-3: per iteration");
+_Static_assert(offsetof(struct udrpc, tx) % UDRPC_CACHE_LINE == 0, "tx[] starts a line");
 
 static inline bool rpc_is_owner(const struct udrpc *rpc)
 {

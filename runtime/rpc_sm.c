@@ -333,8 +333,22 @@ void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
 {
     pthread_mutex_lock(&rpc->smq_lock);
     unsigned n = atomic_load_explicit(&rpc->smq_count, memory_order_relaxed);
-    if (n < UDRPC_SM_QUEUE_LEN) {
-        struct sm_qentry *e = &rpc->smq[(rpc->smq_head + n) % UDRPC_SM_QUEUE_LEN];
+    if (n == rpc->smq_cap && n < UDRPC_SM_QUEUE_LEN) {
+        /* Grow (twice the size, in order from the head): an endpoint
+         * holds a few entries, until a storm of connects needs thousands. */
+        uint32_t cap = n ? 2 * n : UDRPC_SM_QUEUE_MIN;
+        struct sm_qentry *q = malloc(cap * sizeof(*q));
+        if (q) {
+            for (uint32_t i = 0; i < n; i++)
+                q[i] = rpc->smq[(rpc->smq_head + i) % rpc->smq_cap];
+            free(rpc->smq);
+            rpc->smq = q;
+            rpc->smq_head = 0;
+            rpc->smq_cap = cap;
+        }
+    }
+    if (n < rpc->smq_cap) {
+        struct sm_qentry *e = &rpc->smq[(rpc->smq_head + n) % rpc->smq_cap];
         e->pkt = *p;
         e->from = *from;
         atomic_store_explicit(&rpc->smq_count, n + 1, memory_order_release);
@@ -355,7 +369,7 @@ void udrpc__sm_process_queue(struct udrpc *rpc)
             return;
         }
         e = rpc->smq[rpc->smq_head];
-        rpc->smq_head = (rpc->smq_head + 1) % UDRPC_SM_QUEUE_LEN;
+        rpc->smq_head = (rpc->smq_head + 1) % rpc->smq_cap;
         atomic_store_explicit(&rpc->smq_count, n - 1, memory_order_relaxed);
         pthread_mutex_unlock(&rpc->smq_lock);
 

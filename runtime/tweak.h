@@ -13,7 +13,8 @@
 #define UDRPC_WHEEL_BUCKETS 4096
 #define UDRPC_WHEEL_BUCKET_US 10        /* horizon: 4096 * 10 us = 41 ms */
 #define UDRPC_SM_CHECK_US 1000          /* SM retry/timeout scan period */
-#define UDRPC_SM_QUEUE_LEN 8192         /* SM packets waiting per Rpc */
+#define UDRPC_SM_QUEUE_LEN 8192         /* SM packets waiting per Rpc, at most */
+#define UDRPC_SM_QUEUE_MIN 16           /* ...and at first: it grows on demand */
 #define UDRPC_QREQ_CHUNK 64             /* queued-request pool growth */
 #define UDRPC_SMALL_RESP_BYTES 512      /* per-slot response buffer, kept */
 #define UDRPC_FAST_RETRANSMIT_SIGNALS 3 /* signs of a gap before a resend */
