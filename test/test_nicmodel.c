@@ -15,7 +15,12 @@
  *             wrong Q_Key and no posted receive WQE: counted drops
  *   doorbell  the doorbell records' bytes (big-endian), BlueFlame writes
  *   grh       the same over GRH (IB / IPv6) addressing instead of IPv4
+ *   barriers  the model checks the transport's ordering with the device
+ *             against rdma-core's at every doorbell and CQE read (and
+ *             aborts on a violation, in every test on it); here each
+ *             barrier is left out in turn, and the model must notice
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "wire.h"
@@ -413,6 +418,77 @@ static void test_grh(void)
     close_pair();
 }
 
+/* Each barrier left out in turn (both sides), with traffic both ways
+ * (inline and gathering sends, so the send CQ is read too, and receive
+ * re-posts); the model must count violations of the right kind, and none
+ * with every barrier in place. */
+static void test_barriers(void)
+{
+    static const struct {
+        unsigned ev;
+        const char *what;
+        size_t counter;
+    } muts[] = {
+        { MLX5_EV_SQ_TO_DEVICE, "udma_to_device_barrier before the send record",
+          offsetof(struct nicmodel_stats, order_sq) },
+        { MLX5_EV_SQ_WC_START, "mmio_wc_start before the BlueFlame store",
+          offsetof(struct nicmodel_stats, order_sq) },
+        { MLX5_EV_SQ_WC_FLUSH, "mmio_flush_writes after the BlueFlame store",
+          offsetof(struct nicmodel_stats, order_sq) },
+        { MLX5_EV_RQ_TO_DEVICE, "udma_to_device_barrier before the receive record",
+          offsetof(struct nicmodel_stats, order_rq) },
+        { MLX5_EV_RCQ_FROM_DEVICE, "udma_from_device_barrier in the receive CQ",
+          offsetof(struct nicmodel_stats, order_rcq) },
+        { MLX5_EV_SCQ_FROM_DEVICE, "udma_from_device_barrier in the send CQ",
+          offsetof(struct nicmodel_stats, order_scq) },
+    };
+    nicmodel_count_order_violations(true);
+    for (int k = -1; k < (int)(sizeof(muts) / sizeof(muts[0])); k++) {
+        open_pair(NULL, NULL);
+        if (k >= 0) {
+            udrpc__mlx5_skip_barriers(a.tp, 1u << muts[k].ev);
+            udrpc__mlx5_skip_barriers(b.tp, 1u << muts[k].ev);
+        }
+        struct side *s[2] = { &a, &b };
+        for (int round = 0; round < 400; round++) {
+            struct side *from = s[round & 1], *to = s[!(round & 1)];
+            struct tp_tx_pkt p[8];
+            uint64_t first = seq + 1;
+            uint32_t lens[8];
+            for (unsigned i = 0; i < 8; i++) {
+                lens[i] = (round % 5 == 0 && i == 0) ? 600 : 40; /* 600: a gather */
+                make_pkt(from, &p[i], lens[i], first + i, (size_t)i * 1024, true);
+            }
+            CHECK_EQ(from->tp->ops->tx_burst(from->tp, p, 8, 0), 8);
+            from->tp->ops->tx_flush(from->tp);
+            struct tp_rx_pkt r[16];
+            CHECK_EQ(to->tp->ops->rx_burst(to->tp, r, 16, 0), 8);
+            for (unsigned i = 0; i < 8; i++)
+                check_pkt(&r[i], first + i, lens[i], to);
+            seq += 8;
+        }
+        struct nicmodel_stats ma = mstats(&a), mb = mstats(&b);
+        uint64_t sq = ma.order_sq + mb.order_sq, rq = ma.order_rq + mb.order_rq,
+                 rcq = ma.order_rcq + mb.order_rcq, scq = ma.order_scq + mb.order_scq;
+        if (k < 0) {
+            CHECK_EQ(sq + rq + rcq + scq, 0);
+            CHECK(ma.tx_cqes > 0 && mb.tx_cqes > 0); /* the send CQs were read */
+        } else {
+            uint64_t hit = *(const uint64_t *)((const uint8_t *)&ma + muts[k].counter) +
+                           *(const uint64_t *)((const uint8_t *)&mb + muts[k].counter);
+            printf("barriers: without %s: the model counted %llu violations (send doorbell "
+                   "%llu, receive record %llu, receive CQ %llu, send CQ %llu)\n",
+                   muts[k].what, (unsigned long long)hit, (unsigned long long)sq,
+                   (unsigned long long)rq, (unsigned long long)rcq, (unsigned long long)scq);
+            CHECK(hit > 0);
+            CHECK_EQ(sq + rq + rcq + scq, hit); /* and nothing else */
+        }
+        close_pair();
+    }
+    nicmodel_count_order_violations(false);
+    printf("barriers: every barrier in place: no violation; each left out: caught\n");
+}
+
 int main(int argc, char **argv)
 {
     udrpc__mlx5_use_nic(&nicmodel_ops);
@@ -430,6 +506,8 @@ int main(int argc, char **argv)
         test_doorbell();
     if (all || !strcmp(only, "grh"))
         test_grh();
+    if (all || !strcmp(only, "barriers"))
+        test_barriers();
     printf("test_nicmodel: ok\n");
     return 0;
 }

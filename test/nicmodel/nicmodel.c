@@ -52,6 +52,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,8 +105,22 @@ struct nm_qp {
     uint32_t held_len;
     struct mlx5_wqe_av held_av;
     bool has_held;
+    /* the order checker (nm_event): the send queue's events since the last
+     * doorbell, the receive queue's barrier since its last record, and per
+     * CQ (0 receive, 1 send) how far a read has come: 1 owner read, 2 the
+     * barrier after it */
+    uint8_t sq_seq[8];
+    unsigned sq_n;
+    bool order_seen;          /* the transport reports its order (its ops
+                                 table may leave the hook out: benchmarks) */
+    bool rq_barrier;
+    uint8_t cq_stage[2];
     struct nicmodel_stats st;
 };
+
+/* A violation of the device's ordering rules aborts, unless a test asked
+ * to count them (nicmodel_count_order_violations). */
+static bool g_order_count_only;
 
 static struct {
     pthread_mutex_t lock;
@@ -588,11 +603,77 @@ static uint32_t exec_wqe(struct nm_qp *q)
     return bbs;
 }
 
-/* The doorbell: the BlueFlame write must carry the first 8 bytes of the
- * last WQE posted; then every WQE up to the doorbell record runs. */
+static void order_violation(struct nm_qp *q, uint64_t *count, const char *what)
+{
+    (*count)++;
+    if (!g_order_count_only) {
+        fprintf(stderr, "nicmodel: QP %u: %s\n", q->idx, what);
+        abort();
+    }
+}
+
+/* What the transport did, in program order (mlx5.h: enum mlx5_event):
+ * each barrier where rdma-core puts it. The model shares coherent memory
+ * with the CPU, so a missing barrier would change nothing it reads: it
+ * checks the order of the barriers and the stores and loads around them
+ * instead, as rdma-core's providers/mlx5 requires it. */
+static void nm_event(void *nic, unsigned ev)
+{
+    struct nm_qp *q = nic;
+    q->order_seen = true;
+    switch (ev) {
+    case MLX5_EV_SQ_WQES:
+    case MLX5_EV_SQ_TO_DEVICE:
+    case MLX5_EV_SQ_DBR:
+    case MLX5_EV_SQ_WC_START:
+    case MLX5_EV_SQ_BF:
+    case MLX5_EV_SQ_WC_FLUSH:
+        if (q->sq_n < sizeof(q->sq_seq))
+            q->sq_seq[q->sq_n++] = (uint8_t)ev; /* checked at the doorbell */
+        return;
+    case MLX5_EV_RQ_TO_DEVICE:
+        q->rq_barrier = true;
+        return;
+    case MLX5_EV_RQ_DBR:
+        if (!q->rq_barrier)
+            order_violation(q, &q->st.order_rq,
+                            "receive doorbell record written with no udma_to_device_barrier "
+                            "before it");
+        q->rq_barrier = false;
+        return;
+    default: { /* the CQs */
+        unsigned cq = ev >= MLX5_EV_SCQ_OWNER, step = ev - (cq ? MLX5_EV_SCQ_OWNER : MLX5_EV_RCQ_OWNER);
+        if (step == 0) {
+            q->cq_stage[cq] = 1;
+        } else if (step == 1) {
+            if (q->cq_stage[cq] == 1)
+                q->cq_stage[cq] = 2;
+        } else {
+            if (q->cq_stage[cq] != 2)
+                order_violation(q, cq ? &q->st.order_scq : &q->st.order_rcq,
+                                "a CQE's body read with no udma_from_device_barrier after its "
+                                "owner byte");
+            q->cq_stage[cq] = 0;
+        }
+        return;
+    }
+    }
+}
+
+/* The doorbell: first the order of what led to it (nm_event); the
+ * BlueFlame write must carry the first 8 bytes of the last WQE posted;
+ * then every WQE up to the doorbell record runs. */
 static void nm_doorbell(void *nic)
 {
     struct nm_qp *q = nic;
+    static const uint8_t want[] = { MLX5_EV_SQ_WQES, MLX5_EV_SQ_TO_DEVICE, MLX5_EV_SQ_DBR,
+                                    MLX5_EV_SQ_WC_START, MLX5_EV_SQ_BF, MLX5_EV_SQ_WC_FLUSH };
+    if (q->order_seen && (q->sq_n != sizeof(want) || memcmp(q->sq_seq, want, sizeof(want)) != 0))
+        order_violation(q, &q->st.order_sq,
+                        "send doorbell not as rdma-core's post_send_db: WQEs, "
+                        "udma_to_device_barrier, record, mmio_wc_start, BlueFlame, "
+                        "mmio_flush_writes");
+    q->sq_n = 0;
     q->st.doorbells++;
     uint16_t pi = (uint16_t)be32toh(__atomic_load_n(&q->qp_dbrec[MLX5_SND_DBR], __ATOMIC_ACQUIRE));
     uint64_t bf;
@@ -795,8 +876,14 @@ const struct mlx5_nic_ops nicmodel_ops = {
     .reset = nm_reset,
     .doorbell = nm_doorbell,
     .step = nm_step,
+    .event = nm_event,
     .close = nm_close,
 };
+
+void nicmodel_count_order_violations(bool count_only)
+{
+    g_order_count_only = count_only;
+}
 
 void nicmodel_get_stats(void *nic, struct nicmodel_stats *out)
 {

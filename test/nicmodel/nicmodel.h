@@ -45,12 +45,20 @@ struct nicmodel_stats {
     uint64_t injected_drop, injected_dup, injected_reorder;
     uint64_t cq_overrun;
     uint8_t last_syndrome;
+    /* the transport's ordering with the device, against rdma-core's: a
+     * doorbell not preceded by the post_send_db sequence, a receive
+     * record with no barrier before it, a CQE body read before the
+     * barrier after its owner byte */
+    uint64_t order_sq, order_rq, order_rcq, order_scq;
 };
 
 /* The model as the device under "mlx5". */
 extern const struct mlx5_nic_ops nicmodel_ops;
 
 void nicmodel_configure(const struct nicmodel_cfg *cfg); /* NULL: defaults */
+/* An ordering violation aborts the process (the default), or, for a test
+ * that leaves barriers out on purpose, is only counted. */
+void nicmodel_count_order_violations(bool count_only);
 void nicmodel_default_cfg(struct nicmodel_cfg *cfg);
 /* "mlx5-model" installs the model and returns "mlx5"; any other name is
  * returned as it is. For tests and benchmarks that take a transport name. */

@@ -60,8 +60,9 @@ void udrpc__mlx5_rq_post_all(struct mlx5_transport *m)
     }
     m->rq_pi = m->rq_mask + 1;
     m->rx_held = 0;
-    to_device_barrier();
+    MLX5_BARRIER(m, MLX5_EV_RQ_TO_DEVICE, udma_to_device_barrier());
     dbrec_write(&m->qp_dbrec[MLX5_RCV_DBR], m->rq_pi & 0xffff);
+    MLX5_EVENT(m, MLX5_EV_RQ_DBR);
 }
 
 /* The QP failed: drain both CQs, reset it, start the queues over. */
@@ -217,6 +218,7 @@ int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
     m->src_off = q->gid_is_ipv4 ? 20 + 12 : 8 + 8;
     m->nic_doorbell = ops->doorbell;
     m->nic_step = ops->step;
+    m->nic_event = ops->event;
     if (!(m->sq_wqe_end = calloc(q->sq_bbs, sizeof(*m->sq_wqe_end)))) {
         ret = -ENOMEM;
         goto fail;
@@ -269,6 +271,11 @@ void udrpc__mlx5_get_stats(struct transport *tp, struct udrpc_mlx5_stats *out)
     *out = m->stats;
     out->dropped = m->faults.dropped;
     out->duplicated = m->faults.duplicated;
+}
+
+void udrpc__mlx5_skip_barriers(struct transport *tp, uint32_t mask)
+{
+    ((struct mlx5_transport *)tp)->skip_events = mask;
 }
 
 void *udrpc__mlx5_nic(struct transport *tp)

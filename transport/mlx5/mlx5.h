@@ -68,8 +68,33 @@ struct mlx5_nic_ops {
      * device delivers what has arrived. */
     void (*doorbell)(void *nic);
     void (*step)(void *nic);
+    /* Model only: each ordering point with the device (a barrier) and the
+     * stores and loads around it, in program order (enum mlx5_event). */
+    void (*event)(void *nic, unsigned ev);
     void (*close)(void *nic);
 };
+
+/* What the model sees of the datapath's ordering (mlx5_internal.h). */
+enum mlx5_event {
+    MLX5_EV_SQ_WQES,          /* the burst's WQEs are written */
+    MLX5_EV_SQ_TO_DEVICE,     /* udma_to_device_barrier before the record */
+    MLX5_EV_SQ_DBR,           /* the send doorbell record is written */
+    MLX5_EV_SQ_WC_START,      /* mmio_wc_start before the BlueFlame store */
+    MLX5_EV_SQ_BF,            /* the BlueFlame register is written */
+    MLX5_EV_SQ_WC_FLUSH,      /* mmio_flush_writes after it */
+    MLX5_EV_RQ_TO_DEVICE,     /* udma_to_device_barrier before ... */
+    MLX5_EV_RQ_DBR,           /* ... the receive doorbell record */
+    MLX5_EV_RCQ_OWNER,        /* receive CQ: owner bytes read */
+    MLX5_EV_RCQ_FROM_DEVICE,  /* udma_from_device_barrier */
+    MLX5_EV_RCQ_BODY,         /* the CQEs' other fields read */
+    MLX5_EV_SCQ_OWNER,        /* the same on the send CQ */
+    MLX5_EV_SCQ_FROM_DEVICE,
+    MLX5_EV_SCQ_BODY,
+    MLX5_EV_MAX
+};
+/* Tests: leaves out the barriers named by mask (bit per mlx5_event) on a
+ * transport over the model, to see the model catch each. */
+void udrpc__mlx5_skip_barriers(struct transport *tp, uint32_t mask);
 
 struct udrpc_mlx5_stats {
     uint64_t sent;            /* WQEs posted */

@@ -19,28 +19,67 @@
 #define SIGNAL_EVERY 32       /* one WQE in 32 asks for a CQE */
 #define TX_WAIT_POLLS (1u << 26) /* a send CQ silent this long: the QP is dead */
 
-/* Ordering points with the device (rdma-core's util/udma_barrier.h makes
- * the same choices per architecture, with their reasons):
- *  - to_device: our writes to WQEs and to the doorbell record reach the
- *    device in program order. x86 does not reorder stores with stores to
- *    write-back memory, so only the compiler must be held.
- *  - from_device: the CQE's body is read after its owner byte. x86 does
- *    not reorder loads with loads: again only the compiler.
- *  - wc_flush: the write-combining buffer holding the BlueFlame write is
- *    flushed to the device now (sfence), not whenever the CPU drains it. */
+/* Ordering with the device, under rdma-core's names and with its
+ * semantics unchanged (util/udma_barrier.h; providers/mlx5/qp.c
+ * post_send_db, cq.c mlx5_get_next_cqe):
+ *
+ *  udma_to_device_barrier()   our stores to memory the device reads (WQEs,
+ *                             a doorbell record) reach it before a store
+ *                             that makes it read them (the record, the
+ *                             doorbell register). x86: stores are not
+ *                             reordered with stores to write-back memory,
+ *                             so the compiler only. aarch64: dmb oshst.
+ *  mmio_wc_start()            the doorbell record's store is ordered
+ *                             before the write-combining store to the
+ *                             BlueFlame register (and other MMIO before
+ *                             it). x86: sfence. aarch64: dsb st.
+ *  mmio_flush_writes()        the write-combining buffer holding the
+ *                             BlueFlame store goes to the device now, as
+ *                             one TLP; the next BlueFlame write is not
+ *                             merged with it. x86: sfence. aarch64: dsb st.
+ *  udma_from_device_barrier() after the owner byte shows a CQE is ours,
+ *                             its other fields are read after it. x86:
+ *                             lfence. aarch64: dmb oshld.
+ *
+ * The post: WQE stores; udma_to_device_barrier; doorbell record;
+ * mmio_wc_start; BlueFlame store; mmio_flush_writes. A poll: owner bytes;
+ * udma_from_device_barrier; the CQEs' bodies (once per run of ready CQEs,
+ * not once per CQE). Architectures rdma-core knows and we have not built
+ * for get a full fence. */
 #if defined(__x86_64__) || defined(__i386__)
-#define to_device_barrier() __asm__ volatile("" ::: "memory")
-#define from_device_barrier() __asm__ volatile("" ::: "memory")
-#define wc_flush_barrier() __asm__ volatile("sfence" ::: "memory")
+#define udma_to_device_barrier() __asm__ volatile("" ::: "memory")
+#define udma_from_device_barrier() __asm__ volatile("lfence" ::: "memory")
+#define mmio_flush_writes() __asm__ volatile("sfence" ::: "memory")
 #elif defined(__aarch64__)
-#define to_device_barrier() __asm__ volatile("dmb oshst" ::: "memory")
-#define from_device_barrier() __asm__ volatile("dmb oshld" ::: "memory")
-#define wc_flush_barrier() __asm__ volatile("dsb st" ::: "memory")
+#define udma_to_device_barrier() __asm__ volatile("dmb oshst" ::: "memory")
+#define udma_from_device_barrier() __asm__ volatile("dmb oshld" ::: "memory")
+#define mmio_flush_writes() __asm__ volatile("dsb st" ::: "memory")
 #else
-#define to_device_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define from_device_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define wc_flush_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define udma_to_device_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define udma_from_device_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define mmio_flush_writes() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #endif
+#define mmio_wc_start() mmio_flush_writes()
+
+/* Each ordering point and the stores around it, as the NIC model sees
+ * them (mlx5_nic_ops.event): on hardware the hook is NULL and a barrier is
+ * the instruction above and one predicted branch. The model checks the
+ * order at every doorbell and CQE read (test/nicmodel/); a test leaves out
+ * one barrier at a time (skip_events) and the model must notice. */
+#define MLX5_BARRIER(m, ev, barrier)                                            \
+    do {                                                                        \
+        if (likely(!(m)->nic_event)) {                                          \
+            barrier;                                                            \
+        } else if (!((m)->skip_events & (1u << (ev)))) {                        \
+            barrier;                                                            \
+            (m)->nic_event((m)->nic, (ev));                                     \
+        }                                                                       \
+    } while (0)
+#define MLX5_EVENT(m, ev)                                                       \
+    do {                                                                        \
+        if (unlikely((m)->nic_event))                                           \
+            (m)->nic_event((m)->nic, (ev));                                     \
+    } while (0)
 
 /* A CQE's owner byte is read before the rest of it, and a doorbell record
  * written after what it announces: an acquire load and a release store
@@ -92,6 +131,8 @@ struct mlx5_transport {
     void *nic;
     void (*nic_doorbell)(void *nic); /* NULL on hardware */
     void (*nic_step)(void *nic);
+    void (*nic_event)(void *nic, unsigned ev); /* NULL on hardware */
+    uint32_t skip_events;     /* tests: barriers left out (bit per mlx5_event) */
     struct mlx5_qp_mem mem;
     struct tp_faults faults;  /* fault injection on hardware (tests) */
     struct udrpc_mlx5_stats stats;

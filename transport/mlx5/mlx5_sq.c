@@ -36,7 +36,9 @@ static void tx_reap(struct mlx5_transport *m)
         if ((op_own & MLX5_CQE_OWNER_MASK) != cq_owner(ci, m->scq_shift) ||
             (op_own >> 4) == MLX5_CQE_INVALID)
             break;
-        from_device_barrier();
+        MLX5_EVENT(m, MLX5_EV_SCQ_OWNER);
+        MLX5_BARRIER(m, MLX5_EV_SCQ_FROM_DEVICE, udma_from_device_barrier());
+        MLX5_EVENT(m, MLX5_EV_SCQ_BODY);
         ci++;
         if (likely((op_own >> 4) == MLX5_CQE_REQ)) {
             uint32_t end = m->sq_wqe_end[be16toh(cqe->wqe_counter) & m->sq_mask];
@@ -249,14 +251,18 @@ unsigned udrpc__mlx5_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts
     UDRPC_ASSERT(m->sq_pi - m->sq_ci <= m->sq_mask + 1); /* never past the ring */
     m->stats.sent += n;
     m->stats.doorbells++;
-    /* The doorbell: WQEs before the record, the record before the register. */
-    to_device_barrier();
+    /* The doorbell, as rdma-core's post_send_db: WQEs before the record,
+     * the record before the BlueFlame store, which is flushed at once. */
+    MLX5_EVENT(m, MLX5_EV_SQ_WQES);
+    MLX5_BARRIER(m, MLX5_EV_SQ_TO_DEVICE, udma_to_device_barrier());
     dbrec_write(&m->qp_dbrec[MLX5_SND_DBR], pi & 0xffff);
-    to_device_barrier();
+    MLX5_EVENT(m, MLX5_EV_SQ_DBR);
+    MLX5_BARRIER(m, MLX5_EV_SQ_WC_START, mmio_wc_start());
     uint64_t first8;
     memcpy(&first8, ctrl, sizeof(first8)); /* already big-endian */
     *(volatile uint64_t *)(m->bf_reg + m->bf_offset) = first8;
-    wc_flush_barrier();
+    MLX5_EVENT(m, MLX5_EV_SQ_BF);
+    MLX5_BARRIER(m, MLX5_EV_SQ_WC_FLUSH, mmio_flush_writes());
     m->bf_offset ^= m->bf_size;
     if (m->nic_doorbell)
         m->nic_doorbell(m->nic);
