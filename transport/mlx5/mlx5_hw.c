@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "mlx5.h"
-#include "verbs.h"
+#include "verbs_dev.h"
 
 struct mlx5_hw {
     struct ibv_context *ctx;

@@ -1,39 +1,15 @@
-/* verbs.h — the ibverbs transport's entry points and test controls (see
- * verbs.c). Built only where rdma-core's headers are (UDRPC_HAVE_VERBS). */
-#ifndef UDRPC_TRANSPORT_VERBS_H
-#define UDRPC_TRANSPORT_VERBS_H
+/* verbs_dev.h — device set-up shared by the verbs and mlx5 transports
+ * (verbs_dev.c): built where rdma-core's headers are. */
+#ifndef UDRPC_TRANSPORT_VERBS_DEV_H
+#define UDRPC_TRANSPORT_VERBS_DEV_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "hash.h"
-#include "transport.h"
 
-struct udrpc_verbs_stats {
-    uint64_t sent, dropped, duplicated; /* by fault injection (cfg.faults) */
-    uint64_t tx_errors, rx_errors;/* completions with an error status */
-    uint64_t rx_too_long;         /* of which: longer than the buffer */
-    uint64_t post_errors, qp_resets;
-    int last_rx_error_status;     /* enum ibv_wc_status */
-};
-
-/* src_id of a peer: the GID's low 8 bytes, and its QPN with a hash of the
- * high 8 (zero for IPv4-mapped GIDs) above it. */
-static inline void verbs_src_id(const uint8_t gid[16], uint32_t qpn, uint64_t src_id[2])
-{
-    uint64_t lo, hi;
-    memcpy(&hi, gid, 8);
-    memcpy(&lo, gid + 8, 8);
-    src_id[0] = lo;
-    src_id[1] = (uint64_t)qpn | (hi ? (hi * 0x9E3779B97F4A7C15ull) << 24 : 0);
-}
-
-int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
-                        struct transport **out);
-
-/* Set-up shared with the mlx5 transport (mlx5/mlx5_hw.c). */
 struct ibv_ah;
 struct ibv_context;
 struct ibv_device;
@@ -72,11 +48,5 @@ unsigned udrpc__verbs_mtu_bytes(int ibv_mtu);
 int udrpc__verbs_qp_arm(struct ibv_qp *qp, uint8_t port, uint32_t qkey);
 /* An RDMA device with an active port is present (dev NULL: any). */
 bool udrpc__verbs_available(const char *dev);
-void udrpc__verbs_get_stats(struct transport *tp, struct udrpc_verbs_stats *out);
-/* Tests: sends len bytes of junk to peer with Q_Key qkey (0: the peer's). */
-int udrpc__verbs_send_raw(struct transport *tp, const struct tp_peer *peer, uint32_t len,
-                          uint32_t qkey);
-/* Tests: moves the QP to the error state, as a fatal completion would. */
-void udrpc__verbs_break_qp(struct transport *tp);
 
 #endif
