@@ -10,21 +10,58 @@
 #include "log.h"
 #include "rpc_internal.h"
 
-/* The transport the configuration names (or "auto" picks), from the
- * registry. */
-static int make_transport(udrpc_t *rpc)
+static void destroy_transports(udrpc_t *rpc)
 {
-    const char *t = rpc->cfg.transport;
-    const struct transport_desc *d = strcmp(t, "auto") == 0
-                                         ? udrpc__transport_auto(&rpc->cfg)
-                                         : udrpc__transport_find(t, strlen(t));
-    if (!d)
-        return -EINVAL;
-    struct tp_params p = { .bind_ip = rpc->nx->sm_addr.sin_addr.s_addr };
-    return udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tp);
+    for (unsigned i = 0; i < rpc->n_tps; i++)
+        rpc->tps[i]->ops->destroy(rpc->tps[i]);
+    rpc->n_tps = 0;
 }
 
-/* The allocators' region hook: the transport's memory registration. */
+/* The transports the configuration names, from the registry: one name,
+ * "auto", or a list ("loop,udp"). The first is the one client sessions
+ * use; a server session takes the one whose kind its client speaks. Each
+ * gets its index as the tag of its sources. All send datagrams of one
+ * size, the smallest of their MTUs (packet boundaries are the endpoint's),
+ * and at most one may register memory (a msgbuf has one lkey). */
+static int make_transports(udrpc_t *rpc)
+{
+    const char *t = rpc->cfg.transport;
+    int ret = 0;
+    while (*t) {
+        size_t len = strcspn(t, ",");
+        const struct transport_desc *d =
+            len == 4 && !memcmp(t, "auto", 4) ? udrpc__transport_auto(&rpc->cfg)
+                                               : udrpc__transport_find(t, len);
+        if (!d || rpc->n_tps == UDRPC_MAX_TRANSPORTS) {
+            ret = -EINVAL;
+            break;
+        }
+        struct tp_params p = { .bind_ip = rpc->nx->sm_addr.sin_addr.s_addr,
+                               .src_tag = (uint64_t)rpc->n_tps << TP_SRC_TAG_SHIFT };
+        if ((ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps])) != 0)
+            break;
+        rpc->n_tps++;
+        t += len;
+        if (*t == ',')
+            t++;
+    }
+    unsigned reg = 0;
+    for (unsigned i = 0; ret == 0 && i < rpc->n_tps; i++) {
+        reg += rpc->tps[i]->ops->reg_mem != NULL;
+        if (i == 0 || rpc->tps[i]->mtu < rpc->mtu)
+            rpc->mtu = rpc->tps[i]->mtu;
+        if (rpc->tps[i]->ops->reg_mem)
+            rpc->reg_tp = rpc->tps[i];
+    }
+    if (ret == 0 && (rpc->n_tps == 0 || reg > 1))
+        ret = -EINVAL;
+    if (ret != 0)
+        destroy_transports(rpc);
+    return ret;
+}
+
+/* The allocators' region hook: the memory registration of the transport
+ * that needs one. */
 static int reg_region(void *ctx, void *base, size_t len, uint32_t *lkey)
 {
     struct transport *tp = ctx;
@@ -77,8 +114,9 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     pthread_mutex_init(&rpc->smq_lock, NULL);
     pthread_mutex_init(&rpc->bg_alloc_lock, NULL);
 
-    if ((err = make_transport(rpc)) != 0)
+    if ((err = make_transports(rpc)) != 0)
         goto out_lock;
+    rpc->tp = rpc->tps[0];
     rpc->tp_ops = rpc->tp->ops;
     rpc->cc = rpc->cfg.cc;
     rpc->sample_mask = rpc->cc ? UINT64_MAX
@@ -87,16 +125,16 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
                           rpc->clock->tsc_per_ns,
                           udrpc__us_to_tsc(rpc->clock, rpc->cfg.timely.t_low_us),
                           udrpc__us_to_tsc(rpc->clock, 2 * UDRPC_WHEEL_BUCKET_US));
-    if (!rpc->tp_ops->wait)
-        rpc->idle_sleep_tsc = 0;
-    rpc->dpp = rpc->tp->mtu - UDRPC_HDR_SIZE;
+    if (!rpc->tp_ops->wait || rpc->n_tps > 1)
+        rpc->idle_sleep_tsc = 0; /* (several: a sleep on one would miss the others) */
+    rpc->dpp = rpc->mtu - UDRPC_HDR_SIZE;
     if (msgbuf_pkts(rpc->max_msg_size, rpc->dpp) >= UDRPC_MAX_PKTS_PER_MSG) {
         err = -EINVAL; /* pkt_num is 16 bits: raise the MTU or lower the max */
         goto out_tp;
     }
-    mb_reg_fn reg = rpc->tp_ops->reg_mem ? reg_region : NULL;
-    udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, reg, rpc->tp);
-    udrpc__msgbuf_alloc_init(&rpc->bg_alloc, rpc->dpp, reg, rpc->tp);
+    mb_reg_fn reg = rpc->reg_tp ? reg_region : NULL;
+    udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, reg, rpc->reg_tp);
+    udrpc__msgbuf_alloc_init(&rpc->bg_alloc, rpc->dpp, reg, rpc->reg_tp);
     if ((err = udrpc__msgbuf_get(&rpc->alloc, UDRPC_CTRL_HDRS * UDRPC_HDR_SIZE,
                                  &rpc->ctrl_mb)) != 0)
         goto out_alloc;
@@ -127,7 +165,8 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     nx->rpcs[rpc_id] = rpc;
     atomic_store(&nx->frozen, true);
     pthread_mutex_unlock(&nx->lock);
-    UDRPC_LOG_INFO(rpc, -1, "created on %s, mtu %u", rpc->tp->name, rpc->tp->mtu);
+    UDRPC_LOG_INFO(rpc, -1, "created on %s%s, mtu %u", rpc->tp->name,
+                   rpc->n_tps > 1 ? " and more" : "", rpc->mtu);
     return rpc;
 
 out_hash:
@@ -141,7 +180,7 @@ out_alloc:
     udrpc__msgbuf_alloc_fini(&rpc->alloc);
     udrpc__msgbuf_alloc_fini(&rpc->bg_alloc);
 out_tp:
-    rpc->tp->ops->destroy(rpc->tp);
+    destroy_transports(rpc);
 out_lock:
     pthread_mutex_destroy(&rpc->bg_alloc_lock);
     pthread_mutex_destroy(&rpc->smq_lock);
@@ -182,7 +221,7 @@ void udrpc_destroy(udrpc_t *rpc)
     for (uint32_t i = 0; i < rpc->n_qreq_chunks; i++)
         free(rpc->qreq_chunks[i]);
     free(rpc->qreq_chunks);
-    rpc->tp->ops->destroy(rpc->tp);
+    destroy_transports(rpc);
     udrpc__msgbuf_alloc_fini(&rpc->alloc);
     udrpc__msgbuf_alloc_fini(&rpc->bg_alloc);
     pthread_mutex_destroy(&rpc->bg_alloc_lock);
@@ -203,12 +242,15 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     /* A full burst means more are waiting: take up to UDRPC_RX_BURSTS_MAX
      * bursts before sending, so that one TX batch (one sendmmsg) answers
      * them all. Nothing queued for TX points into the RX buffers. */
-    for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
-        unsigned n = rpc->tp_ops->rx_burst(rpc->tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
-        if (n)
-            udrpc__process_rx(rpc, rpc->rx, n);
-        if (n < UDRPC_RX_BURST)
-            break;
+    for (unsigned t = 0; t < rpc->n_tps; t++) {
+        struct transport *tp = rpc->tps[t];
+        for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
+            unsigned n = tp->ops->rx_burst(tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
+            if (n)
+                udrpc__process_rx(rpc, rpc->rx, n);
+            if (n < UDRPC_RX_BURST)
+                break;
+        }
     }
     if (rpc->stall_head)
         udrpc__process_stalls(rpc);
@@ -291,8 +333,9 @@ int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out)
     *out = rpc->stats;
     out->sm_drops += atomic_load(&rpc->nx->sm_drops);
     out->kernel_drops = udrpc__sock_drops(rpc->nx->sm_fd);
-    if (rpc->tp_ops->kernel_drops)
-        out->kernel_drops += rpc->tp_ops->kernel_drops(rpc->tp);
+    for (unsigned i = 0; i < rpc->n_tps; i++)
+        if (rpc->tps[i]->ops->kernel_drops)
+            out->kernel_drops += rpc->tps[i]->ops->kernel_drops(rpc->tps[i]);
     return 0;
 }
 

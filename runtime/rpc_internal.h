@@ -245,7 +245,7 @@ struct sm_qentry {
 struct udrpc {
     /* ---- the datapath's, in the first cache lines (asserted below) ---- */
     /* line 0: read at every packet */
-    struct transport *tp;
+    struct transport *tp;            /* the first (client sessions') */
     const struct transport_ops *tp_ops;
     uint64_t now_tsc;                /* read once per loop iteration */
     uint64_t tx_gen;                 /* bumped at every TX flush */
@@ -274,11 +274,15 @@ struct udrpc {
     uint64_t rto_min_tsc, rto_max_tsc;
     udrpc_stats_t stats;
     struct cc_params ccp;            /* Timely's parameters, link rate resolved */
+    unsigned n_tps;                  /* transports (tps[0] == tp) */
+    struct transport *tps[UDRPC_MAX_TRANSPORTS];
     struct tp_tx_pkt tx[UDRPC_TX_BATCH] __attribute__((aligned(UDRPC_CACHE_LINE)));
     struct tp_rx_pkt rx[UDRPC_RX_BURST];
     udrpc_msgbuf_t ctrl_mb;
 
     /* control */
+    unsigned mtu;                    /* the datagram size of all transports */
+    struct transport *reg_tp;        /* the one that registers memory, if any */
     struct msgbuf_alloc alloc;
     udrpc_nexus_t *nx;
     uint8_t rpc_id;

@@ -26,7 +26,7 @@ void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
     p.client_session = s->local_num;
     p.server_session = s->remote_num;
     p.token = s->token;
-    p.mtu = (uint16_t)rpc->tp->mtu;
+    p.mtu = (uint16_t)rpc->mtu;
     memcpy(p.client_uri, rpc->nx->uri, sizeof(p.client_uri));
     p.client_route = rpc->tp->local;
     udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
@@ -40,7 +40,7 @@ static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
     p.err = (int16_t)err;
     if (s) {
         p.server_session = s->local_num;
-        p.server_route = rpc->tp->local;
+        p.server_route = rpc->tps[s->peer.tpi]->local; /* the session's transport */
     }
     udrpc__nexus_sm_send(rpc->nx, &p, to);
 }
@@ -162,15 +162,19 @@ static struct session *dedup_find(struct udrpc *rpc, const struct sm_pkt *p, uin
 static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
                               const struct sockaddr_in *from)
 {
-    if (p->client_route.kind != rpc->tp->kind) {
+    /* The session goes over our transport of the kind the client speaks. */
+    unsigned tpi = 0;
+    while (tpi < rpc->n_tps && rpc->tps[tpi]->kind != p->client_route.kind)
+        tpi++;
+    if (tpi == rpc->n_tps) {
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
-    if (p->mtu != rpc->tp->mtu) {
+    if (p->mtu != rpc->mtu) {
         /* Packet boundaries follow the MTU: both ends must use one. */
         UDRPC_LOG_LIMITED(LOG_WARN, rpc, -1,
                           "refused %s: its MTU %u is not ours (%u); set UDRPC_MTU alike",
-                          p->client_uri, p->mtu, rpc->tp->mtu);
+                          p->client_uri, p->mtu, rpc->mtu);
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EMEDIUMTYPE, from);
         return;
     }
@@ -194,11 +198,13 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ENOMEM, from);
         return;
     }
-    if (rpc->tp_ops->make_peer(rpc->tp, &p->client_route, &s->peer) != 0) {
+    struct transport *tp = rpc->tps[tpi];
+    if (tp->ops->make_peer(tp, &p->client_route, &s->peer) != 0) {
         udrpc__session_free(rpc, s);
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
+    s->peer.tpi = (uint8_t)tpi;
     s->remote_num = p->client_session;
     s->remote_rpc_id = p->client_rpc_id;
     s->token = p->token;
@@ -258,6 +264,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         connect_failed(rpc, s, -EPROTO);
         return;
     }
+    s->peer.tpi = 0; /* client sessions go over the first transport */
     s->remote_num = p->server_session;
     s->state = SS_CONNECTED;
     s->last_rx_tsc = rpc->now_tsc;

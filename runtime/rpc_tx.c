@@ -6,15 +6,39 @@
  */
 #include "rpc_dp.h"
 
+/* An endpoint with several transports: each its own packets of the batch,
+ * in order. */
+static __attribute__((noinline)) void tx_flush_each(struct udrpc *rpc)
+{
+    struct tp_tx_pkt mine[UDRPC_TX_BATCH];
+    for (unsigned t = 0; t < rpc->n_tps; t++) {
+        unsigned k = 0;
+        for (unsigned i = 0; i < rpc->tx_n; i++)
+            if (rpc->tx[i].peer->tpi == t)
+                mine[k++] = rpc->tx[i];
+        if (k == 0)
+            continue;
+        struct transport *tp = rpc->tps[t];
+        unsigned sent = tp->ops->tx_burst(tp, mine, k, rpc->now_tsc);
+        rpc->stats.pkts_tx += sent;
+        rpc->stats.drops[UDRPC_DROP_TX_FULL] += k - sent; /* retransmission recovers */
+        tp->ops->tx_flush(tp);
+    }
+}
+
 void udrpc__tx_flush(struct udrpc *rpc)
 {
     unsigned n = rpc->tx_n;
     if (n == 0)
         return;
-    unsigned sent = rpc->tp_ops->tx_burst(rpc->tp, rpc->tx, n, rpc->now_tsc);
-    rpc->stats.pkts_tx += sent;
-    rpc->stats.drops[UDRPC_DROP_TX_FULL] += n - sent; /* retransmission recovers */
-    rpc->tp_ops->tx_flush(rpc->tp);
+    if (likely(rpc->n_tps == 1)) {
+        unsigned sent = rpc->tp_ops->tx_burst(rpc->tp, rpc->tx, n, rpc->now_tsc);
+        rpc->stats.pkts_tx += sent;
+        rpc->stats.drops[UDRPC_DROP_TX_FULL] += n - sent; /* retransmission recovers */
+        rpc->tp_ops->tx_flush(rpc->tp);
+    } else {
+        tx_flush_each(rpc);
+    }
     rpc->tx_n = 0;
     rpc->tx_gen++;
 }

@@ -9,6 +9,7 @@
 #define UDRPC_RX_BURST 32               /* packets per rx_burst (libuv's cap) */
 #define UDRPC_RX_BURSTS_MAX 2           /* full bursts taken before one TX flush */
 #define UDRPC_TX_BATCH 64               /* packets per tx_burst */
+#define UDRPC_MAX_TRANSPORTS 4          /* per endpoint (cfg.transport's list) */
 #define UDRPC_CTRL_HDRS 256             /* header ring for CR/RFR packets */
 #define UDRPC_WHEEL_BUCKETS 4096
 #define UDRPC_WHEEL_BUCKET_US 10        /* horizon: 4096 * 10 us = 41 ms */

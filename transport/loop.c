@@ -211,7 +211,7 @@ static unsigned loop_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
         pkts[n].buf = s->data;
         pkts[n].len = s->len;
         pkts[n].src_id[0] = s->src;
-        pkts[n].src_id[1] = 0;
+        pkts[n].src_id[1] = ep->base.src_tag;
         n++;
     }
     ep->held_for_rx = used;
@@ -228,7 +228,6 @@ static void loop_tx_flush(struct transport *tp)
 static int loop_make_peer(struct transport *tp, const struct tp_route *r,
                           struct tp_peer *peer)
 {
-    (void)tp;
     uint32_t pid, id;
     if (r->kind != TP_LOOP || r->len != 8)
         return -EINVAL;
@@ -239,6 +238,7 @@ static int loop_make_peer(struct transport *tp, const struct tp_route *r,
     memset(peer, 0, sizeof(*peer));
     memcpy(peer->tx, &id, 4);
     peer->src_id[0] = id;
+    peer->src_id[1] = tp->src_tag;
     return 0;
 }
 

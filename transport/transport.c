@@ -79,8 +79,10 @@ int udrpc__transport_create(const struct transport_desc *d, const udrpc_config_t
     if (!d->create)
         return -ENODEV; /* not built here (no rdma-core headers) */
     int ret = d->create(cfg, p, out);
-    if (ret == 0)
+    if (ret == 0) {
         (*out)->desc = d;
+        (*out)->src_tag = p->src_tag;
+    }
     return ret;
 }
 

@@ -14,7 +14,9 @@
  *    the routing info the peer advertised during session management, and
  *    rx_burst reports each packet's source as a src_id comparable with
  *    peer.src_id, so the Rpc can check that a packet comes from its
- *    session's peer.
+ *    session's peer. Every src_id a transport makes carries its src_tag
+ *    in src_id[1]'s top byte (the endpoint's index of the transport), so
+ *    that two transports of one endpoint never report the same source.
  */
 #ifndef UDRPC_TRANSPORT_H
 #define UDRPC_TRANSPORT_H
@@ -51,6 +53,7 @@ struct tp_route {
 struct tp_peer {
     uint64_t src_id[2];         /* rx_burst reports this for the peer */
     uint8_t tx[48];             /* transport-private TX address */
+    uint8_t tpi;                /* the endpoint's: which of its transports */
 };
 
 struct tp_tx_pkt {
@@ -102,6 +105,7 @@ struct transport {
     unsigned mtu;               /* largest datagram, header included */
     double link_rate_bytes_per_s; /* congestion control's default link rate */
     struct tp_route local;      /* what this endpoint advertises */
+    uint64_t src_tag;           /* OR-ed into every src_id[1] (tp_params) */
 };
 
 /* Datagrams the kernel dropped at socket fd since it was made (filter or
@@ -174,7 +178,9 @@ unsigned udrpc__tp_faults_apply(struct tp_faults *f, const struct tp_tx_pkt *in,
 /* What an endpoint tells a transport it makes. */
 struct tp_params {
     uint32_t bind_ip;           /* the Nexus's IPv4 address (network order) */
+    uint64_t src_tag;           /* for src_id[1]'s top byte: index << 56 */
 };
+#define TP_SRC_TAG_SHIFT 56
 
 struct transport_desc {
     const char *name;

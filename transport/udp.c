@@ -59,13 +59,14 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
     int n = recvmmsg(u->fd, u->rx_msgs, max, MSG_DONTWAIT, NULL);
     if (n <= 0)
         return 0;
+    const uint64_t tag = u->base.src_tag;
     for (int i = 0; i < n; i++) {
         const struct msghdr *mh = &u->rx_msgs[i].msg_hdr;
         pkts[i].buf = u->rx_iov[i].iov_base;
         /* A truncated datagram is reported empty, so the Rpc drops it. */
         pkts[i].len = (mh->msg_flags & MSG_TRUNC) ? 0 : u->rx_msgs[i].msg_len;
         pkts[i].src_id[0] = sin_src_id(&u->rx_addr[i]);
-        pkts[i].src_id[1] = 0;
+        pkts[i].src_id[1] = tag;
     }
     return (unsigned)n;
 }
@@ -144,7 +145,6 @@ static void udp_tx_flush(struct transport *tp)
 static int udp_make_peer(struct transport *tp, const struct tp_route *r,
                          struct tp_peer *peer)
 {
-    (void)tp;
     if (r->kind != TP_UDP || r->len != 6)
         return -EINVAL;
     struct sockaddr_in sin;
@@ -157,7 +157,7 @@ static int udp_make_peer(struct transport *tp, const struct tp_route *r,
     memset(peer, 0, sizeof(*peer));
     memcpy(peer->tx, &sin, sizeof(sin));
     peer->src_id[0] = sin_src_id(&sin);
-    peer->src_id[1] = 0;
+    peer->src_id[1] = tp->src_tag;
     return 0;
 }
 

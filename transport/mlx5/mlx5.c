@@ -110,7 +110,7 @@ static void peer_src(const struct mlx5_transport *m, const uint8_t gid[16], uint
         memcpy(b, gid + 8, 8);
     }
     memcpy(&src_id[0], b, 8);
-    src_id[1] = qpn;
+    src_id[1] = qpn | m->base.src_tag;
 }
 
 static int mlx5_make_peer(struct transport *tp, const struct tp_route *r, struct tp_peer *peer)

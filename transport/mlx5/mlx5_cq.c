@@ -51,7 +51,7 @@ static bool rx_slow(struct mlx5_transport *m, const struct mlx5_cqe64 *cqe, uint
     pkt->buf = buf + UDRPC_MLX5_GRH_BYTES;
     pkt->len = len - UDRPC_MLX5_GRH_BYTES;
     memcpy(&pkt->src_id[0], buf + m->src_off, 8);
-    pkt->src_id[1] = be32toh(cqe->flags_rqpn) & 0xffffff;
+    pkt->src_id[1] = (be32toh(cqe->flags_rqpn) & 0xffffff) | m->base.src_tag;
     return true;
 }
 
@@ -80,6 +80,7 @@ unsigned udrpc__mlx5_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsi
     const uint8_t *const rx_bufs = m->rx_bufs;
     const uint32_t rq_mask = m->rq_mask;
     const size_t buf_size = m->rx_buf_size, src_off = m->src_off;
+    const uint64_t src_tag = m->base.src_tag;
     struct tp_rx_pkt *pk = pkts, *pk_end = pkts + max;
     while (pk < pk_end) {
         /* A run of plain receives, not past the ring's end: their owner
@@ -102,7 +103,7 @@ unsigned udrpc__mlx5_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsi
                     pk->buf = buf + UDRPC_MLX5_GRH_BYTES;
                     pk->len = len - UDRPC_MLX5_GRH_BYTES;
                     pk->src_id[0] = src;
-                    pk->src_id[1] = be32toh(cqe->flags_rqpn) & 0xffffff;
+                    pk->src_id[1] = (be32toh(cqe->flags_rqpn) & 0xffffff) | src_tag;
                     pk++;
                 } else {
                     m->stats.rx_short++;

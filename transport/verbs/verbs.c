@@ -97,12 +97,12 @@ static int verbs_make_peer(struct transport *tp, const struct tp_route *r, struc
     struct verbs_peer vp = { ah, qpn, qkey };
     memcpy(peer->tx, &vp, sizeof(vp));
     if (v->gid_is_ipv4 || memcmp(gid.raw, (uint8_t[16]){ 0 }, 16) != 0) {
-        verbs_src_id(gid.raw, qpn, peer->src_id);
+        verbs_src_id(gid.raw, qpn, tp->src_tag, peer->src_id);
     } else {
         union ibv_gid lg = { .raw = { 0 } };
         lg.raw[14] = (uint8_t)(lid >> 8);
         lg.raw[15] = (uint8_t)lid;
-        verbs_src_id(lg.raw, qpn, peer->src_id);
+        verbs_src_id(lg.raw, qpn, tp->src_tag, peer->src_id);
     }
     return 0;
 }

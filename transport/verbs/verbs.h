@@ -19,15 +19,17 @@ struct udrpc_verbs_stats {
     int last_rx_error_status;     /* enum ibv_wc_status */
 };
 
-/* src_id of a peer: the GID's low 8 bytes, and its QPN with a hash of the
- * high 8 (zero for IPv4-mapped GIDs) above it. */
-static inline void verbs_src_id(const uint8_t gid[16], uint32_t qpn, uint64_t src_id[2])
+/* src_id of a peer: the GID's low 8 bytes, and its QPN with 32 bits of a
+ * hash of the high 8 (zero for IPv4-mapped GIDs) above it, under the
+ * transport's tag. */
+static inline void verbs_src_id(const uint8_t gid[16], uint32_t qpn, uint64_t tag,
+                                uint64_t src_id[2])
 {
     uint64_t lo, hi;
     memcpy(&hi, gid, 8);
     memcpy(&lo, gid + 8, 8);
     src_id[0] = lo;
-    src_id[1] = (uint64_t)qpn | (hi ? (hi * 0x9E3779B97F4A7C15ull) << 24 : 0);
+    src_id[1] = (uint64_t)qpn | (hi ? ((hi * 0x9E3779B97F4A7C15ull) >> 32) << 24 : 0) | tag;
 }
 
 int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,

@@ -22,7 +22,7 @@ static void wc_src_id(const struct verbs_transport *v, const struct ibv_wc *wc,
     } else {
         memcpy(g.raw, grh + 8, 16);            /* GRH / IPv6 sgid */
     }
-    verbs_src_id(g.raw, wc->src_qp, src_id);
+    verbs_src_id(g.raw, wc->src_qp, v->base.src_tag, src_id);
 }
 
 unsigned udrpc__verbs_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsigned max,
