@@ -178,9 +178,17 @@ typedef struct udrpc_config {
     const char *transport;      /**< "auto" (mlx5 where mlx5dv drives an
                                      active port, else verbs where any
                                      RDMA port is active, else udp),
-                                     "udp", "loop", "verbs", "mlx5";
-                                     udrpc_create() fails with ENODEV
-                                     where the named one is absent */
+                                     "udp", "loop", "verbs", "mlx5"; or a
+                                     comma-separated list of them
+                                     ("loop,udp", up to 4): the endpoint
+                                     holds each, its client sessions use
+                                     the first, and a server session the
+                                     one its client speaks (all send one
+                                     datagram size, the smallest MTU: set
+                                     mtu alike at both ends; at most one
+                                     may be verbs or mlx5). udrpc_create()
+                                     fails with ENODEV where a named one is
+                                     absent, EINVAL for an unknown name */
     const char *device;         /**< RDMA device name; NULL: first active */
     unsigned mtu;               /**< largest datagram incl. 16 B header;
                                      0: the transport's default (udp: the

@@ -14,8 +14,8 @@ static const char *const level_names[] = { "error", "warn", "info", "debug", "tr
 int udrpc__log_level_init(void)
 {
     const char *env = getenv("UDRPC_LOG");
-    int level = LOG_WARN;
-    for (int i = 0; env && i <= LOG_TRACE; i++)
+    int level = UDRPC_LVL_WARN;
+    for (int i = 0; env && i <= UDRPC_LVL_TRACE; i++)
         if (strcmp(env, level_names[i]) == 0)
             level = i;
     udrpc__log_level = level;

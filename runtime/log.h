@@ -10,10 +10,17 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum udrpc_log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+/* UDRPC_LVL_*, not LOG_*: <syslog.h> defines LOG_INFO and LOG_DEBUG. */
+enum udrpc_log_level {
+    UDRPC_LVL_ERROR = 0,
+    UDRPC_LVL_WARN,
+    UDRPC_LVL_INFO,
+    UDRPC_LVL_DEBUG,
+    UDRPC_LVL_TRACE,
+};
 
 #ifndef UDRPC_LOG_MIN_LEVEL
-#define UDRPC_LOG_MIN_LEVEL LOG_INFO
+#define UDRPC_LOG_MIN_LEVEL UDRPC_LVL_INFO
 #endif
 
 extern int udrpc__log_level; /* -1 until read from the environment */
@@ -48,9 +55,9 @@ int udrpc__log_allow(_Atomic uint64_t *window_start_ns, _Atomic uint32_t *count)
                        __VA_ARGS__);                                            \
     } while (0)
 
-#define UDRPC_LOG_ERROR(rpc, sess, ...) UDRPC_LOG_AT(LOG_ERROR, rpc, sess, __VA_ARGS__)
-#define UDRPC_LOG_WARN(rpc, sess, ...) UDRPC_LOG_AT(LOG_WARN, rpc, sess, __VA_ARGS__)
-#define UDRPC_LOG_INFO(rpc, sess, ...) UDRPC_LOG_AT(LOG_INFO, rpc, sess, __VA_ARGS__)
-#define UDRPC_LOG_DEBUG(rpc, sess, ...) UDRPC_LOG_AT(LOG_DEBUG, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_ERROR(rpc, sess, ...) UDRPC_LOG_AT(UDRPC_LVL_ERROR, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_WARN(rpc, sess, ...) UDRPC_LOG_AT(UDRPC_LVL_WARN, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_INFO(rpc, sess, ...) UDRPC_LOG_AT(UDRPC_LVL_INFO, rpc, sess, __VA_ARGS__)
+#define UDRPC_LOG_DEBUG(rpc, sess, ...) UDRPC_LOG_AT(UDRPC_LVL_DEBUG, rpc, sess, __VA_ARGS__)
 
 #endif

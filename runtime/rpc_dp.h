@@ -18,7 +18,7 @@
 #define DROP(rpc, reason)                                                     \
     do {                                                                      \
         (rpc)->stats.drops[UDRPC_DROP_##reason]++;                            \
-        UDRPC_LOG_LIMITED(LOG_TRACE, rpc, -1, "dropped a packet: %s",         \
+        UDRPC_LOG_LIMITED(UDRPC_LVL_TRACE, rpc, -1, "dropped a packet: %s",         \
                           udrpc_drop_reason_str(UDRPC_DROP_##reason));        \
         return;                                                               \
     } while (0)

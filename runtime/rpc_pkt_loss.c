@@ -111,7 +111,7 @@ static void client_gap_signal(struct udrpc *rpc, struct cslot *c)
     c->tx_gen = rpc->tx_gen;
     c->sample_idx = NO_SAMPLE; /* Karn: no RTT from what was resent */
     rpc->stats.retransmits++;
-    UDRPC_LOG_AT(LOG_DEBUG, rpc, c->sess->local_num,
+    UDRPC_LOG_AT(UDRPC_LVL_DEBUG, rpc, c->sess->local_num,
                  "fast retransmit: request %llu packet %u", (unsigned long long)c->req_num, k);
 }
 
@@ -144,7 +144,7 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + slot_rto_tsc(rpc, c));
     rpc->stats.rto_fired++;
     uint32_t in_flight = c->num_tx - c->num_rx;
-    UDRPC_LOG_AT(LOG_DEBUG, rpc, s->local_num,
+    UDRPC_LOG_AT(UDRPC_LVL_DEBUG, rpc, s->local_num,
                  "RTO: request %llu, %u packets resent from packet %u, retry %u",
                  (unsigned long long)c->req_num, in_flight, c->num_rx, c->retries);
     rpc->stats.retransmits += in_flight;

@@ -59,7 +59,7 @@ static void server_invoke(struct udrpc *rpc, sslot_t *h)
             udrpc_enqueue_response(h);
             return;
         }
-        UDRPC_LOG_AT(LOG_TRACE, rpc, h->sess->local_num,
+        UDRPC_LOG_AT(UDRPC_LVL_TRACE, rpc, h->sess->local_num,
                      "request %llu type %u to a background worker",
                      (unsigned long long)h->req_num, h->req_type);
         udrpc__bg_submit(rpc, h);

@@ -172,7 +172,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     }
     if (p->mtu != rpc->mtu) {
         /* Packet boundaries follow the MTU: both ends must use one. */
-        UDRPC_LOG_LIMITED(LOG_WARN, rpc, -1,
+        UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, -1,
                           "refused %s: its MTU %u is not ours (%u); set UDRPC_MTU alike",
                           p->client_uri, p->mtu, rpc->mtu);
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EMEDIUMTYPE, from);
@@ -219,7 +219,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     }
     rpc->stats.sessions_connected++;
     sm_reply(rpc, p, SM_CONNECT_RESP, 0, s, from);
-    UDRPC_LOG_LIMITED(LOG_INFO, rpc, s->local_num, "accepted %s rpc %u session %u",
+    UDRPC_LOG_LIMITED(UDRPC_LVL_INFO, rpc, s->local_num, "accepted %s rpc %u session %u",
                       p->client_uri, p->client_rpc_id, p->client_session);
 }
 
@@ -243,7 +243,7 @@ static void connect_failed(struct udrpc *rpc, struct session *s, int err)
     s->state = SS_DISCONNECTING;
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     udrpc__session_free(rpc, s);
-    UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "connect failed: %s", udrpc_strerror(err));
+    UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, num, "connect failed: %s", udrpc_strerror(err));
     udrpc__sm_notify(rpc, num, UDRPC_SM_CONNECT_FAILED, err);
 }
 
@@ -469,7 +469,7 @@ void udrpc__check_liveness(struct udrpc *rpc)
         if (s->is_client) {
             udrpc__session_fail(rpc, s, -ETIMEDOUT);
         } else {
-            UDRPC_LOG_LIMITED(LOG_WARN, rpc, (int)i,
+            UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, (int)i,
                               "client %s silent (peer_timeout %u ms): session freed", s->remote_uri,
                               rpc->cfg.peer_timeout_ms);
             rpc->stats.sessions_failed++;

@@ -104,10 +104,10 @@ void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err)
     s->state = SS_DISCONNECTING;
     rpc->stats.sessions_failed++;
     if (err == -ETIMEDOUT)
-        UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s silent (peer_timeout %u ms): session failed",
+        UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, num, "peer %s silent (peer_timeout %u ms): session failed",
                           s->remote_uri, rpc->cfg.peer_timeout_ms);
     else
-        UDRPC_LOG_LIMITED(LOG_WARN, rpc, num, "peer %s closed the session: %s",
+        UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, num, "peer %s closed the session: %s",
                           s->remote_uri, udrpc_strerror(err));
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     udrpc__sm_send_req(rpc, s, SM_DISCONNECT_REQ); /* best effort: frees a live server's side */

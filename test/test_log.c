@@ -5,7 +5,7 @@
  * arguments are never evaluated, whatever the runtime level.
  */
 #undef UDRPC_LOG_MIN_LEVEL
-#define UDRPC_LOG_MIN_LEVEL LOG_DEBUG
+#define UDRPC_LOG_MIN_LEVEL UDRPC_LVL_DEBUG
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +51,13 @@ static struct fake_rpc *rpc3 = &rpc3_storage;
 static void log_debug_and_trace(void)
 {
     UDRPC_LOG_DEBUG(rpc3, 7, "debug %d", 5);
-    UDRPC_LOG_AT(LOG_TRACE, rpc3, 7, "trace %d", side_effect());
+    UDRPC_LOG_AT(UDRPC_LVL_TRACE, rpc3, 7, "trace %d", side_effect());
 }
 
 static void log_limited_20(void)
 {
     for (int i = 0; i < 20; i++)
-        UDRPC_LOG_LIMITED(LOG_WARN, rpc3, i, "limited %d", i);
+        UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc3, i, "limited %d", i);
 }
 
 static int count_lines(const char *s)
@@ -72,24 +72,24 @@ int main(void)
 {
     /* Levels from the environment. */
     setenv("UDRPC_LOG", "trace", 1);
-    CHECK_EQ(udrpc__log_level_init(), LOG_TRACE);
+    CHECK_EQ(udrpc__log_level_init(), UDRPC_LVL_TRACE);
     setenv("UDRPC_LOG", "error", 1);
-    CHECK_EQ(udrpc__log_level_init(), LOG_ERROR);
+    CHECK_EQ(udrpc__log_level_init(), UDRPC_LVL_ERROR);
     setenv("UDRPC_LOG", "loud", 1);
-    CHECK_EQ(udrpc__log_level_init(), LOG_WARN); /* unknown: the default */
+    CHECK_EQ(udrpc__log_level_init(), UDRPC_LVL_WARN); /* unknown: the default */
     unsetenv("UDRPC_LOG");
-    CHECK_EQ(udrpc__log_level_init(), LOG_WARN);
+    CHECK_EQ(udrpc__log_level_init(), UDRPC_LVL_WARN);
 
     /* At runtime level trace: the debug line prints in the documented
      * format; the trace line is compiled out (its argument not even
      * evaluated). */
-    udrpc__log_level = LOG_TRACE;
+    udrpc__log_level = UDRPC_LVL_TRACE;
     const char *out = capture(log_debug_and_trace);
     CHECK(strcmp(out, "udrpc debug rpc=3 session=7: debug 5\n") == 0);
     CHECK_EQ(evaluated, 0);
 
     /* At runtime level warn: nothing. */
-    udrpc__log_level = LOG_WARN;
+    udrpc__log_level = UDRPC_LVL_WARN;
     out = capture(log_debug_and_trace);
     CHECK_EQ(out[0], '\0');
 
