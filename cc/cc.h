@@ -47,9 +47,10 @@ void udrpc__cc_init(struct cc_state *cc, const struct cc_params *p);
 void udrpc__cc_update(struct cc_state *cc, const struct cc_params *p, uint64_t rtt_tsc);
 
 /* Pacing of a paced session: true if a packet of wire_bytes may leave at
- * now_tsc, and then the schedule advances by its time at the rate; false if not before cc->next_tx_tsc. A send the
- * timer released late keeps its place in the schedule (the rate holds on
- * average); an idle session earns no burst. */
+ * now_tsc, and then the schedule advances by its time at the rate; false
+ * if not before cc->next_tx_tsc. A send the timer released late keeps its
+ * place in the schedule (the rate holds on average); an idle session earns
+ * no burst. */
 static inline bool udrpc__cc_pace(struct cc_state *cc, const struct cc_params *p,
                                   uint64_t now_tsc, size_t wire_bytes)
 {
