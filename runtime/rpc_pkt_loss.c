@@ -122,6 +122,13 @@ static void client_gap_signal(struct udrpc *rpc, struct cslot *c)
 static void client_rto(struct udrpc *rpc, struct cslot *c)
 {
     struct session *s = c->sess;
+    uint32_t in_flight = c->num_tx - c->num_rx;
+    if (unlikely(in_flight == 0)) {
+        /* Nothing is out: since the last timeout's go-back-N the slot has
+         * waited for its pacing or for credits. No timeout, then: the RTO
+         * is armed again when a packet leaves (client_pump). */
+        return;
+    }
     uint64_t rto = slot_rto_tsc(rpc, c);
     if (unlikely(c->tx_gen == rpc->tx_gen || rpc->loop_gap_tsc > rto / 2)) {
         /* No evidence of a loss: its packets have not even left (queued
@@ -143,7 +150,6 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
         udrpc__session_check(rpc, s);
     udrpc__wheel_insert(&rpc->wheel, &c->rto, rpc->now_tsc + slot_rto_tsc(rpc, c));
     rpc->stats.rto_fired++;
-    uint32_t in_flight = c->num_tx - c->num_rx;
     UDRPC_LOG_AT(UDRPC_LVL_DEBUG, rpc, s->local_num,
                  "RTO: request %llu, %u packets resent from packet %u, retry %u",
                  (unsigned long long)c->req_num, in_flight, c->num_rx, c->retries);
@@ -154,8 +160,7 @@ static void client_rto(struct udrpc *rpc, struct cslot *c)
     c->num_tx = c->num_rx;
     c->gap_signals = 0;
     c->sample_idx = NO_SAMPLE; /* Karn: no RTT from what was resent */
-    if (in_flight != 0)
-        client_pump(rpc, c); /* (else it was stalled on credits: just wait again) */
+    client_pump(rpc, c);
 }
 
 void udrpc__fire_timers(struct udrpc *rpc)

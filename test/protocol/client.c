@@ -3,7 +3,8 @@
  * responses validated before they complete anything, cumulative credit
  * returns with fast retransmission, the server's "handler running" signal,
  * a multi-packet response fetched with requests for response, and a
- * request larger than the session's credits waiting in the stall queue.
+ * request larger than the session's credits waiting in the stall queue,
+ * and a timeout whose resend the pacer holds back.
  */
 #include <string.h>
 
@@ -185,6 +186,54 @@ static void credit_stall(struct fx *f)
     CHECK_EQ(d->calls, 0);
 }
 
+/* A timeout after which the pacer holds the resend back: the slot has
+ * nothing in flight, so its RTO must neither fire again (no backoff, no
+ * session check, not counted) nor stay armed, until the packet leaves. */
+static void rto_while_paced(struct fx *f)
+{
+    udrpc_t *cli = f->cli;
+    struct session *cs = f->cs;
+    struct cslot *c = &cs->c[0];
+    cs->cc.paced = true; /* as if Timely had cut the rate below the link's */
+    cs->cc.next_tx_tsc = 0;
+    uint64_t t = udrpc__rdtsc();
+    cli->now_tsc = t;
+    cli->loop_gap_tsc = 0;
+    struct fx_done *d = request(f, 64, 64);
+    fx_expect_tx(cli, PKT_REQ, 0, 0, 64, f->ss->local_num);
+    cli->tx_gen++; /* as the flush does: the packet has left */
+    CHECK(udrpc__wheel_node_is_armed(&c->rto));
+    uint64_t rto = cs->rto_tsc, fired0 = cli->stats.rto_fired;
+    cs->cc.next_tx_tsc = t + 100 * rto; /* the pacer holds the next send */
+
+    cli->now_tsc = t + rto + 1;
+    udrpc__fire_timers(cli); /* the timeout: go back to packet 0, paced */
+    CHECK_EQ(cli->stats.rto_fired, fired0 + 1);
+    CHECK_EQ(c->retries, 1);
+    CHECK_EQ(cli->tx_n, 0);
+    CHECK_EQ(c->num_tx - c->num_rx, 0);
+    CHECK(udrpc__wheel_node_is_armed(&c->pace));
+
+    for (int k = 2; k < 10; k++) { /* nothing in flight: nothing times out */
+        cli->now_tsc = t + (uint64_t)k * 8 * rto;
+        udrpc__fire_timers(cli);
+    }
+    CHECK_EQ(cli->stats.rto_fired, fired0 + 1);
+    CHECK_EQ(c->retries, 1);
+    CHECK_EQ(cli->tx_n, 0);
+    CHECK(!udrpc__wheel_node_is_armed(&c->rto));
+
+    cli->now_tsc = t + 100 * rto + 1; /* its send time: it leaves, timed again */
+    udrpc__fire_timers(cli);
+    fx_expect_tx(cli, PKT_REQ, 0, 0, 64, f->ss->local_num);
+    CHECK(udrpc__wheel_node_is_armed(&c->rto));
+    fx_inject(cli, cs, PKT_RESP, 64, 0, 0, 64);
+    CHECK_EQ(d->calls, 1);
+    CHECK_EQ(d->status, 0);
+}
+
+static void with_cc(udrpc_config_t *c) { c->cc = true; }
+
 static void configure(udrpc_config_t *c)
 {
     c->rto_min_us = c->rto_max_us = 1000000; /* no retransmission unless a case fires it */
@@ -199,6 +248,7 @@ int main(int argc, char **argv)
         FX_CASE(handler_running),
         FX_CASE(multi_packet_response),
         FX_CASE(credit_stall),
+        FX_CASE(rto_while_paced, .configure = with_cc),
     };
     return FX_RUN("protocol_client", cases, configure);
 }
