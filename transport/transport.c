@@ -10,6 +10,7 @@
 
 #include "loop.h"
 #include "transport.h"
+#include "udp.h"
 #ifdef UDRPC_HAVE_VERBS
 #include "verbs.h"
 #endif

@@ -202,10 +202,4 @@ const struct transport_desc *udrpc__transport_auto(const udrpc_config_t *cfg);
 int udrpc__transport_create(const struct transport_desc *d, const udrpc_config_t *cfg,
                             const struct tp_params *p, struct transport **out);
 
-/* The rows' constructors. */
-int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
-                      struct transport **out);
-int udrpc__loop_create(const udrpc_config_t *cfg, const struct tp_params *p,
-                       struct transport **out);
-
 #endif

@@ -21,6 +21,7 @@
 
 #include "compiler.h"
 #include "transport.h"
+#include "udp.h"
 
 #define UDP_RX_BURST 32
 #define UDP_TX_BURST 64

@@ -1,10 +1,14 @@
-/* loop.h — test controls of the in-process loop transport (see loop.c). */
+/* loop.h — the in-process loop transport (loop.c): its registry row's
+ * constructor, and the controls tests use. */
 #ifndef UDRPC_TRANSPORT_LOOP_H
 #define UDRPC_TRANSPORT_LOOP_H
 
 #include <stdint.h>
 
 #include "transport.h"
+
+int udrpc__loop_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                       struct transport **out);
 
 struct udrpc_loop_stats {
     uint64_t sent, dropped, duplicated, reordered, corrupted, delayed, overflow;
