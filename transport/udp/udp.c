@@ -187,7 +187,7 @@ static uint64_t udp_kernel_drops(struct transport *tp)
 /* Keeps datagrams that can hold a data header: at least 16 bytes, the
  * magic byte (w0's top byte, payload offset 7) and the two reserved bits
  * below it (offset 6, bits 6-7) clear. The rest of the checks need the
- * session table and stay in rpc_dp.c. */
+ * session table and stay in the runtime (rpc_rx.c). */
 static void attach_data_filter(int fd)
 {
     struct sock_filter code[] = {
