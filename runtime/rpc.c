@@ -232,6 +232,21 @@ void udrpc_destroy(udrpc_t *rpc)
 
 /* ------------------------------------------------------- event loop ---- */
 
+/* A full burst means more are waiting: take up to UDRPC_RX_BURSTS_MAX
+ * bursts before sending, so that one TX batch (one sendmmsg) answers them
+ * all. Nothing queued for TX points into the RX buffers. */
+static inline __attribute__((always_inline)) void
+rx_bursts(struct udrpc *rpc, struct transport *tp, const struct transport_ops *ops)
+{
+    for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
+        unsigned n = ops->rx_burst(tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
+        if (n)
+            udrpc__process_rx(rpc, rpc->rx, n);
+        if (n < UDRPC_RX_BURST)
+            break;
+    }
+}
+
 void udrpc_run_event_loop_once(udrpc_t *rpc)
 {
     rpc->now_tsc = udrpc__rdtsc(); /* the only clock read of the iteration */
@@ -239,18 +254,11 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     rpc->loop_tsc = rpc->now_tsc;
     if (unlikely(rpc->loop_gap_tsc > rpc->stall_tsc))
         rpc->stalled_at_tsc = rpc->now_tsc; /* Timely ignores samples begun before */
-    /* A full burst means more are waiting: take up to UDRPC_RX_BURSTS_MAX
-     * bursts before sending, so that one TX batch (one sendmmsg) answers
-     * them all. Nothing queued for TX points into the RX buffers. */
-    for (unsigned t = 0; t < rpc->n_tps; t++) {
-        struct transport *tp = rpc->tps[t];
-        for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
-            unsigned n = tp->ops->rx_burst(tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
-            if (n)
-                udrpc__process_rx(rpc, rpc->rx, n);
-            if (n < UDRPC_RX_BURST)
-                break;
-        }
+    if (likely(rpc->n_tps == 1)) {
+        rx_bursts(rpc, rpc->tp, rpc->tp_ops);
+    } else {
+        for (unsigned t = 0; t < rpc->n_tps; t++)
+            rx_bursts(rpc, rpc->tps[t], rpc->tps[t]->ops);
     }
     if (rpc->stall_head)
         udrpc__process_stalls(rpc);

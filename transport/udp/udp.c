@@ -72,7 +72,8 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
     return (unsigned)n;
 }
 
-static unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n);
+static inline unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts,
+                                unsigned n);
 
 static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
                              unsigned n, uint64_t now_tsc)
@@ -95,7 +96,8 @@ static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
 }
 
 /* Sends pkts[0, n) with sendmmsg; returns how many the kernel took. */
-static unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n)
+static inline unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts,
+                                unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         struct msghdr *mh = &u->tx_msgs[i].msg_hdr;
@@ -110,13 +112,8 @@ static unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts, 
             u->tx_iov[i][0].iov_len = 16 + pkts[i].data_len;
             segs = 1;
         }
-        mh->msg_name = (void *)pkts[i].peer->tx;
-        mh->msg_namelen = sizeof(struct sockaddr_in);
-        mh->msg_iov = u->tx_iov[i];
+        mh->msg_name = (void *)pkts[i].peer->tx; /* the rest is set at creation */
         mh->msg_iovlen = segs;
-        mh->msg_control = NULL;
-        mh->msg_controllen = 0;
-        mh->msg_flags = 0;
     }
     unsigned sent = 0, spins = 0;
     while (sent < n) {
@@ -287,6 +284,10 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
         u->rx_msgs[i].msg_hdr.msg_name = &u->rx_addr[i];
         u->rx_msgs[i].msg_hdr.msg_iov = &u->rx_iov[i];
         u->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (unsigned i = 0; i < UDP_TX_BURST; i++) { /* what no send changes (no control) */
+        u->tx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+        u->tx_msgs[i].msg_hdr.msg_iov = u->tx_iov[i];
     }
     u->base.ops = &udp_ops;
     u->base.name = "udp";
