@@ -9,7 +9,7 @@
  * datagrams at both data sockets and both SM ports during the run, and
  * the loop transport's fault injection.
  *
- *   e2e_rpc --transport udp|loop --mode single|threads|procs --count N
+ *   e2e_rpc --transport udp|loop|mlx5-model|verbs --mode single|threads|procs --count N
  *           [--min-size B] [--max-size B|pkt] [--size-dist uniform|log]
  *           [--depth D] [--blast N]
  *           [--drop PPM] [--dup PPM] [--reorder PPM] [--corrupt PPM]

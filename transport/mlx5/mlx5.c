@@ -166,7 +166,6 @@ static const struct transport_ops mlx5_ops = {
     .destroy = mlx5_destroy,
 };
 
-
 int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
                        struct transport **out)
 {
