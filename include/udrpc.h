@@ -40,9 +40,11 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 2 /* 0.2: time-based liveness, adaptive RTO
-                                  (rto_min_us, rto_max_us, peer_timeout_ms
-                                  replace rto_us and max_retries) */
+#define UDRPC_VERSION_MINOR 3 /* 0.3: udp batching (config udp_gso, stats
+                                  udp_*); 0.2: time-based liveness,
+                                  adaptive RTO (rto_min_us, rto_max_us,
+                                  peer_timeout_ms replace rto_us and
+                                  max_retries) */
 
 /** Number of request types: req_type is a uint8_t. */
 #define UDRPC_MAX_REQ_TYPES 256
@@ -173,7 +175,7 @@ typedef struct udrpc_timely_params {
 /** Rpc configuration. Initialise with udrpc_config_default(), which applies
  *  the environment (UDRPC_TRANSPORT, UDRPC_DEVICE, UDRPC_MTU,
  *  UDRPC_RTO_MIN_US, UDRPC_RTO_MAX_US, UDRPC_PEER_TIMEOUT_MS,
- *  UDRPC_IDLE_SLEEP_US, UDRPC_CC, UDRPC_GID_INDEX), then change fields. */
+ *  UDRPC_IDLE_SLEEP_US, UDRPC_CC, UDRPC_UDP_GSO, UDRPC_GID_INDEX), then change fields. */
 typedef struct udrpc_config {
     const char *transport;      /**< "auto" (mlx5 where mlx5dv drives an
                                      active port, else verbs where any
@@ -249,6 +251,17 @@ typedef struct udrpc_config {
                                      (loop) always busy-poll. */
     bool     cc;                /**< Timely congestion control with pacing
                                      (default false; env UDRPC_CC=1) */
+    bool     udp_gso;           /**< udp: batch in the kernel (default true;
+                                     env UDRPC_UDP_GSO=0 turns it off): a
+                                     burst's packets to one peer leave as
+                                     one UDP GSO send, and the kernel hands
+                                     datagrams that arrive together as one
+                                     buffer (UDP GRO). Where the kernel or
+                                     the device refuses either, it is off,
+                                     logged once; udrpc_stats_t's
+                                     udp_offload says what is on. Peers
+                                     need not agree: a receiver without
+                                     GRO gets separate datagrams. */
     udrpc_timely_params_t timely; /**< its parameters, when cc is on */
     int      gid_index;         /**< verbs and mlx5: the GID index of the
                                      port; -1 (default): the first IPv4
@@ -307,8 +320,24 @@ typedef struct udrpc_stats {
                                       endpoint's socket and its Nexus's SM
                                       socket before udrpc saw them: ones
                                       that cannot be udrpc's (the socket
-                                      filter) or a full receive buffer */
+                                      filter, which udp also applies to
+                                      each datagram after the first of a
+                                      GRO buffer) or a full receive buffer */
+    uint32_t udp_offload;        /**< udp: what kernel batching is on,
+                                      UDRPC_UDP_GSO | UDRPC_UDP_GRO; 0 when
+                                      off (config udp_gso) or refused */
+    uint64_t udp_gso_sends;      /**< udp: sends that carried several
+                                      datagrams (GSO) ... */
+    uint64_t udp_gso_pkts;       /**< ... and the datagrams they carried */
+    uint64_t udp_gro_bufs;       /**< udp: receives that held several
+                                      datagrams (GRO) ... */
+    uint64_t udp_gro_pkts;       /**< ... and the datagrams they held */
 } udrpc_stats_t;
+
+/** udrpc_stats_t.udp_offload: GSO (batched sends) is on. */
+#define UDRPC_UDP_GSO 1u
+/** udrpc_stats_t.udp_offload: GRO (batched receives) is on. */
+#define UDRPC_UDP_GRO 2u
 
 /* ------------------------------------------------------------------------ */
 /* Nexus                                                                     */

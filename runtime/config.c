@@ -34,6 +34,7 @@ void udrpc_config_default(udrpc_config_t *cfg)
     cfg->max_msg_size = UDRPC_DEFAULT_MAX_MSG_SIZE;
     cfg->idle_sleep_us = env_uint("UDRPC_IDLE_SLEEP_US", 0);
     cfg->cc = env_uint("UDRPC_CC", 0) != 0;
+    cfg->udp_gso = env_uint("UDRPC_UDP_GSO", 1) != 0;
     const char *gi = getenv("UDRPC_GID_INDEX");
     cfg->gid_index = gi && *gi ? (int)env_uint("UDRPC_GID_INDEX", 0) : -1;
     udrpc__timely_params_default(&cfg->timely);

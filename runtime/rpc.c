@@ -96,6 +96,7 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->ctx = rpc_context;
     rpc->sm_handler = sm_handler;
     rpc->owner = pthread_self();
+    rpc->tx_gen = 1; /* a fresh slot's 0 never reads as "queued in this batch" */
     rpc->clock = udrpc__clock_init();
     rpc->handlers = nx->handlers;
     rpc->max_sessions = rpc->cfg.max_sessions;
@@ -342,8 +343,8 @@ int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out)
     out->sm_drops += atomic_load(&rpc->nx->sm_drops);
     out->kernel_drops = udrpc__sock_drops(rpc->nx->sm_fd);
     for (unsigned i = 0; i < rpc->n_tps; i++)
-        if (rpc->tps[i]->ops->kernel_drops)
-            out->kernel_drops += rpc->tps[i]->ops->kernel_drops(rpc->tps[i]);
+        if (rpc->tps[i]->ops->stats)
+            rpc->tps[i]->ops->stats(rpc->tps[i], out);
     return 0;
 }
 

@@ -412,6 +412,11 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
 {
     uint64_t now = rpc->now_tsc;
     rpc->sm_next_check_tsc = now + udrpc__us_to_tsc(rpc->clock, UDRPC_SM_CHECK_US);
+    for (unsigned t = 0; t < rpc->n_tps; t++) /* what a transport changed on its own */
+        if (unlikely(rpc->tps[t]->notice != NULL)) {
+            UDRPC_LOG_AT(UDRPC_LVL_WARN, rpc, -1, "%s", rpc->tps[t]->notice);
+            rpc->tps[t]->notice = NULL;
+        }
     struct session *s = rpc->sm_pending;
     while (s) {
         struct session *next = s->sm_next;

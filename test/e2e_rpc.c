@@ -473,6 +473,11 @@ int main(int argc, char **argv)
            secs, secs > 0 ? (double)o.count / secs : 0.0, (unsigned long long)cs.retransmits,
            (unsigned long long)cs.rto_fired, (unsigned long long)cs.dup_rx, sst.rtt_avg_us,
            sst.rttvar_us, sst.rto_us);
+    printf("client udp offload %s%s: %llu GSO sends of %llu datagrams, %llu GRO receives of "
+           "%llu datagrams\n", cs.udp_offload & UDRPC_UDP_GSO ? "gso" : "-",
+           cs.udp_offload & UDRPC_UDP_GRO ? "+gro" : "", (unsigned long long)cs.udp_gso_sends,
+           (unsigned long long)cs.udp_gso_pkts, (unsigned long long)cs.udp_gro_bufs,
+           (unsigned long long)cs.udp_gro_pkts);
 
     for (unsigned i = 0; i <= o.depth; i++) {
         udrpc_msgbuf_free(cl.rpc, &cl.ctxs[i].req);

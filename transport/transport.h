@@ -84,10 +84,11 @@ struct transport_ops {
     /* Blocks until a packet may be waiting or timeout_us passes; NULL for a
      * transport that cannot block (its endpoints busy-poll). */
     void (*wait)(struct transport *tp, unsigned timeout_us);
-    /* Datagrams the kernel dropped before we saw them (its socket filter,
-     * a full receive buffer); NULL where the transport has no kernel part.
-     * Read by udrpc_get_stats(), never on the datapath. */
-    uint64_t (*kernel_drops)(struct transport *tp);
+    /* Adds the transport's own counters to out (kernel_drops: datagrams
+     * the kernel dropped before we saw them, its socket filter or a full
+     * receive buffer; udp's offload fields). NULL where it has none. Read
+     * by udrpc_get_stats(), never on the datapath. */
+    void (*stats)(struct transport *tp, udrpc_stats_t *out);
     /* Registers [base, base + len) for sends (RDMA: an MR); *lkey goes in
      * each msgbuf of the region. NULL: no registration needed. The
      * transport releases its registrations when destroyed. */
@@ -106,6 +107,10 @@ struct transport {
     double link_rate_bytes_per_s; /* congestion control's default link rate */
     struct tp_route local;      /* what this endpoint advertises */
     uint64_t src_tag;           /* OR-ed into every src_id[1] (tp_params) */
+    /* A change the transport made on its own (udp: GSO or GRO refused and
+     * turned off), for the Rpc to log once, off the datapath, and clear.
+     * NULL: nothing to say. */
+    const char *notice;
 };
 
 /* Datagrams the kernel dropped at socket fd since it was made (filter or

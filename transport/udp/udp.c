@@ -5,9 +5,27 @@
  * less headers: 1472 on Ethernet, 65507 on loopback) unless cfg->mtu says
  * otherwise. Routing info: IPv4 address (4 bytes) and port (2), network
  * order.
+ *
+ * Batching in the kernel (cfg->udp_gso, on by default): the kernel's cost
+ * is per send and per receive, not per byte, so
+ *  - TX: a run of consecutive packets of a burst to one peer, all of one
+ *    length but the last (which may be shorter), leaves as one UDP GSO
+ *    send (a UDP_SEGMENT cmsg: the kernel cuts it into datagrams of that
+ *    size); the burst's sends go out in one sendmmsg. At most gso_segs_max
+ *    datagrams (probed at creation: 128, or 64 on older kernels) and
+ *    65507 bytes per send.
+ *  - RX: with UDP_GRO the kernel hands datagrams of one flow that arrive
+ *    together as one buffer (up to 64 KB) and their size in a cmsg; rx_burst
+ *    cuts it into packets. The socket filter sees only a buffer's first
+ *    datagram, so the others go through the same checks here
+ *    (datagram_filtered), counted where the filter's drops are.
+ * A kernel or device that refuses either (no UDP_GRO; EIO or EINVAL on a
+ * GSO send: no checksum offload) turns it off for the socket's life, logged
+ * once; udrpc_get_stats' udp_offload says what is on.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -23,24 +41,46 @@
 #include "transport.h"
 #include "udp.h"
 
-#define UDP_RX_BURST 32
+#define UDP_RX_BUFS 32          /* buffers per recvmmsg without GRO ... */
+#define UDP_RX_GRO_BUFS 16      /* ... and with it (each holds up to 64 KB) */
+#define UDP_GRO_BUF_BYTES 65536 /* the most one GRO buffer holds */
 #define UDP_TX_BURST 64
 #define UDP_DEFAULT_MTU 1472 /* 1500-byte Ethernet MTU less IP and UDP */
-#define UDP_MAX_MTU 65507
+#define UDP_MAX_MTU 65507    /* also the most one GSO send carries */
+#define UDP_GSO_SEGS_TRY 128 /* UDP_MAX_SEGMENTS since Linux 5.4; 64 before */
 #define UDP_SOCKBUF_BYTES (8 << 20)
 #define UDP_TX_EAGAIN_SPINS 64
+
+/* A cmsg with one int (UDP_GRO) or uint16_t (UDP_SEGMENT), aligned. */
+union udp_cmsg {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+};
 
 struct udp_transport {
     struct transport base;
     int fd;
-    uint8_t *rx_bufs;                       /* UDP_RX_BURST * mtu */
-    struct mmsghdr rx_msgs[UDP_RX_BURST];
-    struct iovec rx_iov[UDP_RX_BURST];
-    struct sockaddr_in rx_addr[UDP_RX_BURST];
+    bool gso, gro;                          /* on now (see the top) */
+    unsigned gso_segs_max;                  /* datagrams per GSO send */
+    /* RX: rx_n buffers from the last recvmmsg; rx_i is the next to report,
+     * from byte rx_off of it (a GRO buffer may take several calls). */
+    unsigned rx_bufs_n, rx_buf_bytes;
+    unsigned rx_n, rx_i, rx_off;
+    uint8_t *rx_bufs;                       /* rx_bufs_n * rx_buf_bytes */
+    struct mmsghdr rx_msgs[UDP_RX_BUFS];
+    struct iovec rx_iov[UDP_RX_BUFS];
+    struct sockaddr_in rx_addr[UDP_RX_BUFS];
+    union udp_cmsg rx_ctrl[UDP_RX_BUFS];
+    uint16_t rx_seg[UDP_RX_BUFS];           /* datagram size; 0: one datagram */
+    /* TX: a burst's sends, and the first packet of each. */
     struct mmsghdr tx_msgs[UDP_TX_BURST];
-    struct iovec tx_iov[UDP_TX_BURST][2];
+    struct iovec tx_iov[UDP_TX_BURST * 2];
+    union udp_cmsg tx_ctrl[UDP_TX_BURST];
+    uint8_t tx_first[UDP_TX_BURST + 1];
     struct tp_faults faults;                /* tests: drop, duplicate */
     struct tp_tx_pkt faulted[UDP_TX_BURST];
+    /* udrpc_get_stats */
+    uint64_t gso_sends, gso_pkts, gro_bufs, gro_pkts, filtered;
 };
 
 static uint64_t sin_src_id(const struct sockaddr_in *sin)
@@ -48,28 +88,110 @@ static uint64_t sin_src_id(const struct sockaddr_in *sin)
     return (uint64_t)sin->sin_addr.s_addr << 16 | sin->sin_port;
 }
 
+/* What the socket filter (attach_data_filter) checks, for the datagrams
+ * of a GRO buffer after its first, which the filter never sees: true if
+ * it would have dropped this one. */
+static inline bool datagram_filtered(const uint8_t *p, uint32_t len)
+{
+    return len < TP_HDR_SIZE || p[TP_HDR_MAGIC_OFF] != TP_HDR_MAGIC ||
+           (p[TP_HDR_RESERVED_OFF] & TP_HDR_RESERVED_BITS) != 0;
+}
+
+/* The UDP_GRO cmsg's datagram size, or 0 (the buffer is one datagram). */
+static uint16_t gro_seg_size(const struct msghdr *mh)
+{
+    for (const struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, (struct cmsghdr *)c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+            return seg > 0 && seg <= UDP_MAX_MTU ? (uint16_t)seg : 0;
+        }
+    return 0;
+}
+
+/* A fresh recvmmsg into every buffer: how many came. */
+static unsigned rx_fill(struct udp_transport *u)
+{
+    const unsigned nb = u->rx_bufs_n;
+    for (unsigned i = 0; i < nb; i++) {
+        u->rx_msgs[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
+        if (u->gro)
+            u->rx_msgs[i].msg_hdr.msg_controllen = sizeof(u->rx_ctrl[i]);
+    }
+    int n = recvmmsg(u->fd, u->rx_msgs, nb, MSG_DONTWAIT, NULL);
+    if (n <= 0)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const struct msghdr *mh = &u->rx_msgs[i].msg_hdr;
+        u->rx_seg[i] = 0;
+        if (mh->msg_controllen) {
+            uint16_t seg = gro_seg_size(mh);
+            if (seg && seg < u->rx_msgs[i].msg_len) {
+                u->rx_seg[i] = seg;
+                u->gro_bufs++;
+            }
+        }
+    }
+    u->rx_n = (unsigned)n;
+    u->rx_i = 0;
+    u->rx_off = 0;
+    return (unsigned)n;
+}
+
 static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
                              unsigned max, uint64_t now_tsc)
 {
     struct udp_transport *u = (struct udp_transport *)tp;
     (void)now_tsc;
-    if (max > UDP_RX_BURST)
-        max = UDP_RX_BURST;
-    for (unsigned i = 0; i < max; i++)
-        u->rx_msgs[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
-    int n = recvmmsg(u->fd, u->rx_msgs, max, MSG_DONTWAIT, NULL);
-    if (n <= 0)
+    /* Receive only when every packet of the last call's buffers has been
+     * reported: those the caller holds stay valid until the next call. */
+    if (u->rx_i == u->rx_n && rx_fill(u) == 0)
         return 0;
     const uint64_t tag = u->base.src_tag;
-    for (int i = 0; i < n; i++) {
+    unsigned out = 0;
+    while (out < max && u->rx_i < u->rx_n) {
+        const unsigned i = u->rx_i;
         const struct msghdr *mh = &u->rx_msgs[i].msg_hdr;
-        pkts[i].buf = u->rx_iov[i].iov_base;
-        /* A truncated datagram is reported empty, so the Rpc drops it. */
-        pkts[i].len = (mh->msg_flags & MSG_TRUNC) ? 0 : u->rx_msgs[i].msg_len;
-        pkts[i].src_id[0] = sin_src_id(&u->rx_addr[i]);
-        pkts[i].src_id[1] = tag;
+        const uint64_t src = sin_src_id(&u->rx_addr[i]);
+        const uint8_t *buf = u->rx_iov[i].iov_base;
+        const uint32_t len = u->rx_msgs[i].msg_len;
+        const uint32_t seg = u->rx_seg[i];
+        if (likely(seg == 0)) { /* one datagram */
+            pkts[out].buf = buf;
+            /* A truncated datagram is reported empty, so the Rpc drops it. */
+            pkts[out].len = (mh->msg_flags & MSG_TRUNC) ? 0 : len;
+            pkts[out].src_id[0] = src;
+            pkts[out].src_id[1] = tag;
+            out++;
+            u->rx_i++;
+            continue;
+        }
+        /* A GRO buffer: datagrams of seg bytes, the last maybe shorter.
+         * The first passed the socket filter; the rest are checked here. */
+        uint32_t off = u->rx_off;
+        while (out < max && off < len) {
+            uint32_t l = len - off < seg ? len - off : seg;
+            const uint8_t *p = buf + off;
+            if (off != 0 && unlikely(datagram_filtered(p, l))) {
+                u->filtered++;
+            } else {
+                pkts[out].buf = p;
+                pkts[out].len = l;
+                pkts[out].src_id[0] = src;
+                pkts[out].src_id[1] = tag;
+                out++;
+            }
+            u->gro_pkts++;
+            off += l;
+        }
+        if (off < len) {
+            u->rx_off = off;
+        } else {
+            u->rx_i++;
+            u->rx_off = 0;
+        }
     }
-    return (unsigned)n;
+    return out;
 }
 
 static inline unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts,
@@ -95,44 +217,119 @@ static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
     return udp_send(u, pkts, taken);
 }
 
-/* Sends pkts[0, n) with sendmmsg; returns how many the kernel took. */
+/* Appends packet p's bytes to the iovecs at v: one iovec when its header
+ * room lies just before its data (packet 0 of a message), else two (one
+ * if it has no data). Returns how many. */
+static inline unsigned add_iov(struct iovec *v, const struct tp_tx_pkt *p)
+{
+    v[0].iov_base = (void *)p->hdr;
+    v[0].iov_len = TP_HDR_SIZE;
+    if (!p->data_len)
+        return 1;
+    if ((const uint8_t *)p->hdr + TP_HDR_SIZE == (const uint8_t *)p->data) {
+        v[0].iov_len = TP_HDR_SIZE + p->data_len;
+        return 1;
+    }
+    v[1].iov_base = (void *)p->data;
+    v[1].iov_len = p->data_len;
+    return 2;
+}
+
+/* Where the kernel or the device refused a GSO send: off from now on. */
+static void gso_refused(struct udp_transport *u, int err)
+{
+    u->gso = false;
+    u->base.notice = err == EIO ? "udp: the device refused a GSO send (EIO: no checksum "
+                                  "offload); sending one datagram per send from now on"
+                                : "udp: the kernel refused a GSO send (EINVAL); sending "
+                                  "one datagram per send from now on";
+}
+
+/* Builds pkts[0, n) into sends: with GSO, a run of packets to one peer of
+ * one length (the last may be shorter) becomes one send. Returns how many
+ * sends; tx_first[m] is send m's first packet. */
+static inline unsigned build_sends(struct udp_transport *u, const struct tp_tx_pkt *pkts,
+                                   unsigned n)
+{
+    unsigned m = 0, v = 0;
+    for (unsigned i = 0; i < n; m++) {
+        const uint64_t dst = pkts[i].peer->src_id[0];
+        const uint32_t seg = TP_HDR_SIZE + pkts[i].data_len;
+        struct msghdr *mh = &u->tx_msgs[m].msg_hdr;
+        mh->msg_name = (void *)pkts[i].peer->tx; /* the rest is set at creation */
+        mh->msg_iov = &u->tx_iov[v];
+        unsigned iovs = add_iov(&u->tx_iov[v], &pkts[i]);
+        unsigned j = i + 1;
+        if (u->gso) {
+            uint32_t total = seg;
+            while (j < n && j - i < u->gso_segs_max &&
+                   pkts[j].peer->src_id[0] == dst) {
+                uint32_t l = TP_HDR_SIZE + pkts[j].data_len;
+                if (l > seg || total + l > UDP_MAX_MTU)
+                    break;
+                iovs += add_iov(&u->tx_iov[v + iovs], &pkts[j]);
+                total += l;
+                j++;
+                if (l < seg)
+                    break; /* only the last may be shorter */
+            }
+        }
+        mh->msg_iovlen = iovs;
+        v += iovs;
+        if (j - i > 1) {
+            struct cmsghdr *c = (struct cmsghdr *)u->tx_ctrl[m].buf;
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg16 = (uint16_t)seg;
+            memcpy(CMSG_DATA(c), &seg16, sizeof(seg16));
+            mh->msg_control = c;
+            mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        } else {
+            mh->msg_control = NULL;
+            mh->msg_controllen = 0;
+        }
+        u->tx_first[m] = (uint8_t)i;
+        i = j;
+    }
+    u->tx_first[m] = (uint8_t)n;
+    return m;
+}
+
+/* Sends pkts[0, n) with sendmmsg; returns how many packets the kernel took. */
 static inline unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts,
                                 unsigned n)
 {
-    for (unsigned i = 0; i < n; i++) {
-        struct msghdr *mh = &u->tx_msgs[i].msg_hdr;
-        u->tx_iov[i][0].iov_base = (void *)pkts[i].hdr;
-        u->tx_iov[i][0].iov_len = 16;
-        u->tx_iov[i][1].iov_base = (void *)pkts[i].data;
-        u->tx_iov[i][1].iov_len = pkts[i].data_len;
-        /* Packet 0's header room lies just before its data: one segment
-         * for the kernel to copy instead of two. */
-        unsigned segs = pkts[i].data_len ? 2 : 1;
-        if (segs == 2 && (const uint8_t *)pkts[i].hdr + 16 == (const uint8_t *)pkts[i].data) {
-            u->tx_iov[i][0].iov_len = 16 + pkts[i].data_len;
-            segs = 1;
-        }
-        mh->msg_name = (void *)pkts[i].peer->tx; /* the rest is set at creation */
-        mh->msg_iovlen = segs;
-    }
-    unsigned sent = 0, spins = 0;
-    while (sent < n) {
-        int r = sendmmsg(u->fd, u->tx_msgs + sent, n - sent, 0);
+    unsigned m = build_sends(u, pkts, n);
+    unsigned sent = 0, spins = 0; /* sends */
+    while (sent < m) {
+        int r = sendmmsg(u->fd, u->tx_msgs + sent, m - sent, 0);
         if (r > 0) {
             sent += (unsigned)r;
             continue;
         }
+        int err = r < 0 ? errno : EAGAIN;
+        if (unlikely((err == EIO || err == EINVAL) && u->tx_msgs[sent].msg_hdr.msg_controllen)) {
+            /* GSO refused: the rest again, one datagram per send. */
+            gso_refused(u, err);
+            unsigned done = u->tx_first[sent];
+            return done + udp_send(u, pkts + done, n - done);
+        }
         /* The socket buffer is full: give the receiver a moment, then
          * leave the rest to retransmission. */
-        if (r < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) &&
-            ++spins < UDP_TX_EAGAIN_SPINS)
+        if ((err == EAGAIN || err == ENOBUFS || err == EINTR) && ++spins < UDP_TX_EAGAIN_SPINS)
             continue;
-        if (r < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR)
+        if (err != EAGAIN && err != ENOBUFS && err != EINTR)
             sent++; /* a per-destination error (ECONNREFUSED...): skip it */
         else
             break;
     }
-    return sent;
+    for (unsigned k = 0; k < sent; k++) /* what the kernel took as GSO sends */
+        if (u->tx_msgs[k].msg_hdr.msg_controllen) {
+            u->gso_sends++;
+            u->gso_pkts += u->tx_first[k + 1] - u->tx_first[k];
+        }
+    return u->tx_first[sent];
 }
 
 static void udp_tx_flush(struct transport *tp)
@@ -176,9 +373,22 @@ static void udp_wait(struct transport *tp, unsigned timeout_us)
     (void)ppoll(&pfd, 1, &ts, NULL); /* EINTR or a timeout: the loop polls again */
 }
 
-static uint64_t udp_kernel_drops(struct transport *tp)
+static void udp_stats(struct transport *tp, udrpc_stats_t *out)
 {
-    return udrpc__sock_drops(((struct udp_transport *)tp)->fd);
+    struct udp_transport *u = (struct udp_transport *)tp;
+    /* A GRO buffer's datagram that the filter would have dropped counts
+     * as the filter's drops do. */
+    out->kernel_drops += udrpc__sock_drops(u->fd) + u->filtered;
+    out->udp_offload |= (u->gso ? UDRPC_UDP_GSO : 0) | (u->gro ? UDRPC_UDP_GRO : 0);
+    out->udp_gso_sends += u->gso_sends;
+    out->udp_gso_pkts += u->gso_pkts;
+    out->udp_gro_bufs += u->gro_bufs;
+    out->udp_gro_pkts += u->gro_pkts;
+}
+
+int udrpc__udp_fd(const struct transport *tp)
+{
+    return tp->kind == TP_UDP ? ((const struct udp_transport *)tp)->fd : -1;
 }
 
 /* Keeps datagrams that can hold a data header: at least 16 bytes, the
@@ -206,7 +416,7 @@ static const struct transport_ops udp_ops = {
     .tx_flush = udp_tx_flush,
     .make_peer = udp_make_peer,
     .wait = udp_wait,
-    .kernel_drops = udp_kernel_drops,
+    .stats = udp_stats,
     .destroy = udp_destroy,
 };
 
@@ -244,6 +454,35 @@ static void set_sockbuf(int fd, int opt_force, int opt)
         (void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
 }
 
+/* The most datagrams one GSO send may carry to addr, tried with a socket
+ * of its own that sends to itself: UDP_GSO_SEGS_TRY, else half of it (the
+ * limit before Linux 5.4); 0 where GSO is refused (no UDP_SEGMENT, or a
+ * device without checksum offload). */
+static unsigned probe_gso(uint32_t addr)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = addr };
+    socklen_t len = sizeof(sin);
+    unsigned ok = 0;
+    if (addr == htonl(INADDR_ANY))
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0) {
+        static const uint8_t zeros[UDP_GSO_SEGS_TRY];
+        for (unsigned segs = UDP_GSO_SEGS_TRY; segs >= UDP_GSO_SEGS_TRY / 2 && !ok; segs /= 2) {
+            int seg = 1; /* 1-byte datagrams: the socket's own queue takes them */
+            if (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) != 0)
+                break;
+            if (sendto(fd, zeros, segs, 0, (struct sockaddr *)&sin, sizeof(sin)) == (ssize_t)segs)
+                ok = segs;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
 int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
                       struct transport **out)
 {
@@ -273,22 +512,37 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
         ret = -errno;
         goto out_close;
     }
-    u->rx_bufs = malloc((size_t)UDP_RX_BURST * mtu);
+    if (cfg->udp_gso) {
+        u->gso_segs_max = probe_gso(bind_ip);
+        u->gso = u->gso_segs_max > 1;
+        int on = 1;
+        u->gro = setsockopt(u->fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
+        if (!u->gso || !u->gro)
+            u->base.notice = !u->gso && !u->gro ? "udp: the kernel refused UDP GSO and GRO: "
+                                                  "one datagram per send and per receive"
+                             : !u->gso ? "udp: the kernel or device refused UDP GSO: one "
+                                         "datagram per send"
+                                       : "udp: the kernel refused UDP GRO: one datagram "
+                                         "per receive";
+    }
+    /* With GRO a buffer holds up to 64 KB of datagrams: fewer buffers. */
+    u->rx_bufs_n = u->gro ? UDP_RX_GRO_BUFS : UDP_RX_BUFS;
+    u->rx_buf_bytes = u->gro ? UDP_GRO_BUF_BYTES : mtu;
+    u->rx_bufs = malloc((size_t)u->rx_bufs_n * u->rx_buf_bytes);
     if (!u->rx_bufs) {
         ret = -ENOMEM;
         goto out_close;
     }
-    for (unsigned i = 0; i < UDP_RX_BURST; i++) {
-        u->rx_iov[i].iov_base = u->rx_bufs + (size_t)i * mtu;
-        u->rx_iov[i].iov_len = mtu;
+    for (unsigned i = 0; i < u->rx_bufs_n; i++) {
+        u->rx_iov[i].iov_base = u->rx_bufs + (size_t)i * u->rx_buf_bytes;
+        u->rx_iov[i].iov_len = u->rx_buf_bytes;
         u->rx_msgs[i].msg_hdr.msg_name = &u->rx_addr[i];
         u->rx_msgs[i].msg_hdr.msg_iov = &u->rx_iov[i];
         u->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+        u->rx_msgs[i].msg_hdr.msg_control = u->gro ? u->rx_ctrl[i].buf : NULL;
     }
-    for (unsigned i = 0; i < UDP_TX_BURST; i++) { /* what no send changes (no control) */
+    for (unsigned i = 0; i < UDP_TX_BURST; i++) /* what no send changes */
         u->tx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
-        u->tx_msgs[i].msg_hdr.msg_iov = u->tx_iov[i];
-    }
     u->base.ops = &udp_ops;
     u->base.name = "udp";
     u->base.kind = TP_UDP;
