@@ -32,6 +32,10 @@ need_pkgs() {
     command -v pkg-config >/dev/null || missing+=(pkgconf)
     command -v valgrind >/dev/null || missing+=(valgrind)
     command -v doxygen >/dev/null || missing+=(doxygen)
+    # nft_gso.udp's faults between network namespaces (root only: else skipped)
+    if [ "$cmd" = test ] && [ "$(id -u)" = 0 ]; then
+        command -v nft >/dev/null || missing+=(nftables)
+    fi
     if [ "$cmd" = fuzz ]; then
         command -v clang >/dev/null || missing+=(clang)
         ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
@@ -122,6 +126,9 @@ bench)
     ./build/bench/rpc_bench --sizes 32,4096,65536 --depths 1,8,64 --sessions 8 --duration 1 \
         --peers --json build/bench-results/bench.json --csv build/bench-results/bench.csv \
         --plot build/bench-results "${@:2}"
+    # 1 MiB RPCs between two network namespaces at MTU 1500, udp with and
+    # without GSO/GRO (root only; skipped elsewhere)
+    bench/veth_bench.sh build/test/e2e_rpc 200 3 || true
     ;;
 gate)
     configure_build build

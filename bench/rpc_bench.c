@@ -61,10 +61,11 @@ struct point {
     struct bench_result r;
     double gbps, cpu_client_s, cpu_server_s, rpc_per_core;
     uint64_t retransmits;
-    int have_raw, have_sp;
-    struct bench_result raw, sp;
+    int have_raw, have_gso, have_sp;
+    struct bench_result raw, gso, sp;
     /* congestion control (--cc), over the client's sessions at the end */
     double cc_rate_min, cc_rate_avg, cc_rate_max, cc_rtt_min_us, cc_rtt_avg_us;
+    double pkts_per_send; /* udp: datagrams per send of the client (GSO) */
     uint64_t cc_paced;
 };
 
@@ -328,6 +329,9 @@ static void run_point(size_t size, unsigned depth, struct point *pt)
     hist_summarize(&cl.hist, ck->ns_per_tsc, &pt->r);
     pt->gbps = pt->r.rpc_per_s * (double)size * 2 * 8 / 1e9; /* request + response */
     pt->retransmits = (st1.retransmits - st0.retransmits) + (srv_retx1 - srv_retx0);
+    uint64_t tx = st1.pkts_tx - st0.pkts_tx, gso_pkts = st1.udp_gso_pkts - st0.udp_gso_pkts;
+    uint64_t sends = st1.udp_gso_sends - st0.udp_gso_sends + (tx - gso_pkts);
+    pt->pkts_per_send = sends ? (double)tx / (double)sends : 0;
     pt->cpu_client_s = (double)(cli_cpu1 - cli_cpu0) / 1e9;
     pt->cpu_server_s = (double)(srv_cpu1 - srv_cpu0) / 1e9;
     double cores = (pt->cpu_client_s + pt->cpu_server_s) / secs;
@@ -460,7 +464,9 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
                 "\"p90_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f, "
                 "\"retransmits\": %llu, \"cpu_client_s\": %.4f, \"cpu_server_s\": %.4f, "
                 "\"rpc_per_s_per_core\": %.1f, \"raw_udp_rpc_per_s\": %.1f, "
-                "\"raw_udp_p50_us\": %.3f, \"sockperf_p50_us\": %.3f, "
+                "\"raw_udp_p50_us\": %.3f, \"gso_udp_rpc_per_s\": %.1f, "
+                "\"gso_udp_p50_us\": %.3f, \"sockperf_p50_us\": %.3f, "
+                "\"udp_gso_pkts_per_send\": %.2f, "
                 "\"cc\": %s, \"cc_rate_avg_mb_per_s\": %.3f, \"cc_rtt_avg_us\": %.2f, "
                 "\"cc_rtt_min_us\": %.2f, \"cc_pkts_paced\": %llu, "
                 "\"commit\": \"%s\", \"host\": \"%s\"}%s\n",
@@ -468,8 +474,9 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
                 p->r.p90_us, p->r.p99_us, p->r.p999_us, p->r.max_us,
                 (unsigned long long)p->retransmits, p->cpu_client_s, p->cpu_server_s,
                 p->rpc_per_core, p->have_raw ? p->raw.rpc_per_s : 0,
-                p->have_raw ? p->raw.p50_us : 0, p->have_sp ? p->sp.p50_us : 0,
-                opt.cc ? "true" : "false", p->cc_rate_avg / 1e6, p->cc_rtt_avg_us,
+                p->have_raw ? p->raw.p50_us : 0, p->have_gso ? p->gso.rpc_per_s : 0,
+                p->have_gso ? p->gso.p50_us : 0, p->have_sp ? p->sp.p50_us : 0,
+                p->pkts_per_send, opt.cc ? "true" : "false", p->cc_rate_avg / 1e6, p->cc_rtt_avg_us,
                 p->cc_rtt_min_us, (unsigned long long)p->cc_paced, commit, host,
                 i + 1 < n ? "," : "");
     }
@@ -486,15 +493,19 @@ static void write_csv(const char *path, const struct point *pts, unsigned n, con
     }
     fprintf(f, "transport,size,depth,sessions,rpc_per_s,goodput_gbps,p50_us,p90_us,p99_us,"
                "p999_us,max_us,retransmits,cpu_client_s,cpu_server_s,rpc_per_s_per_core,"
-               "raw_udp_rpc_per_s,raw_udp_p50_us,sockperf_p50_us\n");
+               "raw_udp_rpc_per_s,raw_udp_p50_us,gso_udp_rpc_per_s,gso_udp_p50_us,"
+               "sockperf_p50_us,udp_gso_pkts_per_send\n");
     for (unsigned i = 0; i < n; i++) {
         const struct point *p = &pts[i];
-        fprintf(f, "%s,%zu,%u,%u,%.1f,%.4f,%.3f,%.3f,%.3f,%.3f,%.3f,%llu,%.4f,%.4f,%.1f,%.1f,%.3f,%.3f\n",
+        fprintf(f, "%s,%zu,%u,%u,%.1f,%.4f,%.3f,%.3f,%.3f,%.3f,%.3f,%llu,%.4f,%.4f,%.1f,%.1f,"
+                   "%.3f,%.1f,%.3f,%.3f,%.2f\n",
                 tp, p->size, p->depth, p->sessions, p->r.rpc_per_s, p->gbps, p->r.p50_us,
                 p->r.p90_us, p->r.p99_us, p->r.p999_us, p->r.max_us,
                 (unsigned long long)p->retransmits, p->cpu_client_s, p->cpu_server_s,
                 p->rpc_per_core, p->have_raw ? p->raw.rpc_per_s : 0,
-                p->have_raw ? p->raw.p50_us : 0, p->have_sp ? p->sp.p50_us : 0);
+                p->have_raw ? p->raw.p50_us : 0, p->have_gso ? p->gso.rpc_per_s : 0,
+                p->have_gso ? p->gso.p50_us : 0, p->have_sp ? p->sp.p50_us : 0,
+                p->pkts_per_send);
     }
     fclose(f);
 }
@@ -513,10 +524,12 @@ static void write_plots(const char *dir, const struct point *pts, unsigned n, co
         perror(path);
         return;
     }
-    fprintf(f, "# size depth rpc_per_s p50_us p99_us raw_udp_rpc_per_s\n");
+    fprintf(f, "# size depth rpc_per_s p50_us p99_us raw_udp_rpc_per_s gso_udp_rpc_per_s\n");
     for (unsigned i = 0; i < n; i++)
-        fprintf(f, "%zu %u %.1f %.3f %.3f %.1f\n", pts[i].size, pts[i].depth, pts[i].r.rpc_per_s,
-                pts[i].r.p50_us, pts[i].r.p99_us, pts[i].have_raw ? pts[i].raw.rpc_per_s : 0);
+        fprintf(f, "%zu %u %.1f %.3f %.3f %.1f %.1f\n", pts[i].size, pts[i].depth,
+                pts[i].r.rpc_per_s, pts[i].r.p50_us, pts[i].r.p99_us,
+                pts[i].have_raw ? pts[i].raw.rpc_per_s : 0,
+                pts[i].have_gso ? pts[i].gso.rpc_per_s : 0);
     fclose(f);
     /* The same points grouped by depth: a latency line per depth needs its
      * rows together (gnuplot breaks a line at every filtered-out row). */
@@ -526,13 +539,14 @@ static void write_plots(const char *dir, const struct point *pts, unsigned n, co
         perror(path);
         return;
     }
-    fprintf(f, "# size depth rpc_per_s p50_us p99_us raw_udp_rpc_per_s\n");
+    fprintf(f, "# size depth rpc_per_s p50_us p99_us raw_udp_rpc_per_s gso_udp_rpc_per_s\n");
     for (unsigned di = 0; di < opt.n_depths; di++)
         for (unsigned i = 0; i < n; i++)
             if (pts[i].depth == opt.depths[di])
-                fprintf(f, "%zu %u %.1f %.3f %.3f %.1f\n", pts[i].size, pts[i].depth,
+                fprintf(f, "%zu %u %.1f %.3f %.3f %.1f %.1f\n", pts[i].size, pts[i].depth,
                         pts[i].r.rpc_per_s, pts[i].r.p50_us, pts[i].r.p99_us,
-                        pts[i].have_raw ? pts[i].raw.rpc_per_s : 0);
+                        pts[i].have_raw ? pts[i].raw.rpc_per_s : 0,
+                        pts[i].have_gso ? pts[i].gso.rpc_per_s : 0);
     fclose(f);
     snprintf(path, sizeof(path), "%s/plots.gp", dir);
     f = fopen(path, "w");
@@ -551,7 +565,11 @@ static void write_plots(const char *dir, const struct point *pts, unsigned n, co
                "set title 'udrpc over %s: throughput vs requests in flight'\n"
                "set xlabel 'depth (requests in flight)'\nset ylabel 'RPC/s'\n"
                "plot for [s in sizes] '%s/bench.dat' using ($1 == s+0 ? $2 : 1/0):3 "
-               "with linespoints title s.' B'\n"
+               "with linespoints title s.' B', "
+               "for [s in sizes] '%s/bench.dat' using ($1 == s+0 && $6 > 0 ? $2 : 1/0):6 "
+               "with linespoints dashtype 3 title 'plain UDP echo, '.s.' B', "
+               "for [s in sizes] '%s/bench.dat' using ($1 == s+0 && $7 > 0 ? $2 : 1/0):7 "
+               "with linespoints dashtype 2 title 'GSO UDP echo, '.s.' B'\n"
                "set output '%s/latency_vs_size.svg'\n"
                "set title 'udrpc over %s: round-trip latency vs message size'\n"
                "set xlabel 'request and response size (bytes)'\nset ylabel 'microseconds'\n"
@@ -560,7 +578,7 @@ static void write_plots(const char *dir, const struct point *pts, unsigned n, co
                "with linespoints title 'p50, depth '.d, "
                "for [d in depths] '%s/bench_by_depth.dat' using ($2 == d+0 ? $1 : 1/0):5 "
                "with linespoints dashtype 2 title 'p99, depth '.d\n",
-            dir, tp, dir, dir, tp, dir, dir);
+            dir, tp, dir, dir, dir, dir, tp, dir, dir);
     fclose(f);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         fprintf(stderr, "rpc_bench: gnuplot not found, plots skipped (data and script in %s): "
@@ -681,8 +699,12 @@ int main(int argc, char **argv)
                 done++;
                 if (opt.sizes[si] <= 65507 &&
                     udp_echo_run(opt.sizes[si], opt.depths[di], opt.duration_s,
-                                 opt.server_core, opt.client_core, &pt->raw) == 0)
+                                 opt.server_core, opt.client_core, 0, &pt->raw) == 0)
                     pt->have_raw = 1;
+                if (opt.sizes[si] <= 65507 &&
+                    udp_echo_run(opt.sizes[si], opt.depths[di], opt.duration_s,
+                                 opt.server_core, opt.client_core, 1, &pt->gso) == 0)
+                    pt->have_gso = 1;
                 if (have_sp && opt.depths[di] == 1) {
                     pt->have_sp = 1;
                     pt->sp = sp;
@@ -761,6 +783,9 @@ int main(int argc, char **argv)
             if (isatty(2))
                 fprintf(stderr, "\r%70s\r", "");
             print_row(size, pt->depth, "udrpc", &pt->r, pt);
+            if (!strcmp(tp, "udp"))
+                printf("%8s %5s %-14s %.1f datagrams per send (client)\n", "", "", "",
+                       pt->pkts_per_send);
             if (opt.cc)
                 printf("%8s %5s %-14s session rate %.0f/%.0f/%.0f MB/s (min/avg/max), RTT min "
                        "%.1f us avg %.1f us, %llu packets paced in all\n",
@@ -773,6 +798,13 @@ int main(int argc, char **argv)
                     printf("%8s %5s %-14s %llu datagrams lost and sent again\n", "", "", "",
                            (unsigned long long)pt->raw.resent);
                 print_ratio(size, pt->depth, "raw UDP", &pt->r, &pt->raw);
+            }
+            if (pt->have_gso) {
+                print_row(size, pt->depth, "GSO UDP echo", &pt->gso, NULL);
+                if (pt->gso.resent)
+                    printf("%8s %5s %-14s %llu datagrams lost and sent again\n", "", "", "",
+                           (unsigned long long)pt->gso.resent);
+                print_ratio(size, pt->depth, "GSO UDP", &pt->r, &pt->gso);
             }
             if (pt->have_sp) {
                 print_row(size, pt->depth, "sockperf", &pt->sp, NULL);

@@ -15,7 +15,8 @@ trap 'rm -rf "$out"' EXIT
 grep -q "verify: 0 responses differed" "$out/stdout"
 [ "$(grep -c '"transport"' "$out/b.json")" = 4 ]
 for field in rpc_per_s goodput_gbps p50_us p90_us p99_us p999_us max_us retransmits \
-             cpu_client_s cpu_server_s rpc_per_s_per_core commit host sessions; do
+             cpu_client_s cpu_server_s rpc_per_s_per_core commit host sessions \
+             raw_udp_rpc_per_s gso_udp_rpc_per_s gso_udp_p50_us udp_gso_pkts_per_send; do
     [ "$(grep -c "\"$field\"" "$out/b.json")" = 4 ] || { echo "no $field in JSON"; exit 1; }
 done
 [ "$(wc -l < "$out/b.csv")" = 5 ]

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -366,6 +367,14 @@ static void gso_off(struct fx *f)
     CHECK_EQ(s.udp_offload, 0);
     CHECK_EQ(c.udp_gso_sends + s.udp_gso_sends + c.udp_gro_bufs + s.udp_gro_bufs, 0);
     CHECK(f->cli->tps[0]->notice == NULL); /* off by choice: nothing to say */
+    /* The environment's switch. */
+    udrpc_config_t cfg;
+    setenv("UDRPC_UDP_GSO", "0", 1);
+    udrpc_config_default(&cfg);
+    CHECK(!cfg.udp_gso);
+    unsetenv("UDRPC_UDP_GSO");
+    udrpc_config_default(&cfg);
+    CHECK(cfg.udp_gso);
 }
 
 static void configure(udrpc_config_t *c)
