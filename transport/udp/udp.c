@@ -194,29 +194,6 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
     return out;
 }
 
-static inline unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts,
-                                unsigned n);
-
-static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
-                             unsigned n, uint64_t now_tsc)
-{
-    struct udp_transport *u = (struct udp_transport *)tp;
-    (void)now_tsc;
-    if (n > UDP_TX_BURST)
-        n = UDP_TX_BURST;
-    const unsigned taken = n;
-    if (unlikely(udrpc__tp_faults_on(&u->faults))) { /* tests */
-        if (n > UDP_TX_BURST / 2)
-            n = UDP_TX_BURST / 2; /* room to duplicate each */
-        unsigned wanted = n;
-        n = udrpc__tp_faults_apply(&u->faults, pkts, n, u->faulted);
-        pkts = u->faulted;
-        unsigned sent = udp_send(u, pkts, n);
-        return sent == n ? wanted : (unsigned)((uint64_t)wanted * sent / (n ? n : 1));
-    }
-    return udp_send(u, pkts, taken);
-}
-
 /* Appends packet p's bytes to the iovecs at v: one iovec when its header
  * room lies just before its data (packet 0 of a message), else two (one
  * if it has no data). Returns how many. */
@@ -245,25 +222,42 @@ static void gso_refused(struct udp_transport *u, int err)
                                   "one datagram per send from now on";
 }
 
+/* Gives send m a UDP_SEGMENT cmsg: the kernel cuts it into seg-byte
+ * datagrams. */
+static inline void set_segment(struct udp_transport *u, unsigned m, uint32_t seg)
+{
+    struct msghdr *mh = &u->tx_msgs[m].msg_hdr;
+    struct cmsghdr *c = (struct cmsghdr *)u->tx_ctrl[m].buf;
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg16 = (uint16_t)seg;
+    memcpy(CMSG_DATA(c), &seg16, sizeof(seg16));
+    mh->msg_control = c;
+    mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+}
+
 /* Builds pkts[0, n) into sends: with GSO, a run of packets to one peer of
  * one length (the last may be shorter) becomes one send. Returns how many
  * sends; tx_first[m] is send m's first packet. */
-static inline unsigned build_sends(struct udp_transport *u, const struct tp_tx_pkt *pkts,
-                                   unsigned n)
+static inline __attribute__((always_inline)) unsigned
+build_sends(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n)
 {
     unsigned m = 0, v = 0;
+    const unsigned max_segs = u->gso ? u->gso_segs_max : 1;
     for (unsigned i = 0; i < n; m++) {
-        const uint64_t dst = pkts[i].peer->src_id[0];
-        const uint32_t seg = TP_HDR_SIZE + pkts[i].data_len;
+        const struct tp_peer *peer = pkts[i].peer;
         struct msghdr *mh = &u->tx_msgs[m].msg_hdr;
-        mh->msg_name = (void *)pkts[i].peer->tx; /* the rest is set at creation */
+        mh->msg_name = (void *)peer->tx; /* the rest is set at creation */
         mh->msg_iov = &u->tx_iov[v];
+        mh->msg_controllen = 0;
+        u->tx_first[m] = (uint8_t)i;
         unsigned iovs = add_iov(&u->tx_iov[v], &pkts[i]);
         unsigned j = i + 1;
-        if (u->gso) {
+        if (j < n && max_segs > 1 && pkts[j].peer->src_id[0] == peer->src_id[0]) {
+            const uint32_t seg = TP_HDR_SIZE + pkts[i].data_len;
             uint32_t total = seg;
-            while (j < n && j - i < u->gso_segs_max &&
-                   pkts[j].peer->src_id[0] == dst) {
+            do {
                 uint32_t l = TP_HDR_SIZE + pkts[j].data_len;
                 if (l > seg || total + l > UDP_MAX_MTU)
                     break;
@@ -272,65 +266,96 @@ static inline unsigned build_sends(struct udp_transport *u, const struct tp_tx_p
                 j++;
                 if (l < seg)
                     break; /* only the last may be shorter */
+            } while (j < n && j - i < max_segs && pkts[j].peer->src_id[0] == peer->src_id[0]);
+            if (j - i > 1) {
+                set_segment(u, m, seg);
+                u->gso_sends++;
+                u->gso_pkts += j - i;
             }
         }
         mh->msg_iovlen = iovs;
         v += iovs;
-        if (j - i > 1) {
-            struct cmsghdr *c = (struct cmsghdr *)u->tx_ctrl[m].buf;
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t seg16 = (uint16_t)seg;
-            memcpy(CMSG_DATA(c), &seg16, sizeof(seg16));
-            mh->msg_control = c;
-            mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-        } else {
-            mh->msg_control = NULL;
-            mh->msg_controllen = 0;
-        }
-        u->tx_first[m] = (uint8_t)i;
         i = j;
     }
     u->tx_first[m] = (uint8_t)n;
     return m;
 }
 
+/* Sends [from, m) did not leave: out of the GSO counts. */
+static void gso_uncount(struct udp_transport *u, unsigned from, unsigned m)
+{
+    for (unsigned k = from; k < m; k++)
+        if (u->tx_msgs[k].msg_hdr.msg_controllen) {
+            u->gso_sends--;
+            u->gso_pkts -= u->tx_first[k + 1] - u->tx_first[k];
+        }
+}
+
+static unsigned udp_send_any(struct udp_transport *u, const struct tp_tx_pkt *pkts,
+                             unsigned n);
+
 /* Sends pkts[0, n) with sendmmsg; returns how many packets the kernel took. */
-static inline unsigned udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts,
-                                unsigned n)
+static inline __attribute__((always_inline)) unsigned
+udp_send(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n)
 {
     unsigned m = build_sends(u, pkts, n);
     unsigned sent = 0, spins = 0; /* sends */
     while (sent < m) {
         int r = sendmmsg(u->fd, u->tx_msgs + sent, m - sent, 0);
-        if (r > 0) {
+        if (likely(r > 0)) {
             sent += (unsigned)r;
             continue;
         }
         int err = r < 0 ? errno : EAGAIN;
         if (unlikely((err == EIO || err == EINVAL) && u->tx_msgs[sent].msg_hdr.msg_controllen)) {
             /* GSO refused: the rest again, one datagram per send. */
+            gso_uncount(u, sent, m);
             gso_refused(u, err);
             unsigned done = u->tx_first[sent];
-            return done + udp_send(u, pkts + done, n - done);
+            return done + udp_send_any(u, pkts + done, n - done);
         }
         /* The socket buffer is full: give the receiver a moment, then
          * leave the rest to retransmission. */
         if ((err == EAGAIN || err == ENOBUFS || err == EINTR) && ++spins < UDP_TX_EAGAIN_SPINS)
             continue;
-        if (err != EAGAIN && err != ENOBUFS && err != EINTR)
+        if (err != EAGAIN && err != ENOBUFS && err != EINTR) {
+            gso_uncount(u, sent, sent + 1);
             sent++; /* a per-destination error (ECONNREFUSED...): skip it */
-        else
+        } else {
             break;
-    }
-    for (unsigned k = 0; k < sent; k++) /* what the kernel took as GSO sends */
-        if (u->tx_msgs[k].msg_hdr.msg_controllen) {
-            u->gso_sends++;
-            u->gso_pkts += u->tx_first[k + 1] - u->tx_first[k];
         }
+    }
+    if (unlikely(sent < m))
+        gso_uncount(u, sent, m);
     return u->tx_first[sent];
 }
+
+static __attribute__((noinline)) unsigned udp_send_any(struct udp_transport *u,
+                                                       const struct tp_tx_pkt *pkts, unsigned n)
+{
+    return udp_send(u, pkts, n);
+}
+
+static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
+                             unsigned n, uint64_t now_tsc)
+{
+    struct udp_transport *u = (struct udp_transport *)tp;
+    (void)now_tsc;
+    if (n > UDP_TX_BURST)
+        n = UDP_TX_BURST;
+    const unsigned taken = n;
+    if (unlikely(udrpc__tp_faults_on(&u->faults))) { /* tests */
+        if (n > UDP_TX_BURST / 2)
+            n = UDP_TX_BURST / 2; /* room to duplicate each */
+        unsigned wanted = n;
+        n = udrpc__tp_faults_apply(&u->faults, pkts, n, u->faulted);
+        pkts = u->faulted;
+        unsigned sent = udp_send_any(u, pkts, n);
+        return sent == n ? wanted : (unsigned)((uint64_t)wanted * sent / (n ? n : 1));
+    }
+    return udp_send(u, pkts, taken);
+}
+
 
 static void udp_tx_flush(struct transport *tp)
 {
