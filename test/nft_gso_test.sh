@@ -15,18 +15,9 @@
 set -u
 bin=$(readlink -f "$1")
 count=${2:-300}
-[ "$(id -u)" = 0 ] || { echo "skipped: needs root (network namespaces)"; exit 77; }
 command -v nft >/dev/null || { echo "skipped: no nft (apt-get install nftables)"; exit 77; }
-ns_a=udrpc_nft_a$$ ns_b=udrpc_nft_b$$
-ip netns add $ns_a 2>/dev/null || { echo "skipped: cannot create network namespaces"; exit 77; }
-trap 'ip netns del $ns_a 2>/dev/null; ip netns del $ns_b 2>/dev/null' EXIT
-ip netns add $ns_b || exit 77
-ip link add va netns $ns_a mtu 1500 type veth peer name vb netns $ns_b mtu 1500 || exit 77
-ip -n $ns_a addr add 10.78.0.1/24 dev va
-ip -n $ns_b addr add 10.78.0.2/24 dev vb
-for ns in $ns_a $ns_b; do ip -n $ns link set lo up; done
-ip -n $ns_a link set va up
-ip -n $ns_b link set vb up
+. "$(dirname "$(readlink -f "$0")")/veth_ns.sh"
+veth_ns_up udrpc_nft 10.78.0
 faults() { # namespace, device, peer address
     ip netns exec "$1" nft -f - <<EOF
 table ip udrpc_faults {

@@ -110,6 +110,20 @@ static void pump_server(struct fx *f, int handled)
     CHECK_EQ(f->handled, handled);
 }
 
+/* Sends buf[0, len) from the client endpoint's own socket as one GSO send
+ * of seg-byte datagrams (the server gets one GRO buffer), and serves it
+ * until `handled` handlers have run; *s0 and *s1 are the server's stats
+ * before and after. */
+static void serve_buffer(struct fx *f, const uint8_t *buf, size_t len, uint16_t seg,
+                         int handled, udrpc_stats_t *s0, udrpc_stats_t *s1)
+{
+    struct sockaddr_in to = srv_addr(f);
+    *s0 = stats(f->srv);
+    CHECK_EQ(send_gso(cli_fd(f), &to, buf, len, seg), 0);
+    pump_server(f, handled);
+    *s1 = stats(f->srv);
+}
+
 /* Enqueues requests of sizes[0, n) at once (so that they leave in one
  * burst), waits for every response and checks its bytes. */
 static void roundtrip(struct fx *f, const uint32_t *sizes, unsigned n)
@@ -189,11 +203,9 @@ static void corrupted_middle(struct fx *f)
     add_req(buf, &len, dest, 1, 100);
     add_req(buf, &len, dest, 2, 100);
     buf[116 + 7] ^= 0x5A; /* the middle one's magic */
+    udrpc_stats_t s0, s1;
+    serve_buffer(f, buf, len, 116, 2, &s0, &s1);
     struct sockaddr_in to = srv_addr(f);
-    udrpc_stats_t s0 = stats(f->srv);
-    CHECK_EQ(send_gso(cli_fd(f), &to, buf, len, 116), 0);
-    pump_server(f, 2);
-    udrpc_stats_t s1 = stats(f->srv);
     CHECK_EQ(s1.udp_gro_bufs - s0.udp_gro_bufs, 1);
     CHECK_EQ(s1.udp_gro_pkts - s0.udp_gro_pkts, 3);
     CHECK_EQ(s1.kernel_drops - s0.kernel_drops, 1);
@@ -253,11 +265,8 @@ static void other_session(struct fx *f)
     add_req(buf, &len, f->ss->local_num, 0, 50);
     add_req(buf, &len, (uint16_t)other, 0, 50);
     add_req(buf, &len, f->ss->local_num, 1, 50);
-    struct sockaddr_in to = srv_addr(f);
-    udrpc_stats_t s0 = stats(f->srv);
-    CHECK_EQ(send_gso(cli_fd(f), &to, buf, len, 66), 0);
-    pump_server(f, 2);
-    udrpc_stats_t s1 = stats(f->srv);
+    udrpc_stats_t s0, s1;
+    serve_buffer(f, buf, len, 66, 2, &s0, &s1);
     CHECK_EQ(s1.udp_gro_bufs - s0.udp_gro_bufs, 1);
     CHECK_EQ(s1.drops[UDRPC_DROP_BAD_SOURCE] - s0.drops[UDRPC_DROP_BAD_SOURCE], 1);
     CHECK_EQ(all_drops(&s1) - all_drops(&s0), 1);

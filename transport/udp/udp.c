@@ -64,9 +64,9 @@ struct udp_transport {
     unsigned gso_segs_max;                  /* datagrams per GSO send */
     /* RX: rx_n buffers from the last recvmmsg; rx_i is the next to report,
      * from byte rx_off of it (a GRO buffer may take several calls). */
-    unsigned rx_bufs_n, rx_buf_bytes;
+    unsigned rx_bufs_n;
     unsigned rx_n, rx_i, rx_off;
-    uint8_t *rx_bufs;                       /* rx_bufs_n * rx_buf_bytes */
+    uint8_t *rx_bufs;                       /* rx_bufs_n buffers */
     struct mmsghdr rx_msgs[UDP_RX_BUFS];
     struct iovec rx_iov[UDP_RX_BUFS];
     struct sockaddr_in rx_addr[UDP_RX_BUFS];
@@ -552,15 +552,15 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
     }
     /* With GRO a buffer holds up to 64 KB of datagrams: fewer buffers. */
     u->rx_bufs_n = u->gro ? UDP_RX_GRO_BUFS : UDP_RX_BUFS;
-    u->rx_buf_bytes = u->gro ? UDP_GRO_BUF_BYTES : mtu;
-    u->rx_bufs = malloc((size_t)u->rx_bufs_n * u->rx_buf_bytes);
+    const size_t buf_bytes = u->gro ? UDP_GRO_BUF_BYTES : mtu;
+    u->rx_bufs = malloc(u->rx_bufs_n * buf_bytes);
     if (!u->rx_bufs) {
         ret = -ENOMEM;
         goto out_close;
     }
     for (unsigned i = 0; i < u->rx_bufs_n; i++) {
-        u->rx_iov[i].iov_base = u->rx_bufs + (size_t)i * u->rx_buf_bytes;
-        u->rx_iov[i].iov_len = u->rx_buf_bytes;
+        u->rx_iov[i].iov_base = u->rx_bufs + i * buf_bytes;
+        u->rx_iov[i].iov_len = buf_bytes;
         u->rx_msgs[i].msg_hdr.msg_name = &u->rx_addr[i];
         u->rx_msgs[i].msg_hdr.msg_iov = &u->rx_iov[i];
         u->rx_msgs[i].msg_hdr.msg_iovlen = 1;

@@ -1,0 +1,19 @@
+# veth_ns.sh — sourced by the scripts that run udrpc between two network
+# namespaces (test/nft_gso_test.sh, bench/veth_bench.sh).
+#   veth_ns_up NAME NET   makes namespaces ${NAME}_a and ${NAME}_b (set as
+#                         $ns_a, $ns_b) joined by a veth pair va/vb at MTU
+#                         1500, NET.1 on va and NET.2 on vb, removed at exit.
+# Exits 77 (skipped) without root or where namespaces cannot be made.
+veth_ns_up() {
+    [ "$(id -u)" = 0 ] || { echo "skipped: needs root (network namespaces)"; exit 77; }
+    ns_a=${1}_a$$ ns_b=${1}_b$$
+    ip netns add "$ns_a" 2>/dev/null || { echo "skipped: cannot create network namespaces"; exit 77; }
+    trap 'ip netns del $ns_a 2>/dev/null; ip netns del $ns_b 2>/dev/null' EXIT
+    ip netns add "$ns_b" || exit 77
+    ip link add va netns "$ns_a" mtu 1500 type veth peer name vb netns "$ns_b" mtu 1500 || exit 77
+    ip -n "$ns_a" addr add "$2.1/24" dev va
+    ip -n "$ns_b" addr add "$2.2/24" dev vb
+    for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
+    ip -n "$ns_a" link set va up
+    ip -n "$ns_b" link set vb up
+}
