@@ -55,10 +55,11 @@ void bench_pin_cpu(int cpu);
 pid_t bench_fork_server(int (*fn)(void *arg, int fd), void *arg, void *buf, size_t len);
 void bench_stop_server(pid_t pid);
 
-/* The raw UDP echo peer (peers/udp_echo.c): depth datagrams of size bytes
- * in flight for duration_s, recvmmsg/sendmmsg on both sides; gso: with
- * UDP GSO sends and UDP GRO receives (-1 where the kernel refuses them). */
-int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
-                 int client_cpu, int gso, struct bench_result *r);
+/* The raw UDP echo peer (peers/udp_echo.c) on host (an IPv4 or IPv6
+ * literal; NULL: 127.0.0.1): depth datagrams of size bytes in flight for
+ * duration_s, recvmmsg/sendmmsg on both sides; gso: with UDP GSO sends and
+ * UDP GRO receives (-1 where the kernel refuses them). */
+int udp_echo_run(const char *host, size_t size, unsigned depth, double duration_s,
+                 int server_cpu, int client_cpu, int gso, struct bench_result *r);
 
 #endif

@@ -8,8 +8,11 @@
  *   rpc_bench [--transport auto|udp|loop] [--sizes 32,4096] [--depths 1,8,64]
  *             [--sessions N] [--duration S] [--threads]
  *             [--server-core N] [--client-core N] [--peers] [--verify]
- *             [--json FILE] [--csv FILE] [--plot DIR] [--cc]
+ *             [--json FILE] [--csv FILE] [--plot DIR] [--cc] [--host ADDR]
  *
+ * --host binds every end, udrpc's and the peers', to ADDR: 127.0.0.1 (the
+ * default), or an IPv6 address such as ::1 (bench/ipv6_bench.sh runs both
+ * in turn and prints their ratio).
  * --cc turns Timely on (also UDRPC_CC=1) and prints, under each point, the
  * client sessions' rates and RTTs and the packets that were paced.
  * The server is a separate process (--threads: a second thread; loop: a
@@ -20,6 +23,7 @@
  * log-bucketed histogram filled per request; CPU time is each side's Rpc
  * thread (getrusage RUSAGE_THREAD; the server reports its own over an RPC).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,7 +57,9 @@ static struct {
     int threads, peers, verify;
     const char *json, *csv, *plot;
     int cc;
-} opt = { "auto", { 32 }, 1, { 1, 8, 64 }, 3, 1, 2.0, 1, 0, 0, 0, 0, NULL, NULL, NULL, 0 };
+    const char *host;
+} opt = { "auto", { 32 }, 1, { 1, 8, 64 }, 3, 1, 2.0, 1, 0, 0, 0, 0, NULL, NULL, NULL, 0,
+          "127.0.0.1" };
 
 struct point {
     size_t size;
@@ -107,7 +113,9 @@ static void info_handler(udrpc_req_handle_t *h, void *ctx)
 
 static udrpc_nexus_t *bench_nexus(void)
 {
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    char uri[UDRPC_MAX_URI_LEN];
+    snprintf(uri, sizeof(uri), strchr(opt.host, ':') ? "[%s]:0" : "%s:0", opt.host);
+    udrpc_nexus_t *nx = udrpc_nexus_create(uri, NULL);
     if (!nx || udrpc_register_handler(nx, REQ_ECHO, echo_handler, UDRPC_HANDLER_FG) != 0 ||
         udrpc_register_handler(nx, REQ_SERVER_INFO, info_handler, UDRPC_HANDLER_FG) != 0) {
         perror("rpc_bench: udrpc_nexus_create");
@@ -363,14 +371,22 @@ static int run_sockperf(size_t size, struct bench_result *r)
 {
     if (size > 65000 || system("command -v sockperf >/dev/null 2>&1") != 0)
         return -1;
+    if (strchr(opt.host, ':')) {
+        static int said;
+        if (!said++)
+            fprintf(stderr, "rpc_bench: no sockperf row over IPv6 (Debian 12's sockperf 3.7 "
+                            "takes IPv4 addresses only)\n");
+        return -1;
+    }
     char cmd[512];
     int port = 20000 + (int)(getpid() % 20000);
     double secs = opt.duration_s < 1 ? 1 : opt.duration_s;
     snprintf(cmd, sizeof(cmd),
-             "taskset -c %d sockperf server -i 127.0.0.1 -p %d >/dev/null 2>&1 & SP=$!; sleep 0.3; "
-             "taskset -c %d sockperf ping-pong -i 127.0.0.1 -p %d -m %zu -t %.0f 2>&1; kill $SP",
-             opt.server_core < 0 ? 0 : opt.server_core, port,
-             opt.client_core < 0 ? 0 : opt.client_core, port, size < 14 ? 14 : size, secs);
+             "taskset -c %d sockperf server -i %s -p %d >/dev/null 2>&1 & SP=$!; sleep 0.3; "
+             "taskset -c %d sockperf ping-pong -i %s -p %d -m %zu -t %.0f 2>&1; kill $SP",
+             opt.server_core < 0 ? 0 : opt.server_core, opt.host, port,
+             opt.client_core < 0 ? 0 : opt.client_core, opt.host, port, size < 14 ? 14 : size,
+             secs);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
@@ -632,7 +648,7 @@ static void usage(void)
             "usage: rpc_bench [--transport auto|udp|loop] [--sizes 32,4096] [--depths 1,8,64]\n"
             "                 [--sessions N] [--duration S] [--threads] [--server-core N]\n"
             "                 [--client-core N] [--peers] [--verify] [--json FILE]\n"
-            "                 [--csv FILE] [--plot DIR] [--cc]\n");
+            "                 [--csv FILE] [--plot DIR] [--cc] [--host 127.0.0.1|::1|ADDR]\n");
     exit(2);
 }
 
@@ -668,10 +684,13 @@ static void parse(int argc, char **argv)
         else if (!strcmp(k, "--json")) opt.json = v;
         else if (!strcmp(k, "--csv")) opt.csv = v;
         else if (!strcmp(k, "--plot")) opt.plot = v;
+        else if (!strcmp(k, "--host")) opt.host = v;
         else usage();
     }
+    unsigned char ip[16]; /* an address literal, never a name (it reaches a shell) */
     if (!opt.n_sizes || !opt.n_depths || opt.sessions < 1 || opt.sessions > MAX_SESSIONS ||
-        opt.duration_s <= 0)
+        opt.duration_s <= 0 ||
+        (inet_pton(AF_INET, opt.host, ip) != 1 && inet_pton(AF_INET6, opt.host, ip) != 1))
         usage();
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
         opt.server_core = opt.client_core = -1;
@@ -698,11 +717,11 @@ int main(int argc, char **argv)
                 progress(done, total * 2, per_point * (total * 2 - done));
                 done++;
                 if (opt.sizes[si] <= 65507 &&
-                    udp_echo_run(opt.sizes[si], opt.depths[di], opt.duration_s,
+                    udp_echo_run(opt.host, opt.sizes[si], opt.depths[di], opt.duration_s,
                                  opt.server_core, opt.client_core, 0, &pt->raw) == 0)
                     pt->have_raw = 1;
                 if (opt.sizes[si] <= 65507 &&
-                    udp_echo_run(opt.sizes[si], opt.depths[di], opt.duration_s,
+                    udp_echo_run(opt.host, opt.sizes[si], opt.depths[di], opt.duration_s,
                                  opt.server_core, opt.client_core, 1, &pt->gso) == 0)
                     pt->have_gso = 1;
                 if (have_sp && opt.depths[di] == 1) {
@@ -765,9 +784,9 @@ int main(int argc, char **argv)
     udrpc_msgbuf_alloc(cl.rpc, 16, &cl.info_resp);
     udrpc_msgbuf_resize(&cl.info_req, 0);
 
-    printf("rpc_bench: transport %s, %u session%s, %.1f s per point (+0.3 s warm-up), "
+    printf("rpc_bench: transport %s on %s, %u session%s, %.1f s per point (+0.3 s warm-up), "
            "server %s%s, client core %d%s\n",
-           tp, opt.sessions, opt.sessions > 1 ? "s" : "", opt.duration_s,
+           tp, udrpc_nexus_uri(nx), opt.sessions, opt.sessions > 1 ? "s" : "", opt.duration_s,
            loop ? "in the client's thread" : opt.threads ? "thread" : "process",
            loop ? "" : (opt.server_core >= 0 ? " on a core of its own" : ""), opt.client_core,
            opt.verify ? ", verifying every response" : "");

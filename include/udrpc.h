@@ -40,7 +40,8 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 3 /* 0.3: udp batching (config udp_gso, stats
+#define UDRPC_VERSION_MINOR 4 /* 0.4: IPv6 URIs, udrpc_uri_check;
+                                  0.3: udp batching (config udp_gso, stats
                                   udp_*); 0.2: time-based liveness,
                                   adaptive RTO (rto_min_us, rto_max_us,
                                   peer_timeout_ms replace rto_us and
@@ -48,7 +49,8 @@ extern "C" {
 
 /** Number of request types: req_type is a uint8_t. */
 #define UDRPC_MAX_REQ_TYPES 256
-/** Longest Nexus URI, "host:port", including the terminating NUL. */
+/** Longest Nexus URI, "host:port" or "[v6addr]:port", including the
+ *  terminating NUL. */
 #define UDRPC_MAX_URI_LEN 64
 
 /** The process's Nexus: the session-management UDP port and thread, the
@@ -346,15 +348,43 @@ typedef struct udrpc_stats {
 /** Fills *cfg with defaults. Any thread. */
 UDRPC_API void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg);
 
-/** Creates the process's Nexus: binds the SM UDP socket at local_uri
- *  ("host:port", IPv4 literal or name; port 0 picks one) and starts the SM
- *  thread. cfg may be NULL (defaults). Returns NULL on failure with errno
- *  set (EINVAL bad URI, EADDRINUSE, ...). Any thread. */
+/** Checks a URI as udrpc_nexus_create() and udrpc_connect() read it:
+ *  - "a.b.c.d:port", an IPv4 literal;
+ *  - "[v6addr]:port", an IPv6 literal ("[::1]:31850"); a link-local one
+ *    may carry a zone, "[fe80::1%eth0]:port" (interface name or index);
+ *  - "name:port", a name that resolves to either family: the first
+ *    address getaddrinfo() gives (RFC 6724's order, which /etc/gai.conf
+ *    may change) of a family this host can open a socket of. That is
+ *    ::1 for "localhost" on most systems: a server and its clients that
+ *    use one name agree.
+ *  Port 0..65535 (a Nexus's port 0 picks one; a peer's is never 0).
+ *  Returns 0, or -EINVAL and, if why is not NULL, *why: a static string
+ *  saying what is wrong (an unterminated bracket, a zone on a global
+ *  address, a port out of range, an empty host, a name that does not
+ *  resolve, ...). May block on a name lookup. Any thread. */
+UDRPC_API int udrpc_uri_check(const char *uri, const char **why);
+
+/** The URI a client's Nexus binds to in order to reach remote_uri: the
+ *  address of this host that its routes send from ("[::1]:0" for
+ *  "[::1]:31850", "127.0.0.1:0" for "127.0.0.1:31850", the outgoing
+ *  interface's address for another host), port 0, written into out. Both
+ *  ends then have the same family, and the same MTU on loopback. Returns 0,
+ *  -EINVAL for a bad URI, or -errno (-ENETUNREACH: no route). Sends
+ *  nothing; may block on a name lookup. Any thread. */
+UDRPC_API int udrpc_local_uri_for(const char *remote_uri, char out[UDRPC_MAX_URI_LEN]);
+
+/** Creates the process's Nexus: binds the SM UDP socket at local_uri (see
+ *  udrpc_uri_check(); port 0 picks one) and starts the SM thread. An IPv6
+ *  address binds IPv6 only, except "[::]": dual-stack, every address of
+ *  both families. Endpoints' udp sockets bind where the Nexus does. cfg
+ *  may be NULL (defaults). Returns NULL on failure with errno set (EINVAL
+ *  bad URI, logged with the reason; EADDRINUSE, ...). Any thread. */
 UDRPC_API udrpc_nexus_t *udrpc_nexus_create(const char *local_uri,
                                             const udrpc_nexus_config_t *cfg);
 
-/** The URI the Nexus is bound to ("127.0.0.1:31850"), with the real port
- *  when it was created with port 0. Owned by the Nexus. Any thread. */
+/** The URI the Nexus is bound to ("127.0.0.1:31850", "[::1]:31850"), with
+ *  the real port when it was created with port 0. Owned by the Nexus. Any
+ *  thread. */
 UDRPC_API const char *udrpc_nexus_uri(const udrpc_nexus_t *nx);
 
 /** Registers fn for req_type. Must precede the first udrpc_create():
@@ -393,12 +423,15 @@ UDRPC_API udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id,
  *  ignored. */
 UDRPC_API void udrpc_destroy(udrpc_t *rpc);
 
-/** Opens a session to endpoint remote_rpc_id at remote_uri ("host:port" of
- *  the remote Nexus). Returns the session number (>= 0) at once; the
- *  outcome arrives at sm_handler (CONNECTED, or CONNECT_FAILED within
- *  connect_timeout_ms). Requests may be enqueued before CONNECTED: they
- *  wait in the session. -EINVAL bad URI, -ENOSPC no free session,
- *  -EPERM wrong thread. */
+/** Opens a session to endpoint remote_rpc_id at remote_uri (the remote
+ *  Nexus's URI, see udrpc_uri_check()). Returns the session number (>= 0)
+ *  at once; the outcome arrives at sm_handler (CONNECTED, or
+ *  CONNECT_FAILED within connect_timeout_ms). Requests may be enqueued
+ *  before CONNECTED: they wait in the session. -EINVAL bad URI (logged
+ *  with the reason), -EAFNOSUPPORT an address of a family our Nexus's
+ *  socket cannot reach (an IPv4 Nexus and an IPv6 peer, or an IPv6 Nexus
+ *  other than [::] and an IPv4 peer), -ENOSPC no free session, -EPERM
+ *  wrong thread. */
 UDRPC_API int udrpc_connect(udrpc_t *rpc, const char *remote_uri,
                             uint8_t remote_rpc_id);
 

@@ -90,6 +90,8 @@ const char *udrpc_strerror(int err)
     case -ENOTSUP: return "not supported (not implemented yet)";
     case -ENODEV: return "transport not available on this machine";
     case -EPROTO: return "protocol error in the peer's answer";
+    case -EAFNOSUPPORT: return "our Nexus cannot reach that address family (bind it to [::] "
+                               "for both)";
     case -EMEDIUMTYPE: return "the peers use different MTUs (set UDRPC_MTU alike)";
     case -EIO: return "I/O error";
     default: return "unknown error";

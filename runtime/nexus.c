@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "rpc_internal.h"
 
 #define SM_POLL_MS 50
@@ -34,25 +35,33 @@ void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg)
     cfg->bg_threads = 0;
 }
 
+bool udrpc__nexus_reaches(const udrpc_nexus_t *nx, const union tp_addr *addr)
+{
+    union tp_addr out;
+    return udrpc__addr_for(addr, nx->sm_addr.sa.sa_family, &out) &&
+           (addr->sa.sa_family == nx->sm_addr.sa.sa_family || udrpc__addr_is_any(&nx->sm_addr));
+}
+
 void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
-                          const struct sockaddr_in *to)
+                          const union tp_addr *to)
 {
     uint8_t buf[SM_PKT_SIZE];
+    union tp_addr dst;
+    if (!udrpc__addr_for(to, nx->sm_addr.sa.sa_family, &dst))
+        return; /* udrpc_connect refuses such peers; nothing else has one */
     udrpc__sm_encode(p, buf);
     /* Loss is fine: every SM request is retried until its deadline. */
-    (void)sendto(nx->sm_fd, buf, sizeof(buf), MSG_DONTWAIT, (const struct sockaddr *)to,
-                 sizeof(*to));
+    (void)sendto(nx->sm_fd, buf, sizeof(buf), MSG_DONTWAIT, &dst.sa, udrpc__addr_len(&dst));
 }
 
 /* ------------------------------------------------------- heartbeats ---- */
 
-struct nexus_peer *udrpc__nexus_peer_get(udrpc_nexus_t *nx, const struct sockaddr_in *addr,
+struct nexus_peer *udrpc__nexus_peer_get(udrpc_nexus_t *nx, const union tp_addr *addr,
                                          uint64_t interval_tsc)
 {
     pthread_mutex_lock(&nx->peers_lock);
     struct nexus_peer *np = nx->peers;
-    while (np && !(np->addr.sin_addr.s_addr == addr->sin_addr.s_addr &&
-                   np->addr.sin_port == addr->sin_port))
+    while (np && !udrpc__addr_equal(&np->addr, addr))
         np = np->next;
     if (np) {
         np->refs++;
@@ -139,7 +148,7 @@ static bool stranger_reply_ok(udrpc_nexus_t *nx)
 }
 
 void udrpc__nexus_sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
-                           const struct sockaddr_in *from, uint64_t now_tsc)
+                           const union tp_addr *from, uint64_t now_tsc)
 {
     if (p->type == SM_HEARTBEAT_REQ) {
         /* Same size back, and to anyone: a reflector gains nothing, and
@@ -200,7 +209,7 @@ static void *sm_thread_main(void *arg)
     static __thread uint8_t bufs[SM_BURST][SM_PKT_SIZE + 1];
     struct mmsghdr msgs[SM_BURST];
     struct iovec iov[SM_BURST];
-    struct sockaddr_in from[SM_BURST];
+    union tp_addr from[SM_BURST];
     while (!atomic_load(&nx->stop)) {
         uint64_t now = udrpc__rdtsc();
         uint64_t next_hb = udrpc__nexus_heartbeats(nx, now);
@@ -231,12 +240,13 @@ static void *sm_thread_main(void *arg)
             now = udrpc__rdtsc();
             for (int i = 0; i < n; i++) {
                 struct sm_pkt p;
-                if (msgs[i].msg_hdr.msg_namelen != sizeof(from[i]) ||
-                    from[i].sin_family != AF_INET ||
+                if (msgs[i].msg_hdr.msg_namelen != udrpc__addr_len(&from[i]) ||
+                    from[i].sa.sa_family != nx->sm_addr.sa.sa_family ||
                     udrpc__sm_decode(bufs[i], msgs[i].msg_len, &p) != 0) {
                     atomic_fetch_add(&nx->sm_drops, 1);
                     continue;
                 }
+                udrpc__addr_canon(&from[i]); /* an IPv4 peer of [::] */
                 udrpc__nexus_sm_route(nx, &p, &from[i], now);
             }
         }
@@ -254,8 +264,11 @@ static void *sm_thread_main(void *arg)
 
 udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_config_t *cfg)
 {
-    struct sockaddr_in sin;
-    if (udrpc__uri_parse(local_uri, &sin) != 0) {
+    union tp_addr sin;
+    const char *why;
+    if (udrpc__uri_parse(local_uri, &sin, &why) != 0) {
+        UDRPC_LOG_WARN((struct udrpc *)NULL, -1, "udrpc_nexus_create(\"%s\"): %s",
+                       local_uri ? local_uri : "(null)", why);
         errno = EINVAL;
         return NULL;
     }
@@ -274,9 +287,9 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
     nx->clock = udrpc__clock_init();
     pthread_mutex_init(&nx->lock, NULL);
     pthread_mutex_init(&nx->peers_lock, NULL);
-    nx->sm_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    nx->sm_fd = udrpc__addr_socket(&sin, 0);
     if (nx->sm_fd < 0) {
-        err = errno;
+        err = -nx->sm_fd;
         goto out_free;
     }
     /* Connects and pings of thousands of sessions arrive in bursts: a
@@ -286,15 +299,16 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
     if (setsockopt(nx->sm_fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0)
         (void)setsockopt(nx->sm_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
     socklen_t len = sizeof(sin);
-    if (bind(nx->sm_fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-        getsockname(nx->sm_fd, (struct sockaddr *)&sin, &len) != 0) {
+    if (bind(nx->sm_fd, &sin.sa, udrpc__addr_len(&sin)) != 0 ||
+        getsockname(nx->sm_fd, &sin.sa, &len) != 0) {
         err = errno;
         goto out_close;
     }
+    udrpc__addr_canon(&sin);
     nx->sm_addr = sin;
-    char host[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host));
-    snprintf(nx->uri, sizeof(nx->uri), "%s:%u", host, ntohs(sin.sin_port));
+    char text[TP_ADDR_STRLEN];
+    udrpc__addr_format(&sin, text);
+    snprintf(nx->uri, sizeof(nx->uri), "%s", text);
     if ((err = udrpc__bg_start(nx)) != 0)
         goto out_close;
     if ((err = pthread_create(&nx->sm_thread, NULL, sm_thread_main, nx)) != 0) {

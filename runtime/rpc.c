@@ -36,7 +36,7 @@ static int make_transports(udrpc_t *rpc)
             ret = -EINVAL;
             break;
         }
-        struct tp_params p = { .bind_ip = rpc->nx->sm_addr.sin_addr.s_addr,
+        struct tp_params p = { .bind = rpc->nx->sm_addr,
                                .src_tag = (uint64_t)rpc->n_tps << TP_SRC_TAG_SHIFT };
         if ((ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps])) != 0)
             break;

@@ -47,7 +47,7 @@ struct handler_entry {
  * Heartbeats are matched to the entry by its nonce, which an off-path
  * sender cannot guess, not by the answer's source address. */
 struct nexus_peer {
-    struct sockaddr_in addr;         /* its SM socket */
+    union tp_addr addr;              /* its SM socket */
     uint64_t nonce;                  /* carried in our heartbeats to it */
     uint32_t refs;                   /* sessions holding it (peers_lock) */
     uint64_t interval_tsc;           /* the shortest period asked for */
@@ -59,7 +59,7 @@ struct nexus_peer {
 
 struct udrpc_nexus {
     char uri[UDRPC_MAX_URI_LEN];
-    struct sockaddr_in sm_addr;
+    union tp_addr sm_addr;
     int sm_fd;
     pthread_t sm_thread;
     atomic_bool stop;
@@ -83,17 +83,20 @@ struct udrpc_nexus {
 };
 
 /* Sends an SM packet from the Nexus socket (any thread). */
+/* Whether the Nexus's SM socket can send to addr's family (an IPv6 one
+ * reaches IPv4 only when bound to [::], dual-stack). */
+bool udrpc__nexus_reaches(const udrpc_nexus_t *nx, const union tp_addr *addr);
 void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
-                          const struct sockaddr_in *to);
+                          const union tp_addr *to);
 /* Handles one decoded SM packet as the Nexus thread does: heartbeats are
  * answered or recorded here, the rest go to the queue of the Rpc they
  * name. now_tsc: the caller's clock read. */
 void udrpc__nexus_sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
-                           const struct sockaddr_in *from, uint64_t now_tsc);
+                           const union tp_addr *from, uint64_t now_tsc);
 /* The heartbeat entry of the Nexus at addr, with one more reference
  * (made on first use, heard "now"); heartbeats go out at least every
  * interval_tsc. NULL: no memory. Any thread, off the datapath. */
-struct nexus_peer *udrpc__nexus_peer_get(udrpc_nexus_t *nx, const struct sockaddr_in *addr,
+struct nexus_peer *udrpc__nexus_peer_get(udrpc_nexus_t *nx, const union tp_addr *addr,
                                          uint64_t interval_tsc);
 /* Drops a reference; the last one frees the entry. NULL is ignored. */
 void udrpc__nexus_peer_put(udrpc_nexus_t *nx, struct nexus_peer *np);
@@ -209,7 +212,7 @@ struct session {
     uint64_t token;
     uint8_t remote_rpc_id;
     char remote_uri[UDRPC_MAX_URI_LEN];  /* client: server URI; server: client's */
-    struct sockaddr_in remote_sm;
+    union tp_addr remote_sm;
     struct nexus_peer *np;           /* the peer's Nexus: its heartbeats */
     uint64_t sm_deadline_tsc, sm_next_retry_tsc;
     uint32_t sm_retries;             /* of the pending SM request: backoff */
@@ -239,7 +242,7 @@ struct session {
 
 struct sm_qentry {
     struct sm_pkt pkt;
-    struct sockaddr_in from;
+    union tp_addr from;
 };
 
 struct udrpc {
@@ -335,7 +338,7 @@ static inline bool rpc_is_owner(const struct udrpc *rpc)
 
 /* Queues the SM packet for the Rpc thread (called by the Nexus thread). */
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
-                           const struct sockaddr_in *from);
+                           const union tp_addr *from);
 
 /* config.c: 0, or -EINVAL for a configuration out of range. */
 int udrpc__config_check(const udrpc_config_t *c);

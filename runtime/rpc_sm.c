@@ -33,7 +33,7 @@ void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
 }
 
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
-                     int err, const struct session *s, const struct sockaddr_in *to)
+                     int err, const struct session *s, const union tp_addr *to)
 {
     struct sm_pkt p = *req;
     p.type = type;
@@ -48,7 +48,7 @@ static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
 /* An answer to a stranger: a refusal, or an idempotent answer about a
  * session we do not have. Limited (sm.h). */
 static void sm_reply_stranger(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
-                              int err, const struct sockaddr_in *to)
+                              int err, const union tp_addr *to)
 {
     if (sm_reply_limit_take(&rpc->stranger_replies, rpc->now_tsc,
                             udrpc__us_to_tsc(rpc->clock, 1000000),
@@ -76,9 +76,18 @@ int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
         return -EINVAL;
     if (!rpc_is_owner(rpc))
         return -EPERM;
-    struct sockaddr_in sin;
-    if (udrpc__uri_parse(remote_uri, &sin) != 0 || sin.sin_port == 0)
+    union tp_addr sin;
+    const char *why = "port 0 (a peer's port is never 0)";
+    if (udrpc__uri_parse(remote_uri, &sin, &why) != 0 || udrpc__addr_port(&sin) == 0) {
+        UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, -1, "connect to \"%s\": %s",
+                          remote_uri ? remote_uri : "(null)", why);
         return -EINVAL;
+    }
+    if (!udrpc__nexus_reaches(rpc->nx, &sin)) {
+        UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, -1, "connect to %s: the Nexus at %s cannot "
+                          "reach that address family", remote_uri, rpc->nx->uri);
+        return -EAFNOSUPPORT;
+    }
     uint64_t token;
     if (getrandom(&token, sizeof(token), 0) != sizeof(token))
         return -EIO;
@@ -160,7 +169,7 @@ static struct session *dedup_find(struct udrpc *rpc, const struct sm_pkt *p, uin
 }
 
 static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
-                              const struct sockaddr_in *from)
+                              const union tp_addr *from)
 {
     /* The session goes over our transport of the kind the client speaks. */
     unsigned tpi = 0;
@@ -199,9 +208,11 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         return;
     }
     struct transport *tp = rpc->tps[tpi];
-    if (tp->ops->make_peer(tp, &p->client_route, &s->peer) != 0) {
+    int ret = tp->ops->make_peer(tp, &p->client_route, from, &s->peer);
+    if (ret != 0) {
         udrpc__session_free(rpc, s);
-        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP,
+                          ret == -EAFNOSUPPORT ? -EAFNOSUPPORT : -EPROTONOSUPPORT, from);
         return;
     }
     s->peer.tpi = (uint8_t)tpi;
@@ -259,9 +270,11 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         connect_failed(rpc, s, p->err);
         return;
     }
-    if (p->server_session == NO_SESSION ||
-        rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->peer) != 0) {
-        connect_failed(rpc, s, -EPROTO);
+    int ret = p->server_session == NO_SESSION
+                  ? -EPROTO
+                  : rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->remote_sm, &s->peer);
+    if (ret != 0) {
+        connect_failed(rpc, s, ret == -EAFNOSUPPORT ? ret : -EPROTO);
         return;
     }
     s->peer.tpi = 0; /* client sessions go over the first transport */
@@ -274,7 +287,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
 }
 
 static void sm_on_disconnect_req(struct udrpc *rpc, const struct sm_pkt *p,
-                                 const struct sockaddr_in *from)
+                                 const union tp_addr *from)
 {
     struct session *s = NULL;
     if (p->server_session == NO_SESSION) /* the client never heard our answer */
@@ -308,7 +321,7 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
 /* A client asks whether we still have its session (its requests are
  * timing out): yes, or -ENOENT from here or from the Nexus. */
 static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
-                           const struct sockaddr_in *from)
+                           const union tp_addr *from)
 {
     struct session *s = p->server_session < rpc->max_sessions
                             ? rpc->sessions[p->server_session] : NULL;
@@ -336,7 +349,7 @@ static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)
 }
 
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
-                           const struct sockaddr_in *from)
+                           const union tp_addr *from)
 {
     pthread_mutex_lock(&rpc->smq_lock);
     unsigned n = atomic_load_explicit(&rpc->smq_count, memory_order_relaxed);

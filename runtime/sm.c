@@ -4,9 +4,12 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
 static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
@@ -90,49 +93,179 @@ int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p)
     return 0;
 }
 
-int udrpc__uri_split(const char *uri, char host[UDRPC_MAX_URI_LEN], uint16_t *port_out)
+/* Sets *why (if why) and returns -EINVAL. */
+static int uri_bad(const char **why, const char *reason)
 {
-    if (!uri)
-        return -EINVAL;
-    size_t len = strnlen(uri, UDRPC_MAX_URI_LEN);
-    if (len == 0 || len >= UDRPC_MAX_URI_LEN)
-        return -EINVAL;
-    const char *colon = strrchr(uri, ':');
-    if (!colon || colon == uri || colon[1] == '\0')
-        return -EINVAL;
-    size_t hlen = (size_t)(colon - uri);
-    memcpy(host, uri, hlen);
-    host[hlen] = '\0';
-    if (memchr(host, ':', hlen))
-        return -EINVAL; /* IPv6 literals are not supported yet */
-    unsigned long port = 0;
-    for (const char *c = colon + 1; *c; c++) {
+    if (why)
+        *why = reason;
+    return -EINVAL;
+}
+
+static int parse_port(const char *s, uint16_t *port, const char **why)
+{
+    if (*s == '\0')
+        return uri_bad(why, "no port after ':' (host:port)");
+    unsigned long port_ul = 0;
+    for (const char *c = s; *c; c++) {
         if (*c < '0' || *c > '9')
-            return -EINVAL;
-        port = port * 10 + (unsigned long)(*c - '0');
-        if (port > 65535)
-            return -EINVAL;
+            return uri_bad(why, "the port is not a number");
+        port_ul = port_ul * 10 + (unsigned long)(*c - '0');
+        if (port_ul > 65535)
+            return uri_bad(why, "the port is out of range (0 to 65535)");
     }
-    *port_out = (uint16_t)port;
+    *port = (uint16_t)port_ul;
     return 0;
 }
 
-int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin)
+/* "[addr%zone]": the IPv6 literal and its zone's interface index. */
+static int parse_v6_literal(const char *host, struct sockaddr_in6 *v6, const char **why)
+{
+    char addr[UDRPC_MAX_URI_LEN];
+    strcpy(addr, host);
+    char *pct = strchr(addr, '%');
+    if (pct)
+        *pct++ = '\0';
+    if (addr[0] == '\0')
+        return uri_bad(why, "empty host");
+    memset(v6, 0, sizeof(*v6));
+    v6->sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) != 1)
+        return uri_bad(why, "not an IPv6 address inside [...]");
+    if (!pct)
+        return 0;
+    if (!udrpc__addr_is_link_local(&v6->sin6_addr))
+        return uri_bad(why, "a zone (%...) is only for a link-local address (fe80::/10)");
+    if (*pct == '\0')
+        return uri_bad(why, "empty zone after '%'");
+    unsigned idx = if_nametoindex(pct);
+    if (idx == 0) {
+        char *end;
+        unsigned long n = strtoul(pct, &end, 10);
+        if (*end != '\0' || n == 0 || n > UINT32_MAX)
+            return uri_bad(why, "the zone names no interface of this host");
+        idx = (unsigned)n;
+    }
+    v6->sin6_scope_id = idx;
+    return 0;
+}
+
+int udrpc__uri_split(const char *uri, char host[UDRPC_MAX_URI_LEN], uint16_t *port_out,
+                     bool *bracketed, const char **why)
+{
+    if (!uri)
+        return uri_bad(why, "no URI (NULL)");
+    size_t len = strnlen(uri, UDRPC_MAX_URI_LEN);
+    if (len == 0)
+        return uri_bad(why, "empty URI");
+    if (len >= UDRPC_MAX_URI_LEN)
+        return uri_bad(why, "URI too long (at most 63 characters)");
+    const char *h = uri, *colon;
+    size_t hlen;
+    *bracketed = uri[0] == '[';
+    if (*bracketed) {
+        const char *close = strchr(uri, ']');
+        if (!close)
+            return uri_bad(why, "unterminated '[' (an IPv6 address is written [addr]:port)");
+        h = uri + 1;
+        hlen = (size_t)(close - h);
+        if (memchr(h, '[', hlen))
+            return uri_bad(why, "'[' inside [...]");
+        if (close[1] != ':')
+            return uri_bad(why, "expected ':port' right after ']'");
+        colon = close + 1;
+    } else {
+        colon = strrchr(uri, ':');
+        if (!colon)
+            return uri_bad(why, "no port (host:port)");
+        hlen = (size_t)(colon - uri);
+        if (memchr(uri, ':', hlen))
+            return uri_bad(why, "an IPv6 address needs brackets: [addr]:port");
+        if (memchr(uri, ']', hlen) || memchr(uri, '%', hlen))
+            return uri_bad(why, "']' or '%' outside [...]");
+    }
+    if (hlen == 0)
+        return uri_bad(why, "empty host");
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    return parse_port(colon + 1, port_out, why);
+}
+
+/* Whether this host can open a UDP socket of family fam. */
+static bool family_usable(int fam)
+{
+    int fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+int udrpc__uri_parse(const char *uri, union tp_addr *out, const char **why)
 {
     char host[UDRPC_MAX_URI_LEN];
     uint16_t port;
-    if (udrpc__uri_split(uri, host, &port) != 0)
+    bool bracketed;
+    if (udrpc__uri_split(uri, host, &port, &bracketed, why) != 0)
         return -EINVAL;
-    memset(sin, 0, sizeof(*sin));
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1)
-        return 0;
-    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM };
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+    memset(out, 0, sizeof(*out));
+    if (bracketed) {
+        if (parse_v6_literal(host, &out->v6, why) != 0)
+            return -EINVAL;
+    } else if (inet_pton(AF_INET, host, &out->v4.sin_addr) == 1) {
+        out->v4.sin_family = AF_INET;
+    } else {
+        /* A name: the first address getaddrinfo gives (RFC 6724 order;
+         * /etc/gai.conf may change it) of a family this host has. */
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+        struct addrinfo *res = NULL, *r;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+            return uri_bad(why, "the name does not resolve");
+        for (r = res; r; r = r->ai_next)
+            if ((r->ai_family == AF_INET || r->ai_family == AF_INET6) &&
+                r->ai_addrlen <= sizeof(*out) && family_usable(r->ai_family))
+                break;
+        if (r)
+            memcpy(out, r->ai_addr, r->ai_addrlen);
+        freeaddrinfo(res);
+        if (!r)
+            return uri_bad(why, "the name resolves to no address this host can use");
+    }
+    udrpc__addr_canon(out); /* [::ffff:a.b.c.d] is IPv4 */
+    udrpc__addr_set_port(out, port);
+    return 0;
+}
+
+int udrpc_uri_check(const char *uri, const char **why)
+{
+    union tp_addr a;
+    const char *reason = NULL;
+    int ret = udrpc__uri_parse(uri, &a, &reason);
+    if (why)
+        *why = ret ? reason : NULL;
+    return ret;
+}
+
+int udrpc_local_uri_for(const char *remote_uri, char out[UDRPC_MAX_URI_LEN])
+{
+    union tp_addr to, me;
+    if (!out || udrpc__uri_parse(remote_uri, &to, NULL) != 0)
         return -EINVAL;
-    sin->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
+    if (udrpc__addr_port(&to) == 0)
+        udrpc__addr_set_port(&to, 9); /* connect() wants one; nothing is sent */
+    int fd = socket(to.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    socklen_t len = sizeof(me);
+    int ret = 0;
+    if (connect(fd, &to.sa, udrpc__addr_len(&to)) != 0 || getsockname(fd, &me.sa, &len) != 0)
+        ret = -errno;
+    close(fd);
+    if (ret)
+        return ret;
+    udrpc__addr_canon(&me);
+    udrpc__addr_set_port(&me, 0);
+    char text[TP_ADDR_STRLEN];
+    udrpc__addr_format(&me, text);
+    snprintf(out, UDRPC_MAX_URI_LEN, "%s", text);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "transport.h"
 #include "udrpc.h"
 
@@ -79,13 +80,18 @@ void udrpc__sm_encode(const struct sm_pkt *p, uint8_t out[SM_PKT_SIZE]);
  * type, unterminated URI, route length, non-zero padding). */
 int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p);
 
-/* Splits "host:port" into host (NUL-terminated) and port (0..65535), with
- * no name lookup. Returns 0 or -EINVAL (empty or over-long URI, no port,
- * a port that is not a number or over 65535, an IPv6 literal). */
-int udrpc__uri_split(const char *uri, char host[UDRPC_MAX_URI_LEN], uint16_t *port);
-/* Parses "host:port" (IPv4 literal or a name that resolves to IPv4; port
- * 0..65535) into *sin. Returns 0 or -EINVAL. May block on name lookup:
- * control path only. */
-int udrpc__uri_parse(const char *uri, struct sockaddr_in *sin);
+/* URIs: "host:port", "[v6addr]:port", "[fe80::1%eth0]:port" (a zone only
+ * on a link-local address: an interface name or index). A host without
+ * brackets is an IPv4 literal or a name. Bad input: -EINVAL and *why (if
+ * why is not NULL), a static string saying what is wrong. */
+
+/* Splits uri into host (brackets removed, the zone kept), port and whether
+ * it was bracketed; no lookup of any kind. */
+int udrpc__uri_split(const char *uri, char host[UDRPC_MAX_URI_LEN], uint16_t *port,
+                     bool *bracketed, const char **why);
+/* Parses uri into *out (canonical: addr.h). A name resolves to the first
+ * address getaddrinfo gives (RFC 6724's order) whose family this host can
+ * open a socket of. May block on name lookup: control path only. */
+int udrpc__uri_parse(const char *uri, union tp_addr *out, const char **why);
 
 #endif

@@ -22,7 +22,7 @@
 #include "wire.h"
 
 struct blaster {
-    struct sockaddr_in targets[4];
+    union tp_addr targets[4];    /* all of one family */
     unsigned n_targets;
     uint64_t count;          /* 0: no limit */
     uint64_t until_ns;       /* 0: no limit */
@@ -33,7 +33,7 @@ struct blaster {
 static void *blaster_main(void *arg)
 {
     struct blaster *b = arg;
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int fd = socket(b->targets[0].sa.sa_family, SOCK_DGRAM, 0);
     if (fd < 0)
         return NULL;
     uint64_t r = 0xB1A57EDull;
@@ -101,8 +101,8 @@ static void *blaster_main(void *arg)
             len = sizeof(buf);
             break;
         }
-        const struct sockaddr_in *to = &b->targets[i % b->n_targets];
-        if (sendto(fd, buf, len, 0, (const struct sockaddr *)to, sizeof(*to)) >= 0)
+        const union tp_addr *to = &b->targets[i % b->n_targets];
+        if (sendto(fd, buf, len, 0, &to->sa, udrpc__addr_len(to)) >= 0)
             b->sent++;
     }
     close(fd);

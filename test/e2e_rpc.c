@@ -295,7 +295,7 @@ static udrpc_nexus_t *make_nexus_at(const char *uri)
 /* The server process of --mode procs: serves until its parent is gone. */
 static int run_server_process(int pipe_fd)
 {
-    udrpc_nexus_t *nx = make_nexus_at(pipe_fd >= 0 ? "127.0.0.1:0" : o.uri);
+    udrpc_nexus_t *nx = make_nexus_at(pipe_fd >= 0 ? test_local_uri() : o.uri);
     struct server sv = { 0 };
     udrpc_config_t cfg = make_cfg();
     sv.rpc = create_rpc(nx, 0, &sv, NULL, &cfg);
@@ -345,7 +345,7 @@ int main(int argc, char **argv)
         close(p[0]);
     }
 
-    udrpc_nexus_t *nx = make_nexus_at(remote ? o.uri : "127.0.0.1:0");
+    udrpc_nexus_t *nx = make_nexus_at(remote ? o.uri : test_local_uri());
     udrpc_config_t cfg = make_cfg();
     struct server sv = { 0 };
     pthread_t sv_thread;
@@ -406,11 +406,14 @@ int main(int argc, char **argv)
     memset(&bl, 0, sizeof(bl));
     if (o.blast) {
         CHECK(!strcmp(o.transport, "udp"));
-        udrpc__uri_parse(server_uri, &bl.targets[0]);
-        udrpc__uri_parse(udrpc_nexus_uri(nx), &bl.targets[1]);
-        memcpy(&bl.targets[2], cl.rpc->sessions[cl.session]->peer.tx, sizeof(struct sockaddr_in));
-        memcpy(&bl.targets[3], &bl.targets[1], sizeof(struct sockaddr_in));
-        memcpy(&bl.targets[3].sin_port, cl.rpc->tp->local.bytes + 4, 2);
+        CHECK_EQ(udrpc__uri_parse(server_uri, &bl.targets[0], NULL), 0);
+        CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(nx), &bl.targets[1], NULL), 0);
+        memcpy(&bl.targets[2], cl.rpc->sessions[cl.session]->peer.tx, sizeof(bl.targets[2]));
+        bl.targets[3] = bl.targets[1]; /* our data socket: the route's port */
+        const struct tp_route *me = &cl.rpc->tp->local;
+        uint16_t port_be;
+        memcpy(&port_be, me->bytes + me->len - 2, 2);
+        udrpc__addr_set_port(&bl.targets[3], ntohs(port_be));
         bl.n_targets = 4;
         bl.count = o.blast;
         CHECK_EQ(pthread_create(&bl_thread, NULL, blaster_main, &bl), 0);

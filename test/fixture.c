@@ -98,7 +98,7 @@ static void fx_open(struct fx *f, const char *transport, const udrpc_config_t *c
     memset(f, 0, sizeof(*f));
     f->transport = transport;
     f->cfg = *cfg;
-    f->nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    f->nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(f->nx != NULL);
     CHECK_EQ(udrpc_register_handler(f->nx, FX_ECHO, echo_handler, UDRPC_HANDLER_FG), 0);
     CHECK_EQ(udrpc_register_handler(f->nx, FX_DEFER, defer_handler, UDRPC_HANDLER_FG), 0);

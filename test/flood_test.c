@@ -79,9 +79,9 @@ int main(int argc, char **argv)
     unsigned quiet_s = argc > 2 ? (unsigned)atoi(argv[2]) : 3;
     udrpc__clock_init();
     char uri[UDRPC_MAX_URI_LEN];
-    pid_t server = spawn_echo_server("127.0.0.1:0", 0, uri);
+    pid_t server = spawn_echo_server(test_local_uri(), 0, uri);
 
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     c.rpc = udrpc_create(nx, 0, NULL, sm, NULL);
     CHECK(c.rpc != NULL);
     c.session = udrpc_connect(c.rpc, uri, 0);
@@ -115,8 +115,8 @@ int main(int argc, char **argv)
     /* The flood: the server's SM port and its data socket. */
     struct blaster bl;
     memset(&bl, 0, sizeof(bl));
-    CHECK_EQ(udrpc__uri_parse(uri, &bl.targets[0]), 0);
-    memcpy(&bl.targets[1], c.rpc->sessions[c.session]->peer.tx, sizeof(struct sockaddr_in));
+    CHECK_EQ(udrpc__uri_parse(uri, &bl.targets[0], NULL), 0);
+    memcpy(&bl.targets[1], c.rpc->sessions[c.session]->peer.tx, sizeof(bl.targets[1]));
     bl.n_targets = 2;
     int fp[2];
     CHECK_EQ(pipe(fp), 0);

@@ -1,14 +1,16 @@
 #!/bin/sh
-# kv_test.sh KV_SERVER KV_LOAD — the key-value service end to end over UDP:
+# kv_test.sh KV_SERVER KV_LOAD [HOST] — the key-value service end to end
+# over UDP on HOST (127.0.0.1, or [::1] for IPv6: kv_load's Nexus binds to
+# the family udrpc_local_uri_for finds for the server's URI):
 # kv_server with 2 threads; kv_load --check runs 200,000 mixed operations
 # (90% GET, 9% PUT, 1% DELETE, Zipf 0.99 over 20,000 keys, 16 in flight,
 # SCANs of every partition every 50,000) and checks every answer against
 # its model. Fails on any mismatch, error or lost operation.
 set -eu
-server=$1 load=$2
+server=$1 load=$2 host=${3:-127.0.0.1}
 out=$(mktemp) err=$(mktemp)
 trap 'kill $pid 2>/dev/null || true; rm -f "$out" "$err"' EXIT
-"$server" --uri 127.0.0.1:0 --threads 2 >"$out" 2>"$err" &
+"$server" --uri "$host:0" --threads 2 >"$out" 2>"$err" &
 pid=$!
 i=0
 while ! grep -q "^kv_server at" "$out"; do

@@ -44,10 +44,5 @@ kill $server 2>/dev/null
 wait $server 2>/dev/null
 echo "$out"
 [ $rc = 0 ] || exit $rc
-# Batching was on and used, both ways.
-line=$(echo "$out" | grep "^client udp offload")
-echo "$line" | grep -q "offload gso+gro:" || { echo "FAIL: GSO or GRO off"; exit 1; }
-sends=$(echo "$line" | sed -E 's/.*: ([0-9]+) GSO sends.*/\1/')
-bufs=$(echo "$line" | sed -E 's/.* ([0-9]+) GRO receives.*/\1/')
-[ "$sends" -gt 0 ] && [ "$bufs" -gt 0 ] || { echo "FAIL: no GSO send or no GRO receive"; exit 1; }
+offload_used "$out" || exit 1 # batching was on and used, both ways
 echo "nft_gso: ok ($sends GSO sends, $bufs GRO receives at the client)"

@@ -128,7 +128,7 @@ static int client_main(const char *uri, unsigned n, unsigned depth, unsigned win
 {
     C.window = window;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
     cfg.max_sessions = n + 16;
@@ -206,7 +206,7 @@ int main(int argc, char **argv)
     unsigned window = argc > 4 ? (unsigned)atoi(argv[4]) : 64; /* 0: one per session */
     udrpc__clock_init();
     char uri[UDRPC_MAX_URI_LEN];
-    pid_t server = spawn_echo_server("127.0.0.1:0", clients * per + 64, uri);
+    pid_t server = spawn_echo_server(test_local_uri(), clients * per + 64, uri);
 
     /* One session, depth 8 (the window): the reference rate. */
     int fd;

@@ -5,8 +5,12 @@
 #ifndef UDRPC_TEST_H
 #define UDRPC_TEST_H
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* A transport name from the command line: "mlx5-model" runs "mlx5" on the
  * NIC model of test/nicmodel/ (where the mlx5 transport is built). */
@@ -41,5 +45,25 @@
         fprintf(stderr, "skipped: %s\n", why);                                \
         exit(77);                                                             \
     } while (0)
+
+/* The URI a test binds its Nexus to: "127.0.0.1:0", or UDRPC_TEST_URI
+ * (ctest's <feature>.udp6 runs give "[::1]:0": the same tests over IPv6).
+ * Skipped (77) where that address cannot be bound (no IPv6 here). */
+static inline const char *test_local_uri(void)
+{
+    const char *u = getenv("UDRPC_TEST_URI");
+    if (!u || !*u)
+        return "127.0.0.1:0";
+    if (!strncmp(u, "[::1]", 5)) {
+        int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+        struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (!ok)
+            SKIP("no IPv6 loopback (::1) here");
+    }
+    return u;
+}
 
 #endif

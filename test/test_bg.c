@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     udrpc_nexus_config_t ncfg;
     udrpc_nexus_config_default(&ncfg);
     ncfg.bg_threads = 2;
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", &ncfg);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), &ncfg);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_BG, bg_handler, UDRPC_HANDLER_BG), 0);
     CHECK_EQ(udrpc_register_handler(nx, REQ_NESTED, nested_handler, UDRPC_HANDLER_FG), 0);

@@ -289,7 +289,7 @@ int main(int argc, char **argv)
     double measure_s = argc > 2 ? atof(argv[2]) : 2.0;
     uint64_t link = argc > 3 ? strtoull(argv[3], NULL, 10) : 125000000; /* 1 Gbit/s */
     rate_checks = !(argc > 4 && !strcmp(argv[4], "--no-rate-checks"));
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_SINK, sink, UDRPC_HANDLER_FG), 0);
     if (!strcmp(which, "pacing") || !strcmp(which, "all"))

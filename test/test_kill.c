@@ -189,7 +189,7 @@ static uint64_t srv_sessions(void)
 static void client_child(const char *uri, int fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     c.rpc = udrpc_create(nx, 0, &c, sm, NULL);
     CHECK(c.rpc != NULL);
@@ -261,9 +261,9 @@ int main(int argc, char **argv)
     udrpc_config_default(&dflt);
     const unsigned timeout_ms = dflt.peer_timeout_ms;
     char uri[UDRPC_MAX_URI_LEN];
-    pid_t srv = spawn_echo_server("127.0.0.1:0", 0, uri);
+    pid_t srv = spawn_echo_server(test_local_uri(), 0, uri);
 
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo_inverted, UDRPC_HANDLER_FG), 0);
     c.rpc = udrpc_create(nx, 0, &c, sm, NULL); /* defaults */

@@ -47,8 +47,8 @@ static void open_pair(const struct nicmodel_cfg *ca, const struct nicmodel_cfg *
     CHECK_EQ(udrpc__mlx5_create(&cfg, &(struct tp_params){ 0 }, &a.tp), 0);
     nicmodel_configure(cb ? cb : ca);
     CHECK_EQ(udrpc__mlx5_create(&cfg, &(struct tp_params){ 0 }, &b.tp), 0);
-    CHECK_EQ(a.tp->ops->make_peer(a.tp, &b.tp->local, &a.to_other), 0);
-    CHECK_EQ(b.tp->ops->make_peer(b.tp, &a.tp->local, &b.to_other), 0);
+    CHECK_EQ(a.tp->ops->make_peer(a.tp, &b.tp->local, NULL, &a.to_other), 0);
+    CHECK_EQ(b.tp->ops->make_peer(b.tp, &a.tp->local, NULL, &b.to_other), 0);
     struct side *s[2] = { &a, &b };
     for (int i = 0; i < 2; i++) {
         s[i]->region = aligned_alloc(4096, 1 << 20);
@@ -340,7 +340,7 @@ static void test_errors(void)
     uint32_t qkey = 0x1234;
     memcpy(bad.bytes + 22, &qkey, 4);
     struct tp_peer wrong;
-    CHECK_EQ(a.tp->ops->make_peer(a.tp, &bad, &wrong), 0);
+    CHECK_EQ(a.tp->ops->make_peer(a.tp, &bad, NULL, &wrong), 0);
     make_pkt(&a, &p, 20, ++seq, 0, true);
     p.peer = &wrong;
     CHECK_EQ(a.tp->ops->tx_burst(a.tp, &p, 1, 0), 1);

@@ -136,7 +136,7 @@ static void one_run(udrpc_nexus_t *nx, unsigned rto_max_us, double secs, struct 
 int main(int argc, char **argv)
 {
     double secs = argc > 1 ? atof(argv[1]) : 1.0;
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo, UDRPC_HANDLER_FG), 0);
 

@@ -56,7 +56,7 @@ static void cont(void *ctx, void *tag, int status)
 
 int main(void)
 {
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, 1, echo, UDRPC_HANDLER_FG), 0);
     udrpc_config_t cfg;
@@ -66,11 +66,18 @@ int main(void)
     udrpc_t *srv = udrpc_create(nx, 0, NULL, NULL, &cfg);
     CHECK(srv != NULL);
 
-    struct sockaddr_in sm_to, data_to = { .sin_family = AF_INET };
-    CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(nx), &sm_to), 0);
-    memcpy(&data_to.sin_addr.s_addr, srv->tp->local.bytes, 4);
-    memcpy(&data_to.sin_port, srv->tp->local.bytes + 4, 2);
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    /* The Nexus's family (UDRPC_TEST_URI: IPv4, or IPv6 for strangers.udp6):
+     * the filters' offsets count from the UDP header in both. */
+    union tp_addr sm_to, data_to;
+    CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(nx), &sm_to, NULL), 0);
+    data_to = sm_to;
+    const struct tp_route *route = &srv->tp->local;
+    CHECK_EQ(route->len, sm_to.sa.sa_family == AF_INET6 ? 18 : 6);
+    uint16_t port_be;
+    memcpy(&port_be, route->bytes + route->len - 2, 2);
+    udrpc__addr_set_port(&data_to, ntohs(port_be));
+    printf("forged datagrams over %s\n", sm_to.sa.sa_family == AF_INET6 ? "IPv6" : "IPv4");
+    int fd = socket(sm_to.sa.sa_family, SOCK_DGRAM, 0);
     CHECK(fd >= 0);
     int rcv = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
@@ -87,25 +94,25 @@ int main(void)
         pkthdr_pack(&h, 1, 8, 0, PKT_REQ, 0, 0, 0);
         memcpy(buf, &h, sizeof(h));
         /* data socket: short; wrong magic; reserved bits set */
-        CHECK(sendto(fd, buf, 15, 0, (struct sockaddr *)&data_to, sizeof(data_to)) == 15);
+        CHECK(sendto(fd, buf, 15, 0, &data_to.sa, udrpc__addr_len(&data_to)) == 15);
         buf[7] ^= 1;
-        CHECK(sendto(fd, buf, 24, 0, (struct sockaddr *)&data_to, sizeof(data_to)) == 24);
+        CHECK(sendto(fd, buf, 24, 0, &data_to.sa, udrpc__addr_len(&data_to)) == 24);
         buf[7] ^= 1;
         buf[6] |= 0x40;
-        CHECK(sendto(fd, buf, 24, 0, (struct sockaddr *)&data_to, sizeof(data_to)) == 24);
+        CHECK(sendto(fd, buf, 24, 0, &data_to.sa, udrpc__addr_len(&data_to)) == 24);
         /* SM socket: wrong size; wrong magic; wrong version */
         struct sm_pkt p;
         memset(&p, 0, sizeof(p));
         p.type = SM_PING_REQ;
         udrpc__sm_encode(&p, buf);
-        CHECK(sendto(fd, buf, SM_PKT_SIZE - 1, 0, (struct sockaddr *)&sm_to, sizeof(sm_to)) ==
+        CHECK(sendto(fd, buf, SM_PKT_SIZE - 1, 0, &sm_to.sa, udrpc__addr_len(&sm_to)) ==
               SM_PKT_SIZE - 1);
         buf[0] ^= 1;
-        CHECK(sendto(fd, buf, SM_PKT_SIZE, 0, (struct sockaddr *)&sm_to, sizeof(sm_to)) ==
+        CHECK(sendto(fd, buf, SM_PKT_SIZE, 0, &sm_to.sa, udrpc__addr_len(&sm_to)) ==
               SM_PKT_SIZE);
         buf[0] ^= 1;
         buf[4]++;
-        CHECK(sendto(fd, buf, SM_PKT_SIZE, 0, (struct sockaddr *)&sm_to, sizeof(sm_to)) ==
+        CHECK(sendto(fd, buf, SM_PKT_SIZE, 0, &sm_to.sa, udrpc__addr_len(&sm_to)) ==
               SM_PKT_SIZE);
         junk += 6;
     }
@@ -129,7 +136,7 @@ int main(void)
         p.server_session = (uint16_t)(100 + i % 1000);
         p.token = i;
         udrpc__sm_encode(&p, buf);
-        CHECK(sendto(fd, buf, SM_PKT_SIZE, 0, (struct sockaddr *)&sm_to, sizeof(sm_to)) ==
+        CHECK(sendto(fd, buf, SM_PKT_SIZE, 0, &sm_to.sa, udrpc__addr_len(&sm_to)) ==
               SM_PKT_SIZE);
     }
     udrpc_run_event_loop(srv, 100);

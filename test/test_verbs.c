@@ -13,7 +13,9 @@
  *    the QP is reset and re-armed (qp_resets), and every request still
  *    completes exactly once (retransmission);
  *  - a forged source: a datagram from a QP that is not the session's peer
- *    (same GID, another QPN) is dropped as bad_source.
+ *    (same GID, another QPN) is dropped as bad_source;
+ *  - with the Nexus on an IPv6 address, the GID is that address (RoCE v2
+ *    over IPv6: the receive path reads the sender from a 40-byte GRH).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -90,7 +92,7 @@ int main(void)
 {
     if (!udrpc__verbs_available(NULL))
         SKIP("no RDMA device with an active port (run by verbs_test.sh in the rxe guest)");
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, 1, echo, UDRPC_HANDLER_FG), 0);
     udrpc_config_t cfg;
@@ -121,6 +123,15 @@ int main(void)
     stranger = udrpc_create(nx, 2, NULL, on_sm, &cfg);
     CHECK(srv && cli && stranger);
     CHECK(!strcmp(udrpc_transport_name(cli), "verbs"));
+    /* A Nexus on an IPv6 address (verbs_test.sh VERBS_TEST_IPV6=1): the
+     * endpoints advertise the GID equal to it, RoCE v2 over IPv6. */
+    union tp_addr nexus;
+    CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(nx), &nexus, NULL), 0);
+    if (nexus.sa.sa_family == AF_INET6 && !udrpc__addr_is_any(&nexus)) {
+        CHECK(!memcmp(srv->tp->local.bytes, &nexus.v6.sin6_addr, 16));
+        CHECK(!memcmp(cli->tp->local.bytes, &nexus.v6.sin6_addr, 16));
+        printf("verbs: GID of the Nexus's address %s: RoCE v2 over IPv6\n", udrpc_nexus_uri(nx));
+    }
     printf("verbs: MTU %u on %s\n", srv->tp->mtu, getenv("UDRPC_DEVICE") ? getenv("UDRPC_DEVICE")
                                                                           : "the first device");
     int s = udrpc_connect(cli, udrpc_nexus_uri(nx), 0);
@@ -141,7 +152,7 @@ int main(void)
     cfg.mtu = 0;
     CHECK(small != NULL);
     struct tp_peer to_small;
-    CHECK_EQ(cli->tp_ops->make_peer(cli->tp, &small->tp->local, &to_small), 0);
+    CHECK_EQ(cli->tp_ops->make_peer(cli->tp, &small->tp->local, NULL, &to_small), 0);
     struct udrpc_verbs_stats vs0, vs1;
     udrpc__verbs_get_stats(small->tp, &vs0);
     CHECK_EQ(udrpc__verbs_send_raw(cli->tp, &to_small, 900, 0), 0);

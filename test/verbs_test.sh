@@ -17,10 +17,25 @@
 #    VERBS_TEST_BINS (space-separated).
 # 3. Else exit 77 (skipped): never a pass without running.
 # UDRPC_VERBS_NO_HOST=1 skips step 1 (UDRPC_VERBS_NO_GUEST=1 skips step 2).
+# VERBS_TEST_IPV6=1: RoCE v2 over IPv6. The netdev under the device gets
+# fd00:79::1/64 (nodad), the run waits for its GID, and the program gets
+# UDRPC_TEST_URI=[fd00:79::1]:0: its Nexus binds there, and the transport
+# takes the GID equal to the Nexus's address.
 set -u
 bin=$(readlink -f "$1")
 shift
 here=$(dirname "$(readlink -f "$0")")
+v6=${VERBS_TEST_IPV6:-0}
+v6_addr=fd00:79::1
+# Adds the address to netdev $1 and waits (5 s at most) for rxe's GID of it.
+v6_setup='ip -6 addr add '$v6_addr'/64 dev "$1" nodad || exit 1
+for i in $(seq 50); do
+    cat /sys/class/infiniband/*/ports/1/gids/* 2>/dev/null | grep -q "^fd00:0079:0000:0000:0000:0000:0000:0001" && break
+    sleep 0.1
+done
+echo "verbs_test: RoCE v2 GID of '$v6_addr' on $1"'
+v6_env=()
+[ "$v6" = 1 ] && v6_env=(UDRPC_TEST_URI="[$v6_addr]:0")
 
 # ---- 1. a Soft-RoCE device on this machine ---------------------------------
 host_run() {
@@ -42,7 +57,10 @@ host_run() {
     rdma link show "$dev/1" 2>/dev/null | grep -q ACTIVE || return 125
     sleep 0.2 # the RoCEv2 GID of the address appears just after
     echo "verbs_test: Soft-RoCE device $dev on dummy netdev $nd, made for this run"
-    UDRPC_TRANSPORT=verbs UDRPC_DEVICE=$dev "$bin" "$@"
+    if [ "$v6" = 1 ]; then
+        sh -c "$v6_setup" sh "$nd" || return 1
+    fi
+    env "${v6_env[@]}" UDRPC_TRANSPORT=verbs UDRPC_DEVICE=$dev "$bin" "$@"
 }
 host_run "$@"
 rc=$?
@@ -66,8 +84,14 @@ bins=(--bin "$bin")
 for b in ${VERBS_TEST_BINS:-}; do
     bins+=(--bin "$(readlink -f "$b")")
 done
-"$rxe_vm" --timeout "${VERBS_TEST_TIMEOUT:-500}" --smp 2 --mem 1024 "${bins[@]}" \
-    --env UDRPC_TRANSPORT=verbs --env UDRPC_DEVICE=rxe0 -- "$bin $*"
+cmd="$bin $*"
+extra=()
+if [ "$v6" = 1 ]; then
+    cmd="sh -c '$v6_setup' sh dummy0 && $cmd"
+    extra=(--env "${v6_env[0]}")
+fi
+"$rxe_vm" --timeout "${VERBS_TEST_TIMEOUT:-500}" --smp 2 --mem 1024 "${bins[@]}" "${extra[@]}" \
+    --env UDRPC_TRANSPORT=verbs --env UDRPC_DEVICE=rxe0 -- "$cmd"
 rc=$?
 case $rc in
     125) echo "skipped: the guest could not be started (rxe-vm exit 125)"; exit 77 ;;

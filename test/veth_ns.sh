@@ -3,6 +3,9 @@
 #   veth_ns_up NAME NET   makes namespaces ${NAME}_a and ${NAME}_b (set as
 #                         $ns_a, $ns_b) joined by a veth pair va/vb at MTU
 #                         1500, NET.1 on va and NET.2 on vb, removed at exit.
+#   offload_used OUT      checks e2e_rpc's output OUT: its client's GSO and
+#                         GRO were on and used (sets $sends, $bufs), else
+#                         says why and returns 1.
 # Exits 77 (skipped) without root or where namespaces cannot be made.
 veth_ns_up() {
     [ "$(id -u)" = 0 ] || { echo "skipped: needs root (network namespaces)"; exit 77; }
@@ -16,4 +19,12 @@ veth_ns_up() {
     for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
     ip -n "$ns_a" link set va up
     ip -n "$ns_b" link set vb up
+}
+offload_used() {
+    local line
+    line=$(echo "$1" | grep "^client udp offload")
+    echo "$line" | grep -q "offload gso+gro:" || { echo "FAIL: GSO or GRO off"; return 1; }
+    sends=$(echo "$line" | sed -E 's/.*: ([0-9]+) GSO sends.*/\1/')
+    bufs=$(echo "$line" | sed -E 's/.* ([0-9]+) GRO receives.*/\1/')
+    [ "$sends" -gt 0 ] && [ "$bufs" -gt 0 ] || { echo "FAIL: no GSO send or no GRO receive"; return 1; }
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "addr.h"
 #include "udrpc.h"
 
 enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4 };
@@ -78,9 +79,13 @@ struct transport_ops {
     unsigned (*tx_burst)(struct transport *tp, const struct tp_tx_pkt *pkts,
                          unsigned n, uint64_t now_tsc);
     void (*tx_flush)(struct transport *tp);
-    /* Returns 0, or -EINVAL for routing info this transport cannot use. */
+    /* Returns 0, or -EINVAL for routing info this transport cannot use
+     * (-EAFNOSUPPORT: an address family it cannot reach). peer_sm is the
+     * peer Nexus's SM address as we reach it: udp takes the address from
+     * it when the route's is 0.0.0.0 or :: (a peer bound to every
+     * address), and the zone of a link-local one. */
     int (*make_peer)(struct transport *tp, const struct tp_route *r,
-                     struct tp_peer *peer);
+                     const union tp_addr *peer_sm, struct tp_peer *peer);
     /* Blocks until a packet may be waiting or timeout_us passes; NULL for a
      * transport that cannot block (its endpoints busy-poll). */
     void (*wait)(struct transport *tp, unsigned timeout_us);
@@ -182,7 +187,7 @@ unsigned udrpc__tp_faults_apply(struct tp_faults *f, const struct tp_tx_pkt *in,
 
 /* What an endpoint tells a transport it makes. */
 struct tp_params {
-    uint32_t bind_ip;           /* the Nexus's IPv4 address (network order) */
+    union tp_addr bind;         /* the Nexus's address (its port: the SM's) */
     uint64_t src_tag;           /* for src_id[1]'s top byte: index << 56 */
 };
 #define TP_SRC_TAG_SHIFT 56

@@ -39,7 +39,15 @@ int main(int argc, char **argv)
     const char *name = argc > 2 ? argv[2] : "world";
     struct app app = { 0, 0 };
 
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    /* Our Nexus binds where our routes reach the server from: its family
+     * ("[::1]:31850" works as well as "127.0.0.1:31850"). */
+    char local[UDRPC_MAX_URI_LEN];
+    int err = udrpc_local_uri_for(server, local);
+    if (err) {
+        fprintf(stderr, "%s: %s\n", server, udrpc_strerror(err));
+        return 1;
+    }
+    udrpc_nexus_t *nx = udrpc_nexus_create(local, NULL);
     udrpc_t *rpc = nx ? udrpc_create(nx, 0, &app, sm_handler, NULL) : NULL;
     if (!rpc) {
         perror("udrpc");

@@ -336,7 +336,13 @@ int main(int argc, char **argv)
     rng_state = opt.seed * 0x9E3779B97F4A7C15ull + 1;
     zipf_init(opt.keys, opt.zipf);
 
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    char local[UDRPC_MAX_URI_LEN]; /* where our routes reach the server from */
+    int lerr = udrpc_local_uri_for(opt.server, local);
+    if (lerr) {
+        fprintf(stderr, "kv_load: %s: %s\n", opt.server, udrpc_strerror(lerr));
+        return 1;
+    }
+    udrpc_nexus_t *nx = udrpc_nexus_create(local, NULL);
     if (!nx) {
         fprintf(stderr, "kv_load: udrpc_nexus_create: %s\n", udrpc_strerror(-errno));
         return 1;

@@ -70,7 +70,7 @@ static void set_segment(struct msghdr *mh, union ctrl *ctrl, unsigned seg, size_
 /* Points msgs[i] at bufs[i] (and names[i], ctrls[i], if given) for a
  * recvmmsg. */
 static void prep_rx(struct mmsghdr *msgs, struct iovec *iov, uint8_t (*bufs)[65536],
-                    struct sockaddr_in *names, union ctrl *ctrls)
+                    struct sockaddr_in6 *names, union ctrl *ctrls)
 {
     for (int i = 0; i < BURST; i++) {
         iov[i].iov_base = bufs[i];
@@ -104,18 +104,37 @@ struct echo_args {
     size_t size;
     int cpu;
     int gso;
+    struct sockaddr_in6 addr; /* where to bind (port 0): IPv4 or IPv6 */
 };
+
+/* host ("127.0.0.1", "::1"; NULL: 127.0.0.1) as a socket address, port 0.
+ * Returns its length, or 0 for something that is not an address. */
+static socklen_t host_addr(const char *host, struct sockaddr_in6 *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    if (!host || inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        if (!host)
+            v4->sin_addr.s_addr = htonl(0x7F000001);
+        return sizeof(*v4);
+    }
+    if (inet_pton(AF_INET6, host, &out->sin6_addr) != 1)
+        return 0;
+    out->sin6_family = AF_INET6;
+    return sizeof(*out);
+}
 
 static int echo_server(void *argp, int fd_out)
 {
     struct echo_args *a = argp;
     bench_pin_cpu(a->cpu);
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001) };
-    socklen_t sl = sizeof(sin);
+    struct sockaddr_in6 sin = a->addr;
+    int fd = socket(sin.sin6_family, SOCK_DGRAM, 0);
+    socklen_t sl = sin.sin6_family == AF_INET6 ? sizeof(sin) : sizeof(struct sockaddr_in);
     if (fd >= 0)
         big_buffers(fd);
-    if (fd < 0 || (a->gso && gro_on(fd) != 0) || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+    if (fd < 0 || (a->gso && gro_on(fd) != 0) || bind(fd, (struct sockaddr *)&sin, sl) != 0 ||
         getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
         return 1;
     if (write(fd_out, &sin, sizeof(sin)) != sizeof(sin))
@@ -124,7 +143,7 @@ static int echo_server(void *argp, int fd_out)
     static uint8_t bufs[BURST][65536];
     struct mmsghdr msgs[BURST];
     struct iovec iov[BURST];
-    struct sockaddr_in from[BURST];
+    struct sockaddr_in6 from[BURST];
     static union ctrl ctrls[BURST], out_ctrls[BURST];
     for (;;) {
         prep_rx(msgs, iov, bufs, from, a->gso ? ctrls : NULL);
@@ -146,17 +165,20 @@ static int echo_server(void *argp, int fd_out)
     }
 }
 
-int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
-                 int client_cpu, int gso, struct bench_result *r)
+int udp_echo_run(const char *host, size_t size, unsigned depth, double duration_s,
+                 int server_cpu, int client_cpu, int gso, struct bench_result *r)
 {
     const struct udrpc_clock *ck = udrpc__clock_init();
-    struct echo_args a = { size < 8 ? 8 : size, server_cpu, gso };
-    struct sockaddr_in srv;
+    struct echo_args a = { size < 8 ? 8 : size, server_cpu, gso, { 0 } };
+    const socklen_t srv_len = host_addr(host, &a.addr);
+    if (!srv_len)
+        return -1;
+    struct sockaddr_in6 srv;
     pid_t pid = bench_fork_server(echo_server, &a, &srv, sizeof(srv));
     if (pid < 0)
         return -1;
     bench_pin_cpu(client_cpu);
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    int fd = socket(a.addr.sin6_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     big_buffers(fd);
     if (gso && gro_on(fd) != 0) {
         close(fd);
@@ -203,7 +225,7 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
         out[m].msg_hdr.msg_iov = &oiov[i];
         out[m].msg_hdr.msg_iovlen = k;
         out[m].msg_hdr.msg_name = &srv;
-        out[m].msg_hdr.msg_namelen = sizeof(srv);
+        out[m].msg_hdr.msg_namelen = srv_len;
         set_segment(&out[m].msg_hdr, &out_ctrls[m], (unsigned)a.size, (size_t)k * a.size);
     }
     for (unsigned sent = 0; sent < m;) {
@@ -223,7 +245,7 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
                 if ((int64_t)(now - sent_tsc[i]) > (int64_t)resend_tsc) {
                     sent_tsc[i] = now;
                     r->resent++;
-                    (void)sendto(fd, tx[i], a.size, 0, (struct sockaddr *)&srv, sizeof(srv));
+                    (void)sendto(fd, tx[i], a.size, 0, (struct sockaddr *)&srv, srv_len);
                 }
         }
         prep_rx(msgs, iov, rx, NULL, gso ? ctrls : NULL);
@@ -259,7 +281,7 @@ int udp_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
             out[m].msg_hdr.msg_iov = &oiov[first];
             out[m].msg_hdr.msg_iovlen = v - first;
             out[m].msg_hdr.msg_name = &srv;
-            out[m].msg_hdr.msg_namelen = sizeof(srv);
+            out[m].msg_hdr.msg_namelen = srv_len;
             set_segment(&out[m].msg_hdr, &out_ctrls[m], (unsigned)a.size,
                         (size_t)(v - first) * a.size);
             m++;

@@ -12,12 +12,27 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "sm.h"
 
 static void bad_uri(struct fx *f)
 {
     CHECK_EQ(udrpc_connect(f->cli, "nonsense", 2), -EINVAL);
     CHECK_EQ(udrpc_connect(f->cli, "127.0.0.1:0", 2), -EINVAL);
     CHECK_EQ(udrpc_connect(f->cli, "127.0.0.1:", 2), -EINVAL);
+    CHECK_EQ(udrpc_connect(f->cli, "[::1]:0", 2), -EINVAL);
+    CHECK_EQ(udrpc_connect(f->cli, "[::1:80", 2), -EINVAL);
+    CHECK_EQ(udrpc_connect(f->cli, NULL, 2), -EINVAL);
+    CHECK_EQ(f->connect_failed, 0);
+}
+
+/* A Nexus bound to one family cannot reach the other (only [::] reaches
+ * both): -EAFNOSUPPORT at once, no session taken. */
+static void other_family(struct fx *f)
+{
+    union tp_addr me;
+    CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(f->nx), &me, NULL), 0);
+    const char *other = me.sa.sa_family == AF_INET ? "[::1]:9" : "127.0.0.1:9";
+    CHECK_EQ(udrpc_connect(f->cli, other, 2), -EAFNOSUPPORT);
     CHECK_EQ(f->connect_failed, 0);
 }
 
@@ -25,14 +40,15 @@ static void bad_uri(struct fx *f)
  * and the request that waited for the session ends with it, once. */
 static void dead_port(struct fx *f)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001) };
+    union tp_addr sin;
+    CHECK_EQ(udrpc__uri_parse(test_local_uri(), &sin, NULL), 0);
+    int fd = socket(sin.sa.sa_family, SOCK_DGRAM, 0);
     socklen_t sl = sizeof(sin);
-    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    CHECK_EQ(bind(fd, &sin.sa, udrpc__addr_len(&sin)), 0);
+    CHECK_EQ(getsockname(fd, &sin.sa, &sl), 0);
     close(fd); /* the port is free again */
-    char dead[64];
-    snprintf(dead, sizeof(dead), "127.0.0.1:%u", ntohs(sin.sin_port));
+    char dead[TP_ADDR_STRLEN];
+    udrpc__addr_format(&sin, dead);
     uint64_t t0 = fx_ms();
     int s = udrpc_connect(f->cli, dead, 2);
     CHECK(s >= 0);
@@ -118,6 +134,7 @@ int main(int argc, char **argv)
 {
     static const struct fx_case cases[] = {
         FX_CASE(bad_uri, .flags = FX_UNCONNECTED),
+        FX_CASE(other_family, .flags = FX_UNCONNECTED),
         FX_CASE(dead_port, .flags = FX_UNCONNECTED),
         FX_CASE(no_such_endpoint, .flags = FX_UNCONNECTED),
         FX_CASE(mtu_mismatch, .flags = FX_UNCONNECTED),

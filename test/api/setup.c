@@ -19,13 +19,17 @@ static void nexus_uri(struct fx *f)
     CHECK(udrpc_nexus_create("bad uri", NULL) == NULL && errno == EINVAL);
     errno = 0;
     CHECK(udrpc_nexus_create("127.0.0.1:99999", NULL) == NULL && errno == EINVAL);
-    const char *uri = udrpc_nexus_uri(f->nx);
-    CHECK(!strncmp(uri, "127.0.0.1:", 10) && strcmp(uri, "127.0.0.1:0"));
+    errno = 0;
+    CHECK(udrpc_nexus_create("[::1:0", NULL) == NULL && errno == EINVAL);
+    /* The URI it is bound to, with the real port: the local URI's host. */
+    const char *uri = udrpc_nexus_uri(f->nx), *local = test_local_uri();
+    size_t host_len = strlen(local) - 1; /* "127.0.0.1:" of "127.0.0.1:0" */
+    CHECK(!strncmp(uri, local, host_len) && strcmp(uri, local) && uri[host_len] != '0');
 }
 
 static void handler_registration(struct fx *f)
 {
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, 5, nop_handler, UDRPC_HANDLER_FG), 0);
     CHECK_EQ(udrpc_register_handler(nx, 5, nop_handler, UDRPC_HANDLER_FG), -EEXIST);

@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int token_seen;
     if (real && p.token == real->token)
         token_seen = 1;
-    struct sockaddr_in from = { .sin_family = AF_INET, .sin_port = htons(9),
-                                .sin_addr.s_addr = htonl(0x7F000001) };
+    union tp_addr from = { .v4 = { .sin_family = AF_INET, .sin_port = htons(9),
+                                   .sin_addr.s_addr = htonl(0x7F000001) } };
     to->now_tsc = udrpc__rdtsc();
     if (p.type == SM_HEARTBEAT_REQ || p.type == SM_HEARTBEAT_RESP) {
         udrpc__nexus_sm_route(fz_nx, &p, &from, to->now_tsc); /* the Nexus thread's */

@@ -99,7 +99,8 @@ int main(int argc, char **argv)
     }
 
     const char *uris[] = { "127.0.0.1:31850", "localhost:0", "a:1", "example.com:65535",
-                           "10.0.0.1:99999", "[::1]:80", ":1", "host:" };
+                           "10.0.0.1:99999", "[::1]:80", ":1", "host:", "[fe80::1%lo]:5",
+                           "[::ffff:1.2.3.4]:9", "[::1:80", "[2001:db8::1%lo]:1" };
     for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++)
         put("uri", (int)i, uris[i], strlen(uris[i]));
     return 0;

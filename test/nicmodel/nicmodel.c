@@ -745,9 +745,11 @@ static void nm_close(void *nic)
     free(q);
 }
 
-static int nm_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, unsigned rq_wqes,
-                   unsigned want_inline, struct mlx5_qp_mem *mem, void **nicp)
+static int nm_open(const udrpc_config_t *cfg, const union tp_addr *nexus, uint32_t qkey,
+                   unsigned sq_wqes, unsigned rq_wqes, unsigned want_inline,
+                   struct mlx5_qp_mem *mem, void **nicp)
 {
+    (void)nexus; /* the model's GID comes from its config (roce_ipv4) */
     if (cfg->faults.delay_ppm)
         return -ENOTSUP; /* the model drops, duplicates, reorders and corrupts */
     (void)sq_wqes;

@@ -27,8 +27,9 @@ static struct sm_pkt forged(struct fx *f, uint8_t type)
 
 static void deliver(struct fx *f, struct sm_pkt *p)
 {
-    struct sockaddr_in nowhere = { .sin_family = AF_INET, .sin_port = htons(9),
-                                   .sin_addr.s_addr = htonl(0x7F000001) };
+    union tp_addr nowhere; /* the discard port of our own address */
+    CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(f->nx), &nowhere, NULL), 0);
+    udrpc__addr_set_port(&nowhere, 9);
     udrpc__rpc_sm_enqueue(f->srv, p, &nowhere);
     udrpc__sm_process_queue(f->srv);
 }

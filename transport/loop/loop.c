@@ -226,8 +226,9 @@ static void loop_tx_flush(struct transport *tp)
 }
 
 static int loop_make_peer(struct transport *tp, const struct tp_route *r,
-                          struct tp_peer *peer)
+                          const union tp_addr *peer_sm, struct tp_peer *peer)
 {
+    (void)peer_sm;
     uint32_t pid, id;
     if (r->kind != TP_LOOP || r->len != 8)
         return -EINVAL;

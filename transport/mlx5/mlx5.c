@@ -113,8 +113,10 @@ static void peer_src(const struct mlx5_transport *m, const uint8_t gid[16], uint
     src_id[1] = qpn | m->base.src_tag;
 }
 
-static int mlx5_make_peer(struct transport *tp, const struct tp_route *r, struct tp_peer *peer)
+static int mlx5_make_peer(struct transport *tp, const struct tp_route *r,
+                          const union tp_addr *peer_sm, struct tp_peer *peer)
 {
+    (void)peer_sm;
     struct mlx5_transport *m = (struct mlx5_transport *)tp;
     if (r->kind != TP_MLX5 || r->len != 26)
         return -EINVAL;
@@ -177,7 +179,7 @@ int udrpc__mlx5_create(const udrpc_config_t *cfg, const struct tp_params *p,
     if (!m)
         return -ENOMEM;
     m->nic_ops = ops;
-    int ret = ops->open(cfg, UDRPC_MLX5_QKEY, SQ_WQES, RQ_WQES, WANT_INLINE, &m->mem, &m->nic);
+    int ret = ops->open(cfg, &p->bind, UDRPC_MLX5_QKEY, SQ_WQES, RQ_WQES, WANT_INLINE, &m->mem, &m->nic);
     if (ret) {
         m->nic = NULL;
         goto fail;

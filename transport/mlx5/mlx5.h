@@ -54,8 +54,9 @@ struct mlx5_nic_ops {
     /* Opens the device, creates a UD QP in RTS with Q_Key qkey and room
      * for at least sq_wqes sends of up to want_inline inline bytes and
      * rq_wqes receives, and its CQs; describes them in *mem. */
-    int (*open)(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, unsigned rq_wqes,
-                unsigned want_inline, struct mlx5_qp_mem *mem, void **nic);
+    int (*open)(const udrpc_config_t *cfg, const union tp_addr *nexus, uint32_t qkey,
+                unsigned sq_wqes, unsigned rq_wqes, unsigned want_inline,
+                struct mlx5_qp_mem *mem, void **nic);
     /* Registers memory for the device to read and write: *lkey. */
     int (*reg_mem)(void *nic, void *base, size_t len, uint32_t *lkey);
     /* The address vector of the port (gid, lid): the datagram segment's AV. */

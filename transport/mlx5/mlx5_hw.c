@@ -81,8 +81,9 @@ static int cq_mem(struct ibv_cq *cq, struct mlx5_cqe64 **buf, uint32_t *cqes, __
     return 0;
 }
 
-static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, unsigned rq_wqes,
-                   unsigned want_inline, struct mlx5_qp_mem *mem, void **nicp)
+static int hw_open(const udrpc_config_t *cfg, const union tp_addr *nexus, uint32_t qkey,
+                   unsigned sq_wqes, unsigned rq_wqes, unsigned want_inline,
+                   struct mlx5_qp_mem *mem, void **nicp)
 {
     struct mlx5_hw *h = calloc(1, sizeof(*h));
     if (!h)
@@ -100,10 +101,9 @@ static int hw_open(const udrpc_config_t *cfg, uint32_t qkey, unsigned sq_wqes, u
         ret = -errno;
         goto fail;
     }
-    h->gid_index = cfg->gid_index >= 0 ? cfg->gid_index
-                                        : udrpc__verbs_find_ipv4_gid(h->ctx, h->port, pa.gid_tbl_len);
-    if (h->gid_index < 0)
-        h->gid_index = 0;
+    h->gid_index = cfg->gid_index >= 0
+                       ? cfg->gid_index
+                       : udrpc__verbs_find_gid(h->ctx, h->port, pa.gid_tbl_len, nexus);
     union ibv_gid gid;
     if (ibv_query_gid(h->ctx, h->port, h->gid_index, &gid)) {
         ret = -EINVAL;

@@ -3,8 +3,11 @@
  * recvmmsg/sendmmsg bursts, busy polling. The default where no RDMA device
  * exists. Datagrams are as large as the bound interface allows (its MTU
  * less headers: 1472 on Ethernet, 65507 on loopback) unless cfg->mtu says
- * otherwise. Routing info: IPv4 address (4 bytes) and port (2), network
- * order.
+ * otherwise. The socket is of the Nexus's family: IPv4, or IPv6 (on [::],
+ * dual-stack: IPv4 peers then appear v4-mapped, see addr.h). Routing
+ * info: the address (4 bytes, or 16 for IPv6) and port (2), network order;
+ * an address of 0.0.0.0 or :: means "where my SM packets come from"
+ * (make_peer).
  *
  * Batching in the kernel (cfg->udp_gso, on by default): the kernel's cost
  * is per send and per receive, not per byte, so
@@ -45,7 +48,8 @@
 #define UDP_RX_GRO_BUFS 16      /* ... and with it (each holds up to 64 KB) */
 #define UDP_GRO_BUF_BYTES 65536 /* the most one GRO buffer holds */
 #define UDP_TX_BURST 64
-#define UDP_DEFAULT_MTU 1472 /* 1500-byte Ethernet MTU less IP and UDP */
+#define UDP_DEFAULT_MTU 1472 /* 1500-byte Ethernet MTU less IPv4 and UDP ... */
+#define UDP_DEFAULT_MTU6 1452 /* ... or less IPv6 (40 bytes) and UDP */
 #define UDP_MAX_MTU 65507    /* also the most one GSO send carries */
 #define UDP_GSO_SEGS_TRY 128 /* UDP_MAX_SEGMENTS since Linux 5.4; 64 before */
 #define UDP_SOCKBUF_BYTES (8 << 20)
@@ -60,6 +64,7 @@ union udp_cmsg {
 struct udp_transport {
     struct transport base;
     int fd;
+    bool v6;                                /* an AF_INET6 socket */
     bool gso, gro;                          /* on now (see the top) */
     unsigned gso_segs_max;                  /* datagrams per GSO send */
     /* RX: rx_n buffers from the last recvmmsg; rx_i is the next to report,
@@ -69,7 +74,7 @@ struct udp_transport {
     uint8_t *rx_bufs;                       /* rx_bufs_n buffers */
     struct mmsghdr rx_msgs[UDP_RX_BUFS];
     struct iovec rx_iov[UDP_RX_BUFS];
-    struct sockaddr_in rx_addr[UDP_RX_BUFS];
+    struct sockaddr_in6 rx_addr[UDP_RX_BUFS]; /* or sockaddr_in */
     union udp_cmsg rx_ctrl[UDP_RX_BUFS];
     uint16_t rx_seg[UDP_RX_BUFS];           /* datagram size; 0: one datagram */
     /* TX: a burst's sends, and the first packet of each. */
@@ -77,15 +82,38 @@ struct udp_transport {
     struct iovec tx_iov[UDP_TX_BURST * 2];
     union udp_cmsg tx_ctrl[UDP_TX_BURST];
     uint8_t tx_first[UDP_TX_BURST + 1];
+    union tp_addr bound;                    /* the socket's address */
     struct tp_faults faults;                /* tests: drop, duplicate */
     struct tp_tx_pkt faulted[UDP_TX_BURST];
     /* udrpc_get_stats */
     uint64_t gso_sends, gso_pkts, gro_bufs, gro_pkts, filtered;
 };
 
-static uint64_t sin_src_id(const struct sockaddr_in *sin)
+/* A source address (of the socket's family) as src_id. IPv4: address
+ * and port in [0], exactly. IPv6: the address's low 64 bits in [0], and
+ * in [1] below the tag the port (bits 32-47) and the high 64 bits folded
+ * to 32. Two peers of one endpoint that differ only in the fold's
+ * collisions would share an id: a sender that forges such a source can
+ * forge any other too, and the runtime's session checks still apply. */
+static inline void src_id_of(bool v6, const void *sa, uint64_t tag, uint64_t id[2])
 {
-    return (uint64_t)sin->sin_addr.s_addr << 16 | sin->sin_port;
+    if (likely(!v6)) {
+        const struct sockaddr_in *sin = sa;
+        id[0] = (uint64_t)sin->sin_addr.s_addr << 16 | sin->sin_port;
+        id[1] = tag;
+        return;
+    }
+    const struct sockaddr_in6 *sin6 = sa;
+    uint64_t hi, lo;
+    memcpy(&hi, sin6->sin6_addr.s6_addr, 8);
+    memcpy(&lo, sin6->sin6_addr.s6_addr + 8, 8);
+    id[0] = lo;
+    id[1] = tag | (uint64_t)sin6->sin6_port << 32 | (uint32_t)(hi ^ hi >> 32);
+}
+
+static inline bool same_peer(const struct tp_peer *a, const struct tp_peer *b)
+{
+    return a->src_id[0] == b->src_id[0] && a->src_id[1] == b->src_id[1];
 }
 
 /* What the socket filter (attach_data_filter) checks, for the datagrams
@@ -152,7 +180,8 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
     while (out < max && u->rx_i < u->rx_n) {
         const unsigned i = u->rx_i;
         const struct msghdr *mh = &u->rx_msgs[i].msg_hdr;
-        const uint64_t src = sin_src_id(&u->rx_addr[i]);
+        uint64_t src[2];
+        src_id_of(u->v6, &u->rx_addr[i], tag, src);
         const uint8_t *buf = u->rx_iov[i].iov_base;
         const uint32_t len = u->rx_msgs[i].msg_len;
         const uint32_t seg = u->rx_seg[i];
@@ -160,8 +189,8 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
             pkts[out].buf = buf;
             /* A truncated datagram is reported empty, so the Rpc drops it. */
             pkts[out].len = (mh->msg_flags & MSG_TRUNC) ? 0 : len;
-            pkts[out].src_id[0] = src;
-            pkts[out].src_id[1] = tag;
+            pkts[out].src_id[0] = src[0];
+            pkts[out].src_id[1] = src[1];
             out++;
             u->rx_i++;
             continue;
@@ -177,8 +206,8 @@ static unsigned udp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts,
             } else {
                 pkts[out].buf = p;
                 pkts[out].len = l;
-                pkts[out].src_id[0] = src;
-                pkts[out].src_id[1] = tag;
+                pkts[out].src_id[0] = src[0];
+                pkts[out].src_id[1] = src[1];
                 out++;
             }
             u->gro_pkts++;
@@ -254,7 +283,7 @@ build_sends(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n)
         u->tx_first[m] = (uint8_t)i;
         unsigned iovs = add_iov(&u->tx_iov[v], &pkts[i]);
         unsigned j = i + 1;
-        if (j < n && max_segs > 1 && pkts[j].peer->src_id[0] == peer->src_id[0]) {
+        if (j < n && max_segs > 1 && same_peer(pkts[j].peer, peer)) {
             const uint32_t seg = TP_HDR_SIZE + pkts[i].data_len;
             uint32_t total = seg;
             do {
@@ -266,7 +295,7 @@ build_sends(struct udp_transport *u, const struct tp_tx_pkt *pkts, unsigned n)
                 j++;
                 if (l < seg)
                     break; /* only the last may be shorter */
-            } while (j < n && j - i < max_segs && pkts[j].peer->src_id[0] == peer->src_id[0]);
+            } while (j < n && j - i < max_segs && same_peer(pkts[j].peer, peer));
             if (j - i > 1) {
                 set_segment(u, m, seg);
                 u->gso_sends++;
@@ -363,21 +392,45 @@ static void udp_tx_flush(struct transport *tp)
 }
 
 static int udp_make_peer(struct transport *tp, const struct tp_route *r,
-                         struct tp_peer *peer)
+                         const union tp_addr *peer_sm, struct tp_peer *peer)
 {
-    if (r->kind != TP_UDP || r->len != 6)
+    struct udp_transport *u = (struct udp_transport *)tp;
+    union tp_addr a, tx;
+    memset(&a, 0, sizeof(a));
+    if (r->kind != TP_UDP || (r->len != 6 && r->len != 18))
         return -EINVAL;
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    memcpy(&sin.sin_addr.s_addr, r->bytes, 4);
-    memcpy(&sin.sin_port, r->bytes + 4, 2);
-    if (sin.sin_port == 0)
+    const size_t alen = r->len - 2u;
+    uint16_t port_be;
+    memcpy(&port_be, r->bytes + alen, 2);
+    if (port_be == 0)
         return -EINVAL;
+    if (alen == 4) {
+        a.v4.sin_family = AF_INET;
+        memcpy(&a.v4.sin_addr, r->bytes, 4);
+    } else {
+        a.v6.sin6_family = AF_INET6;
+        memcpy(&a.v6.sin6_addr, r->bytes, 16);
+    }
+    /* A peer bound to every address: reach it where its SM answers come
+     * from. A link-local one: through the zone we reach its SM at, or
+     * else our own. */
+    if (udrpc__addr_is_any(&a) && peer_sm && !udrpc__addr_is_any(peer_sm))
+        a = *peer_sm;
+    udrpc__addr_set_port(&a, ntohs(port_be));
+    udrpc__addr_canon(&a);
+    if (a.sa.sa_family == AF_INET6 && udrpc__addr_is_link_local(&a.v6.sin6_addr) &&
+        a.v6.sin6_scope_id == 0)
+        a.v6.sin6_scope_id = peer_sm && peer_sm->sa.sa_family == AF_INET6 &&
+                                     peer_sm->v6.sin6_scope_id
+                                 ? peer_sm->v6.sin6_scope_id
+                                 : u->bound.v6.sin6_scope_id;
+    /* An IPv4 peer of an IPv6 socket: only a dual-stack one reaches it. */
+    if (!udrpc__addr_for(&a, u->bound.sa.sa_family, &tx) ||
+        (u->v6 && a.sa.sa_family == AF_INET && !udrpc__addr_is_any(&u->bound)))
+        return -EAFNOSUPPORT;
     memset(peer, 0, sizeof(*peer));
-    memcpy(peer->tx, &sin, sizeof(sin));
-    peer->src_id[0] = sin_src_id(&sin);
-    peer->src_id[1] = tp->src_tag;
+    memcpy(peer->tx, &tx, udrpc__addr_len(&tx));
+    src_id_of(u->v6, &tx, tp->src_tag, peer->src_id);
     return 0;
 }
 
@@ -445,24 +498,31 @@ static const struct transport_ops udp_ops = {
     .destroy = udp_destroy,
 };
 
-/* The MTU of the interface that holds addr, less IP and UDP headers, as
- * the datagram size; UDP_DEFAULT_MTU when there is none (0.0.0.0) or the
- * lookup fails. Loopback gives the largest UDP datagram, 65507 bytes. */
-static unsigned interface_mtu(int fd, uint32_t addr)
+/* The MTU of the interface that holds addr, less IP (20 bytes, or 40 for
+ * IPv6) and UDP (8) headers, as the datagram size; the Ethernet default
+ * when there is none (0.0.0.0, ::) or the lookup fails. Loopback gives
+ * the largest UDP datagram, 65507 bytes (65488 over IPv6). */
+static unsigned interface_mtu(int fd, const union tp_addr *addr)
 {
+    const bool v6 = addr->sa.sa_family == AF_INET6;
+    const unsigned headers = v6 ? 48 : 28;
     struct ifaddrs *ifs, *i;
-    unsigned mtu = UDP_DEFAULT_MTU;
-    if (addr == htonl(INADDR_ANY) || getifaddrs(&ifs) != 0)
+    unsigned mtu = v6 ? UDP_DEFAULT_MTU6 : UDP_DEFAULT_MTU;
+    if (udrpc__addr_is_any(addr) || getifaddrs(&ifs) != 0)
         return mtu;
     for (i = ifs; i; i = i->ifa_next) {
-        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-            ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr != addr)
+        if (!i->ifa_addr || i->ifa_addr->sa_family != addr->sa.sa_family)
+            continue;
+        const union tp_addr *ia = (const union tp_addr *)(const void *)i->ifa_addr;
+        if (v6 ? memcmp(&ia->v6.sin6_addr, &addr->v6.sin6_addr, 16) != 0 ||
+                     (addr->v6.sin6_scope_id && ia->v6.sin6_scope_id != addr->v6.sin6_scope_id)
+               : ia->v4.sin_addr.s_addr != addr->v4.sin_addr.s_addr)
             continue;
         struct ifreq ifr;
         memset(&ifr, 0, sizeof(ifr));
         strncpy(ifr.ifr_name, i->ifa_name, IFNAMSIZ - 1);
-        if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 28 + 64) {
-            mtu = (unsigned)ifr.ifr_mtu - 28; /* IPv4 (20) and UDP (8) headers */
+        if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > (int)headers + 64) {
+            mtu = (unsigned)ifr.ifr_mtu - headers;
             if (mtu > UDP_MAX_MTU)
                 mtu = UDP_MAX_MTU;
         }
@@ -483,24 +543,29 @@ static void set_sockbuf(int fd, int opt_force, int opt)
  * of its own that sends to itself: UDP_GSO_SEGS_TRY, else half of it (the
  * limit before Linux 5.4); 0 where GSO is refused (no UDP_SEGMENT, or a
  * device without checksum offload). */
-static unsigned probe_gso(uint32_t addr)
+static unsigned probe_gso(const union tp_addr *addr)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    union tp_addr sin = *addr;
+    udrpc__addr_set_port(&sin, 0);
+    if (udrpc__addr_is_any(&sin)) { /* the family's loopback */
+        if (sin.sa.sa_family == AF_INET6)
+            sin.v6.sin6_addr = in6addr_loopback;
+        else
+            sin.v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    int fd = udrpc__addr_socket(&sin, SOCK_NONBLOCK);
     if (fd < 0)
         return 0;
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = addr };
     socklen_t len = sizeof(sin);
     unsigned ok = 0;
-    if (addr == htonl(INADDR_ANY))
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sin, &len) == 0) {
+    if (bind(fd, &sin.sa, udrpc__addr_len(&sin)) == 0 &&
+        getsockname(fd, &sin.sa, &len) == 0) {
         static const uint8_t zeros[UDP_GSO_SEGS_TRY];
         for (unsigned segs = UDP_GSO_SEGS_TRY; segs >= UDP_GSO_SEGS_TRY / 2 && !ok; segs /= 2) {
             int seg = 1; /* 1-byte datagrams: the socket's own queue takes them */
             if (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) != 0)
                 break;
-            if (sendto(fd, zeros, segs, 0, (struct sockaddr *)&sin, sizeof(sin)) == (ssize_t)segs)
+            if (sendto(fd, zeros, segs, 0, &sin.sa, udrpc__addr_len(&sin)) == (ssize_t)segs)
                 ok = segs;
         }
     }
@@ -511,7 +576,6 @@ static unsigned probe_gso(uint32_t addr)
 int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
                       struct transport **out)
 {
-    uint32_t bind_ip = p->bind_ip;
     if (cfg->mtu && (cfg->mtu < 64 || cfg->mtu > UDP_MAX_MTU))
         return -EINVAL;
     int ret = udrpc__tp_faults_check(&cfg->faults, TP_FAULTS_DROP_DUP);
@@ -520,25 +584,30 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
     struct udp_transport *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
-    udrpc__tp_faults_init(&u->faults, &cfg->faults, bind_ip);
-    u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    union tp_addr sin = p->bind;
+    udrpc__addr_set_port(&sin, 0);
+    u->v6 = sin.sa.sa_family == AF_INET6;
+    uint32_t salt; /* the address's last 4 bytes */
+    memcpy(&salt, u->v6 ? &sin.v6.sin6_addr.s6_addr[12] : (const void *)&sin.v4.sin_addr, 4);
+    udrpc__tp_faults_init(&u->faults, &cfg->faults, salt);
+    u->fd = udrpc__addr_socket(&sin, SOCK_NONBLOCK);
     if (u->fd < 0) {
-        ret = -errno;
+        ret = u->fd;
         goto out_free;
     }
-    unsigned mtu = cfg->mtu ? cfg->mtu : interface_mtu(u->fd, bind_ip);
+    unsigned mtu = cfg->mtu ? cfg->mtu : interface_mtu(u->fd, &sin);
     attach_data_filter(u->fd);
     set_sockbuf(u->fd, SO_RCVBUFFORCE, SO_RCVBUF);
     set_sockbuf(u->fd, SO_SNDBUFFORCE, SO_SNDBUF);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = bind_ip };
     socklen_t len = sizeof(sin);
-    if (bind(u->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-        getsockname(u->fd, (struct sockaddr *)&sin, &len) != 0) {
+    if (bind(u->fd, &sin.sa, udrpc__addr_len(&sin)) != 0 ||
+        getsockname(u->fd, &sin.sa, &len) != 0) {
         ret = -errno;
         goto out_close;
     }
+    u->bound = sin;
     if (cfg->udp_gso) {
-        u->gso_segs_max = probe_gso(bind_ip);
+        u->gso_segs_max = probe_gso(&sin);
         u->gso = u->gso_segs_max > 1;
         int on = 1;
         u->gro = setsockopt(u->fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
@@ -567,16 +636,17 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
         u->rx_msgs[i].msg_hdr.msg_control = u->gro ? u->rx_ctrl[i].buf : NULL;
     }
     for (unsigned i = 0; i < UDP_TX_BURST; i++) /* what no send changes */
-        u->tx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+        u->tx_msgs[i].msg_hdr.msg_namelen = udrpc__addr_len(&sin);
     u->base.ops = &udp_ops;
     u->base.name = "udp";
     u->base.kind = TP_UDP;
     u->base.mtu = mtu;
     u->base.link_rate_bytes_per_s = 1.25e9; /* 10 Gbit/s */
     u->base.local.kind = TP_UDP;
-    u->base.local.len = 6;
-    memcpy(u->base.local.bytes, &sin.sin_addr.s_addr, 4);
-    memcpy(u->base.local.bytes + 4, &sin.sin_port, 2);
+    const unsigned alen = u->v6 ? 16 : 4;
+    u->base.local.len = (uint8_t)(alen + 2);
+    memcpy(u->base.local.bytes, u->v6 ? (const void *)&sin.v6.sin6_addr : &sin.v4.sin_addr, alen);
+    memcpy(u->base.local.bytes + alen, u->v6 ? &sin.v6.sin6_port : &sin.v4.sin_port, 2);
     *out = &u->base;
     return 0;
 

@@ -78,8 +78,10 @@ bool udrpc__verbs_qp_in_error(struct verbs_transport *v)
 /* The sender of a received datagram: its GID from the GRH area (for RoCE
  * v2 over IPv4, an IPv4 header in the area's last 20 bytes) and its QPN.
  * Same layout as verbs_src_id(). */
-static int verbs_make_peer(struct transport *tp, const struct tp_route *r, struct tp_peer *peer)
+static int verbs_make_peer(struct transport *tp, const struct tp_route *r,
+                           const union tp_addr *peer_sm, struct tp_peer *peer)
 {
+    (void)peer_sm;
     struct verbs_transport *v = (struct verbs_transport *)tp;
     if (r->kind != TP_VERBS || r->len != 26)
         return -EINVAL;
@@ -144,7 +146,6 @@ static const struct transport_ops verbs_ops = {
 int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
                         struct transport **out)
 {
-    (void)p;
     int ret = udrpc__tp_faults_check(&cfg->faults, TP_FAULTS_DROP_DUP);
     if (ret)
         return ret;
@@ -164,10 +165,9 @@ int udrpc__verbs_create(const udrpc_config_t *cfg, const struct tp_params *p,
         goto fail;
     }
     v->lid = pa.lid;
-    v->gid_index = cfg->gid_index >= 0 ? cfg->gid_index
-                                        : udrpc__verbs_find_ipv4_gid(v->ctx, v->port, pa.gid_tbl_len);
-    if (v->gid_index < 0)
-        v->gid_index = 0;
+    v->gid_index = cfg->gid_index >= 0
+                       ? cfg->gid_index
+                       : udrpc__verbs_find_gid(v->ctx, v->port, pa.gid_tbl_len, &p->bind);
     if (ibv_query_gid(v->ctx, v->port, v->gid_index, &v->gid)) {
         ret = -EINVAL;
         goto fail;

@@ -129,23 +129,38 @@ unsigned udrpc__verbs_mtu_bytes(int m)
          : m == IBV_MTU_2048 ? 2048 : 4096;
 }
 
-/* The port's RoCE v2 IPv4-mapped GID (::ffff:a.b.c.d), or -1. */
-int udrpc__verbs_find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len)
+int udrpc__verbs_find_gid(struct ibv_context *ctx, uint8_t port, int table_len,
+                          const union tp_addr *nexus)
 {
+    static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    uint8_t want[16] = { 0 };
+    bool exact = nexus && !udrpc__addr_is_any(nexus);
+    bool want_v6 = nexus && nexus->sa.sa_family == AF_INET6;
+    if (exact && want_v6) {
+        memcpy(want, &nexus->v6.sin6_addr, 16);
+    } else if (exact) {
+        memcpy(want, v4_prefix, 12);
+        memcpy(want + 12, &nexus->v4.sin_addr, 4);
+    }
+    int family_first = -1, v4_first = -1;
     for (int i = 0; i < table_len; i++) {
         union ibv_gid g;
-        if (ibv_query_gid(ctx, port, i, &g))
-            continue;
-        static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (memcmp(g.raw, prefix, 12) != 0)
+        if (ibv_query_gid(ctx, port, i, &g) || !memcmp(g.raw, (uint8_t[16]){ 0 }, 16))
             continue;
         struct ibv_gid_entry e;
         if (ibv_query_gid_ex(ctx, port, (uint32_t)i, &e, 0) == 0 &&
             e.gid_type != IBV_GID_TYPE_ROCE_V2)
             continue;
-        return i;
+        if (exact && !memcmp(g.raw, want, 16))
+            return i;
+        bool is_v4 = !memcmp(g.raw, v4_prefix, 12);
+        if (is_v4 && v4_first < 0)
+            v4_first = i;
+        if (family_first < 0 && (want_v6 ? !is_v4 && !IN6_IS_ADDR_LINKLOCAL((struct in6_addr *)g.raw)
+                                         : is_v4))
+            family_first = i;
     }
-    return -1;
+    return family_first >= 0 ? family_first : v4_first >= 0 ? v4_first : 0;
 }
 
 /* Opens the device named dev (NULL: the first with an active port that

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "hash.h"
 
 struct ibv_ah;
@@ -43,7 +44,13 @@ struct ibv_ah *udrpc__verbs_objs_ah(struct verbs_pd_objs *o, const uint8_t gid[1
 void udrpc__verbs_objs_fini(struct verbs_pd_objs *o);
 int udrpc__verbs_open_device(const char *dev, bool (*want)(struct ibv_device *),
                              struct ibv_context **out, uint8_t *port_out);
-int udrpc__verbs_find_ipv4_gid(struct ibv_context *ctx, uint8_t port, int table_len);
+/* The GID index to use where the config names none: the port's RoCE v2
+ * GID equal to the Nexus's address (an IPv4 one as ::ffff:a.b.c.d, an
+ * IPv6 one as itself: RoCE v2 over IPv6), else the first RoCE v2 GID of
+ * the Nexus's family (IPv6: not link-local), else the first RoCE v2
+ * IPv4-mapped one, else 0 (InfiniBand, RoCE v1). nexus may be NULL. */
+int udrpc__verbs_find_gid(struct ibv_context *ctx, uint8_t port, int table_len,
+                          const union tp_addr *nexus);
 unsigned udrpc__verbs_mtu_bytes(int ibv_mtu);
 int udrpc__verbs_qp_arm(struct ibv_qp *qp, uint8_t port, uint32_t qkey);
 /* An RDMA device with an active port is present (dev NULL: any). */
