@@ -129,6 +129,8 @@ bench)
     # 1 MiB RPCs between two network namespaces at MTU 1500, udp with and
     # without GSO/GRO (root only; skipped elsewhere)
     bench/veth_bench.sh build/test/e2e_rpc 200 3 || true
+    # udp over IPv6 ([::1]) beside IPv4 (127.0.0.1), alternating, 3 rounds
+    bench/ipv6_bench.sh build/bench/rpc_bench 3 || true
     ;;
 gate)
     configure_build build

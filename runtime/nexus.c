@@ -308,7 +308,11 @@ udrpc_nexus_t *udrpc_nexus_create(const char *local_uri, const udrpc_nexus_confi
     nx->sm_addr = sin;
     char text[TP_ADDR_STRLEN];
     udrpc__addr_format(&sin, text);
-    snprintf(nx->uri, sizeof(nx->uri), "%s", text);
+    if (strlen(text) >= sizeof(nx->uri)) {
+        err = ENAMETOOLONG; /* its own URI would not fit in UDRPC_MAX_URI_LEN */
+        goto out_close;
+    }
+    memcpy(nx->uri, text, strlen(text) + 1);
     if ((err = udrpc__bg_start(nx)) != 0)
         goto out_close;
     if ((err = pthread_create(&nx->sm_thread, NULL, sm_thread_main, nx)) != 0) {

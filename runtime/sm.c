@@ -266,6 +266,8 @@ int udrpc_local_uri_for(const char *remote_uri, char out[UDRPC_MAX_URI_LEN])
     udrpc__addr_set_port(&me, 0);
     char text[TP_ADDR_STRLEN];
     udrpc__addr_format(&me, text);
-    snprintf(out, UDRPC_MAX_URI_LEN, "%s", text);
+    if (strlen(text) >= UDRPC_MAX_URI_LEN)
+        return -ENAMETOOLONG;
+    memcpy(out, text, strlen(text) + 1);
     return 0;
 }

@@ -23,9 +23,10 @@ union tp_addr {
     struct sockaddr_in6 v6;
 };
 
-/* The longest text udrpc__addr_format() writes, NUL included:
- * "[" 39-char address "%" 15-char zone "]:" 5-digit port. */
-#define TP_ADDR_STRLEN 64
+/* Room for the longest text udrpc__addr_format() writes, NUL included:
+ * "[" 45-char address "%" 15-char zone "]:" 5-digit port. (A URI holds 63
+ * characters: callers refuse what does not fit.) */
+#define TP_ADDR_STRLEN 72
 
 /* sizeof the family's sockaddr (0 for neither family). */
 socklen_t udrpc__addr_len(const union tp_addr *a);

@@ -25,6 +25,13 @@ static void nexus_uri(struct fx *f)
     const char *uri = udrpc_nexus_uri(f->nx), *local = test_local_uri();
     size_t host_len = strlen(local) - 1; /* "127.0.0.1:" of "127.0.0.1:0" */
     CHECK(!strncmp(uri, local, host_len) && strcmp(uri, local) && uri[host_len] != '0');
+    /* A client's Nexus for this one binds to the same address, port 0. */
+    char mine[UDRPC_MAX_URI_LEN];
+    CHECK_EQ(udrpc_local_uri_for(uri, mine), 0);
+    CHECK(!strcmp(mine, local));
+    CHECK_EQ(udrpc_local_uri_for("[::1:80", mine), -EINVAL);
+    CHECK_EQ(udrpc_local_uri_for(NULL, mine), -EINVAL);
+    CHECK_EQ(udrpc_local_uri_for(uri, NULL), -EINVAL);
 }
 
 static void handler_registration(struct fx *f)
