@@ -71,7 +71,7 @@ const char *udrpc_strerror(int err)
 {
     switch (err) {
     case 0: return "success";
-    case -EINVAL: return "invalid argument";
+    case -EINVAL: return "invalid argument (for a URI, udrpc_uri_check() says what is wrong)";
     case -ENOMEM: return "out of memory";
     case -ETIMEDOUT: return "timed out: the peer did not answer";
     case -ECONNRESET: return "session failed or closed before the response";
