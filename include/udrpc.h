@@ -40,7 +40,9 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 4 /* 0.4: IPv6 URIs, udrpc_uri_check;
+#define UDRPC_VERSION_MINOR 5 /* 0.5: deadlines and cancellation, max_msg_size
+                                  exchanged at connect (SM version 4);
+                                  0.4: IPv6 URIs, udrpc_uri_check;
                                   0.3: udp batching (config udp_gso, stats
                                   udp_*); 0.2: time-based liveness,
                                   adaptive RTO (rto_min_us, rto_max_us,
@@ -334,6 +336,15 @@ typedef struct udrpc_stats {
     uint64_t udp_gro_bufs;       /**< udp: receives that held several
                                       datagrams (GRO) ... */
     uint64_t udp_gro_pkts;       /**< ... and the datagrams they held */
+    uint64_t reqs_abandoned;     /**< client: requests ended early, past
+                                      their deadline (-ETIMEDOUT) or
+                                      cancelled (-ECANCELED), queued or in
+                                      flight */
+    uint64_t late_responses;     /**< client: answers to requests already
+                                      ended early, read and ignored */
+    uint64_t reqs_abandoned_by_client; /**< server: notices that a client
+                                      gave up on a request whose handler
+                                      still held it (udrpc_req_abandoned) */
 } udrpc_stats_t;
 
 /** udrpc_stats_t.udp_offload: GSO (batched sends) is on. */
@@ -465,15 +476,57 @@ UDRPC_API void udrpc_msgbuf_resize(udrpc_msgbuf_t *mb, size_t size);
  *  req and resp stay owned by the caller, who must not touch them until
  *  cont runs. Requests beyond the 8-request window wait in the session in
  *  FIFO order. Status: 0, -ECONNRESET (session failed or closed),
- *  -EMSGSIZE (response larger than resp->max_size), -EBADRQC (no handler
- *  for req_type at the server), -ENOMEM (the server had no memory to hand
- *  the request to a background handler). Returns -EINVAL (bad session or buffer,
- *  size over max_msg_size), -ENOTCONN (session failed or closing), -EPERM
- *  (wrong thread); then cont never runs. Rpc thread, including from inside
+ *  -EMSGSIZE (response larger than resp->max_size; or, for a request
+ *  enqueued before CONNECTED, larger than the server's max_msg_size),
+ *  -EBADRQC (no handler for req_type at the server), -ENOMEM (the server
+ *  had no memory to hand the request to a background handler). Returns
+ *  -EINVAL (bad session or buffer, size over our max_msg_size), -EMSGSIZE
+ *  (size over the server's max_msg_size, which the two endpoints exchange
+ *  when they connect: the session and its other requests go on),
+ *  -ENOTCONN (session failed or closing), -EPERM (wrong thread); then cont
+ *  never runs. Rpc thread, including from inside
  *  handlers and continuations. */
 UDRPC_API int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
                                     udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
                                     udrpc_cont_t cont, void *tag);
+
+/** Client: as udrpc_enqueue_request(), with a deadline timeout_ms from
+ *  now (0: none, whatever the session's default). If no response has come
+ *  by then, cont runs once with -ETIMEDOUT; the session and its other
+ *  requests go on, and a response that comes later is read and ignored
+ *  (udrpc_stats_t.late_responses). Until the server has answered, the
+ *  request keeps its slot (one of 8 per session) and udrpc keeps a copy of
+ *  it: the caller's req and resp are free again once cont has run. The
+ *  server is told, best effort, that the request was given up on
+ *  (udrpc_req_abandoned). Deadlines are checked by the event loop, at the
+ *  timing wheel's resolution. Rpc thread. */
+UDRPC_API int udrpc_enqueue_request_timeout(udrpc_t *rpc, int session, uint8_t req_type,
+                                            udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
+                                            udrpc_cont_t cont, void *tag,
+                                            uint32_t timeout_ms);
+
+/** Client: the default timeout of session's requests made with
+ *  udrpc_enqueue_request() from now on (0: none, the default); see
+ *  udrpc_enqueue_request_timeout(). Returns 0, -EINVAL (not a client
+ *  session), -EPERM (wrong thread). Rpc thread. */
+UDRPC_API int udrpc_set_request_timeout(udrpc_t *rpc, int session, uint32_t timeout_ms);
+
+/** Client: ends the oldest request on session whose tag is tag, queued or
+ *  in flight: its continuation runs once with -ECANCELED before this
+ *  returns (so it must not be called from that continuation for the same
+ *  request). What happens to an in-flight request afterwards is as for a
+ *  deadline (udrpc_enqueue_request_timeout). Returns 0, -ENOENT (no such
+ *  request: it completed already), -EINVAL (not a client session),
+ *  -ENOMEM (no memory for the request's copy: nothing changed), -EPERM
+ *  (wrong thread). Rpc thread. */
+UDRPC_API int udrpc_cancel(udrpc_t *rpc, int session, void *tag);
+
+/** Server: whether the client has given up on h's request (cancelled it,
+ *  or its deadline passed) and said so; a long handler may then stop early
+ *  and answer anything (the client ignores the answer). Best effort: the
+ *  notice may be lost, and it reaches only a handler that still holds h
+ *  (FG deferred, or BG). Any thread holding h. */
+UDRPC_API bool udrpc_req_abandoned(const udrpc_req_handle_t *h);
 
 /** Server: the request of handle h. Read-only; valid until
  *  udrpc_enqueue_response(h). The thread running h's handler. */
@@ -481,7 +534,8 @@ UDRPC_API const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h);
 
 /** Server: a response buffer of size bytes for h, owned by the library
  *  (freed when the client's next request on the slot arrives). Returns
- *  NULL if size exceeds max_msg_size or memory is short. Call it once per
+ *  NULL if size exceeds max_msg_size (ours, or the client's, exchanged at
+ *  connect) or memory is short. Call it once per
  *  request, before udrpc_enqueue_response(). The thread running h's
  *  handler (FG: the Rpc thread; BG: the worker, or the one it passed h
  *  to). */

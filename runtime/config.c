@@ -73,14 +73,16 @@ const char *udrpc_strerror(int err)
     case 0: return "success";
     case -EINVAL: return "invalid argument (for a URI, udrpc_uri_check() says what is wrong)";
     case -ENOMEM: return "out of memory";
-    case -ETIMEDOUT: return "timed out: the peer did not answer";
+    case -ETIMEDOUT: return "timed out: the peer did not answer (in time)";
+    case -ECANCELED: return "cancelled (udrpc_cancel)";
     case -ECONNRESET: return "session failed or closed before the response";
     case -ECONNABORTED: return "the server no longer has the session (its endpoint closed, "
                                "or its process restarted)";
     case -ENOENT: return "no endpoint with that rpc_id at the remote Nexus";
     case -EPROTONOSUPPORT: return "the peers use different transports";
     case -ENOSPC: return "no free session";
-    case -EMSGSIZE: return "response larger than the response buffer";
+    case -EMSGSIZE: return "message too large: a response larger than the response buffer, "
+                           "or a request larger than the server's max_msg_size";
     case -EBADRQC: return "no handler for this request type at the server";
     case -ENOTCONN: return "session not connected";
     case -EPERM: return "called from a thread that does not own the endpoint";

@@ -165,7 +165,7 @@ void udrpc__nexus_sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
         return;
     }
     bool to_server = p->type == SM_CONNECT_REQ || p->type == SM_DISCONNECT_REQ ||
-                     p->type == SM_PING_REQ;
+                     p->type == SM_PING_REQ || p->type == SM_CANCEL_REQ;
     uint8_t id = to_server ? p->server_rpc_id : p->client_rpc_id;
     pthread_mutex_lock(&nx->lock);
     struct udrpc *rpc = nx->rpcs[id];
@@ -174,7 +174,7 @@ void udrpc__nexus_sm_route(udrpc_nexus_t *nx, const struct sm_pkt *p,
     pthread_mutex_unlock(&nx->lock);
     if (rpc)
         return;
-    if (!to_server) {
+    if (!to_server || p->type == SM_CANCEL_REQ) {
         atomic_fetch_add(&nx->sm_drops, 1); /* for an endpoint that is gone */
     } else if (stranger_reply_ok(nx)) {
         struct sm_pkt r = *p;

@@ -95,9 +95,12 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
 
 static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
                          uint8_t req_type, udrpc_msgbuf_t *req,
-                         udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag)
+                         udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag,
+                         uint64_t deadline_tsc)
 {
     struct cslot *c = &s->c[i];
+    if (unlikely(deadline_tsc))
+        udrpc__wheel_insert(&rpc->wheel, &c->deadline, deadline_tsc);
     s->free_slots &= (uint8_t)~(1u << i);
     c->req = req;
     c->resp = resp;
@@ -146,17 +149,38 @@ static struct queued_req *qreq_get(struct udrpc *rpc)
     return q;
 }
 
+/* Takes q out of its session's queue (and its deadline off the wheel)
+ * and returns it to the free list; q's fields stay readable. */
+static void qreq_unlink(struct udrpc *rpc, struct queued_req *q)
+{
+    struct session *s = q->sess;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->q_head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        s->q_tail = q->prev;
+    udrpc__wheel_cancel(&rpc->wheel, &q->deadline);
+    q->prev = NULL;
+    q->next = rpc->qreq_free;
+    rpc->qreq_free = q;
+}
+
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
 {
     while (s->q_head && s->free_slots && s->state == SS_CONNECTED) {
         struct queued_req *q = s->q_head;
-        s->q_head = q->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
+        qreq_unlink(rpc, q);
+        if (unlikely(q->req->size > s->peer_max_msg)) {
+            /* Queued before the handshake told the server's limit. */
+            rpc->stats.reqs_completed++;
+            q->cont(rpc->ctx, q->tag, -EMSGSIZE);
+            continue;
+        }
         client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), q->req_type,
-                     q->req, q->resp, q->cont, q->tag);
-        q->next = rpc->qreq_free;
-        rpc->qreq_free = q;
+                     q->req, q->resp, q->cont, q->tag, q->deadline_tsc);
     }
 }
 
@@ -167,17 +191,26 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
     struct session *s = c->sess;
     udrpc__wheel_cancel(&rpc->wheel, &c->rto);
     udrpc__wheel_cancel(&rpc->wheel, &c->pace);
+    udrpc__wheel_cancel(&rpc->wheel, &c->deadline);
     stall_remove(rpc, c);
     UDRPC_ASSERT(c->num_tx >= c->num_rx);
     s->credits += c->num_tx - c->num_rx;   /* only on error paths */
     UDRPC_ASSERT(s->credits <= rpc->session_credits);
     if (c->tx_gen == rpc->tx_gen)
         udrpc__tx_flush(rpc);              /* no queued send may read req */
-    if (status == 0)
-        c->resp->size = c->resp_size;
     c->active = false;
     unsigned i = (unsigned)(c - s->c);
     s->free_slots |= (uint8_t)(1u << i);
+    if (unlikely(c->abandoned)) {
+        /* Its continuation ran when it was given up on: the exchange is
+         * over (the server has answered, or the session ended). */
+        c->abandoned = false;
+        udrpc__msgbuf_put(&rpc->alloc, &c->own_req);
+        udrpc__client_start_queued(rpc, s);
+        return;
+    }
+    if (status == 0)
+        c->resp->size = c->resp_size;
     udrpc_cont_t cont = c->cont;
     void *tag = c->tag;
     rpc->stats.reqs_completed++;
@@ -185,9 +218,95 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
     cont(rpc->ctx, tag, status);
 }
 
+/* Ends request c early with status (-ETIMEDOUT, -ECANCELED): its
+ * continuation runs now, and the slot goes on without the caller's
+ * buffers until the server has answered (struct cslot.abandoned). 0, or
+ * -ENOMEM (no memory for the request's copy: nothing changed). */
+static int client_abandon(struct udrpc *rpc, struct cslot *c, int status)
+{
+    struct session *s = c->sess;
+    UDRPC_ASSERT(c->active && !c->abandoned);
+    if (c->num_tx == 0 && c->retries == 0) {
+        /* Nothing of it ever left (a rollback to 0 comes with a retry;
+         * an acknowledgement with num_rx > 0): the slot is free at once,
+         * as if the request had never started, and the next request takes
+         * its number. */
+        udrpc__wheel_cancel(&rpc->wheel, &c->rto);
+        udrpc__wheel_cancel(&rpc->wheel, &c->pace);
+        udrpc__wheel_cancel(&rpc->wheel, &c->deadline);
+        stall_remove(rpc, c);
+        c->next_req_num = c->req_num;
+        c->active = false;
+        s->free_slots |= (uint8_t)(1u << (c - s->c));
+    } else {
+        if (udrpc__msgbuf_get(&rpc->alloc, c->req->size ? c->req->size : 1, &c->own_req) != 0)
+            return -ENOMEM;
+        c->own_req.size = c->req->size;
+        memcpy(c->own_req.buf, c->req->buf, c->req->size);
+        if (c->tx_gen == rpc->tx_gen)
+            udrpc__tx_flush(rpc); /* no queued send may read the caller's req */
+        c->req = &c->own_req;
+        c->resp = NULL;
+        c->abandoned = true;
+        udrpc__wheel_cancel(&rpc->wheel, &c->deadline);
+        udrpc__sm_send_cancel(rpc, s, c->req_num); /* its handler may stop */
+    }
+    udrpc_cont_t cont = c->cont;
+    void *tag = c->tag;
+    rpc->stats.reqs_completed++;
+    rpc->stats.reqs_abandoned++;
+    if (!c->active)
+        udrpc__client_start_queued(rpc, s);
+    cont(rpc->ctx, tag, status);
+    return 0;
+}
+
+static void client_deadline(struct udrpc *rpc, struct cslot *c)
+{
+    if (!c->active || c->abandoned)
+        return;
+    if (client_abandon(rpc, c, -ETIMEDOUT) != 0) /* no memory: try again soon */
+        udrpc__wheel_insert(&rpc->wheel, &c->deadline,
+                            rpc->now_tsc + udrpc__us_to_tsc(rpc->clock, 1000));
+}
+
+/* Ends queued request q with status; its continuation runs now. */
+static void queued_end(struct udrpc *rpc, struct queued_req *q, int status)
+{
+    udrpc_cont_t cont = q->cont;
+    void *tag = q->tag;
+    qreq_unlink(rpc, q);
+    rpc->stats.reqs_completed++;
+    rpc->stats.reqs_abandoned++;
+    cont(rpc->ctx, tag, status);
+}
+
+static void queued_deadline(struct udrpc *rpc, struct queued_req *q)
+{
+    queued_end(rpc, q, -ETIMEDOUT);
+}
+
+static int enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req,
+                   udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag, bool has_timeout,
+                   uint32_t timeout_ms);
+
 int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
                           udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
                           udrpc_cont_t cont, void *tag)
+{
+    return enqueue(rpc, session, req_type, req, resp, cont, tag, false, 0);
+}
+
+int udrpc_enqueue_request_timeout(udrpc_t *rpc, int session, uint8_t req_type,
+                                  udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
+                                  udrpc_cont_t cont, void *tag, uint32_t timeout_ms)
+{
+    return enqueue(rpc, session, req_type, req, resp, cont, tag, true, timeout_ms);
+}
+
+static inline __attribute__((always_inline)) int
+enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_msgbuf_t *resp,
+        udrpc_cont_t cont, void *tag, bool has_timeout, uint32_t timeout_ms)
 {
     if (unlikely(!rpc || !req || !resp || !cont || !req->buf || !resp->buf ||
                  !req->priv || !resp->priv))
@@ -203,10 +322,19 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
         return -EINVAL;
     if (unlikely(s->state != SS_CONNECTED && s->state != SS_CONNECTING))
         return -ENOTCONN;
+    if (unlikely(req->size > s->peer_max_msg))
+        return -EMSGSIZE; /* the server's max_msg_size, told at connect */
+    /* A deadline: the call's timeout, else the session's (0: none). One
+     * clock read, only for a request that has one. */
+    uint64_t deadline_tsc = 0;
+    uint64_t timeout_tsc = has_timeout ? udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000)
+                                       : s->req_timeout_tsc;
+    if (unlikely(timeout_tsc))
+        deadline_tsc = udrpc__rdtsc() + timeout_tsc;
     if (likely(s->state == SS_CONNECTED && s->free_slots && !s->q_head)) {
         rpc->stats.reqs_sent++;
         client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), req_type,
-                     req, resp, cont, tag);
+                     req, resp, cont, tag, deadline_tsc);
         return 0;
     }
     struct queued_req *q = qreq_get(rpc);
@@ -214,17 +342,66 @@ int udrpc_enqueue_request(udrpc_t *rpc, int session, uint8_t req_type,
         return -ENOMEM;
     rpc->stats.reqs_sent++;
     q->next = NULL;
+    q->prev = s->q_tail;
+    q->sess = s;
     q->req = req;
     q->resp = resp;
     q->cont = cont;
     q->tag = tag;
     q->req_type = req_type;
+    q->deadline_tsc = deadline_tsc;
+    q->deadline.kind = TIMER_QDEADLINE;
+    if (deadline_tsc)
+        udrpc__wheel_insert(&rpc->wheel, &q->deadline, deadline_tsc);
     if (s->q_tail)
         s->q_tail->next = q;
     else
         s->q_head = q;
     s->q_tail = q;
     return 0;
+}
+
+int udrpc_set_request_timeout(udrpc_t *rpc, int session, uint32_t timeout_ms)
+{
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    if (session < 0 || (uint32_t)session >= rpc->max_sessions)
+        return -EINVAL;
+    struct session *s = rpc->sessions[session];
+    if (!s || !s->is_client)
+        return -EINVAL;
+    s->req_timeout_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
+    return 0;
+}
+
+int udrpc_cancel(udrpc_t *rpc, int session, void *tag)
+{
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    if (session < 0 || (uint32_t)session >= rpc->max_sessions)
+        return -EINVAL;
+    struct session *s = rpc->sessions[session];
+    if (!s || !s->is_client)
+        return -EINVAL;
+    /* The oldest request with this tag: in a slot, else in the queue. */
+    struct cslot *best = NULL;
+    for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
+        struct cslot *c = &s->c[i];
+        if (c->active && !c->abandoned && c->tag == tag && (!best || c->req_num < best->req_num))
+            best = c;
+    }
+    if (best)
+        return client_abandon(rpc, best, -ECANCELED);
+    for (struct queued_req *q = s->q_head; q; q = q->next)
+        if (q->tag == tag) {
+            queued_end(rpc, q, -ECANCELED);
+            return 0;
+        }
+    return -ENOENT;
 }
 
 /* The slot's active request for a CR or RESP, or NULL after counting a
@@ -358,6 +535,16 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
         count_dup(rpc);
         return;
     }
+    if (unlikely(c->abandoned)) {
+        /* The server answered a request given up on: its slot has moved
+         * on, so ours may too. The answer itself is not read. */
+        rpc->stats.late_responses++;
+        if (f->pkt_num == 0) {
+            client_ack(rpc, c, idx + 1);
+            client_complete(rpc, c, 0);
+        }
+        return;
+    }
     if (f->pkt_num == 0) {
         if (f->status != WIRE_OK || f->msg_size > c->resp->max_size) {
             client_ack(rpc, c, idx + 1);
@@ -403,13 +590,9 @@ void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err)
             client_complete(rpc, &s->c[i], err);
     while (s->q_head) {
         struct queued_req *q = s->q_head;
-        s->q_head = q->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
         udrpc_cont_t cont = q->cont;
         void *tag = q->tag;
-        q->next = rpc->qreq_free;
-        rpc->qreq_free = q;
+        qreq_unlink(rpc, q);
         rpc->stats.reqs_completed++;
         cont(rpc->ctx, tag, err);
     }

@@ -53,6 +53,9 @@ static void tx_data(struct udrpc *rpc, const struct session *s,
                     enum pkt_type type, uint8_t status, uint32_t pkt, uint64_t req_num);
 /* rpc_client.c */
 static void client_pump(struct udrpc *rpc, struct cslot *c);
+/* A request's deadline passed: in a slot, or still queued (rpc_client.c). */
+static void client_deadline(struct udrpc *rpc, struct cslot *c);
+static void queued_deadline(struct udrpc *rpc, struct queued_req *q);
 static void client_rx_cr(struct udrpc *rpc, struct session *s,
                          const struct pkthdr_fields *f, size_t len);
 static void client_rx_resp(struct udrpc *rpc, struct session *s,

@@ -137,12 +137,13 @@ static const uint8_t sv_allowed_from[] = {
 /* A handler holds the request (it may ask for a response buffer). */
 #define SV_HANDLED (SV_MASK(SV_IN_HANDLER) | SV_MASK(SV_IN_BG))
 
-enum { TIMER_RTO = 0, TIMER_PACE = 1 };
+enum { TIMER_RTO = 0, TIMER_PACE = 1, TIMER_DEADLINE = 2, TIMER_QDEADLINE = 3 };
 #define NO_SAMPLE UINT32_MAX
 
 struct cslot {                       /* client slot */
     struct wheel_node rto;           /* retransmission timer (TIMER_RTO) */
     struct wheel_node pace;          /* next send time (TIMER_PACE, cc) */
+    struct wheel_node deadline;      /* the request's (TIMER_DEADLINE) */
     uint32_t sample_idx;             /* packet whose RTT is being timed */
     uint64_t sample_tx_tsc;          /* ...and when it was sent */
     struct session *sess;
@@ -164,6 +165,14 @@ struct cslot {                       /* client slot */
     uint32_t gap_signals;            /* signs of a lost packet since progress */
     uint8_t req_type;
     bool active, stalled;
+    bool abandoned;                  /* cancelled or past its deadline while
+                                        in flight: its continuation has run;
+                                        the slot finishes the exchange
+                                        (request sent whole, from own_req,
+                                        until the server's RESP 0) so that
+                                        the server's slot moves on, and
+                                        never touches the caller's buffers */
+    udrpc_msgbuf_t own_req;          /* abandoned: the request's copy */
 };
 
 struct udrpc_req_handle {            /* server slot */
@@ -187,12 +196,17 @@ struct udrpc_req_handle {            /* server slot */
     bool bg_answered;                /* set by the worker; cleared by the
                                         Rpc thread when it hands the slot
                                         to a worker again */
+    atomic_bool abandoned;           /* the client gave up on this request
+                                        (udrpc_req_abandoned) */
     struct udrpc_req_handle *bg_next;/* job queue or done stack link */
 };
 typedef struct udrpc_req_handle sslot_t;
 
 struct queued_req {                  /* a request waiting for a free slot */
-    struct queued_req *next;
+    struct queued_req *next, *prev;
+    struct session *sess;
+    struct wheel_node deadline;      /* TIMER_QDEADLINE, if it has one */
+    uint64_t deadline_tsc;           /* 0: none */
     udrpc_msgbuf_t *req, *resp;
     udrpc_cont_t cont;
     void *tag;
@@ -207,6 +221,10 @@ struct session {
     uint8_t free_slots;              /* client: bitmask of idle slots */
     uint8_t in_handler;              /* server: slots waiting for a response */
     uint32_t credits;
+    uint32_t peer_max_msg;           /* the peer's max_msg_size (UINT32_MAX
+                                        until a client hears it) */
+    uint64_t req_timeout_tsc;        /* client: requests' default timeout
+                                        (udrpc_set_request_timeout); 0 none */
     struct tp_peer peer;
     /* session management */
     uint64_t token;
@@ -348,6 +366,8 @@ void udrpc__sm_process_queue(struct udrpc *rpc);
 void udrpc__sm_check_timers(struct udrpc *rpc);
 void udrpc__check_liveness(struct udrpc *rpc);
 void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type);
+/* Tells the server, best effort, that request req_num was given up on. */
+void udrpc__sm_send_cancel(struct udrpc *rpc, struct session *s, uint64_t req_num);
 void udrpc__sm_pending_remove(struct udrpc *rpc, struct session *s);
 void udrpc__sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err);
 /* Asks the server whether it still has the session (SM_PING_REQ). */

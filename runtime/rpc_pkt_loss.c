@@ -170,10 +170,14 @@ void udrpc__fire_timers(struct udrpc *rpc)
     while ((n = udrpc__wheel_pop_expired(&rpc->wheel)) != NULL) {
         if (likely(n->kind == TIMER_RTO)) {
             client_rto(rpc, container_of(n, struct cslot, rto));
-        } else {
+        } else if (n->kind == TIMER_PACE) {
             struct cslot *c = container_of(n, struct cslot, pace);
             if (c->active)
                 client_pump(rpc, c); /* its send time has come */
+        } else if (n->kind == TIMER_DEADLINE) {
+            client_deadline(rpc, container_of(n, struct cslot, deadline));
+        } else {
+            queued_deadline(rpc, container_of(n, struct queued_req, deadline));
         }
     }
 }

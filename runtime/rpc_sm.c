@@ -16,7 +16,27 @@
 
 /* ------------------------------------------------------ SM sending ---- */
 
+static void sm_req_pkt(struct udrpc *rpc, const struct session *s, uint8_t type,
+                       struct sm_pkt *out);
+
 void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
+{
+    struct sm_pkt p;
+    sm_req_pkt(rpc, s, type, &p);
+    udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
+}
+
+void udrpc__sm_send_cancel(struct udrpc *rpc, struct session *s, uint64_t req_num)
+{
+    struct sm_pkt p;
+    sm_req_pkt(rpc, s, SM_CANCEL_REQ, &p);
+    p.req_num = req_num;
+    udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
+}
+
+/* A client's SM request of type on session s. */
+static void sm_req_pkt(struct udrpc *rpc, const struct session *s, uint8_t type,
+                       struct sm_pkt *out)
 {
     struct sm_pkt p;
     memset(&p, 0, sizeof(p));
@@ -27,9 +47,10 @@ void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type)
     p.server_session = s->remote_num;
     p.token = s->token;
     p.mtu = (uint16_t)rpc->mtu;
+    p.max_msg_size = (uint32_t)rpc->max_msg_size;
     memcpy(p.client_uri, rpc->nx->uri, sizeof(p.client_uri));
     p.client_route = rpc->tp->local;
-    udrpc__nexus_sm_send(rpc->nx, &p, &s->remote_sm);
+    *out = p;
 }
 
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
@@ -38,6 +59,7 @@ static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
     struct sm_pkt p = *req;
     p.type = type;
     p.err = (int16_t)err;
+    p.max_msg_size = (uint32_t)rpc->max_msg_size;
     if (s) {
         p.server_session = s->local_num;
         p.server_route = rpc->tps[s->peer.tpi]->local; /* the session's transport */
@@ -179,6 +201,10 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
+    if (p->max_msg_size == 0) {
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTO, from);
+        return;
+    }
     if (p->mtu != rpc->mtu) {
         /* Packet boundaries follow the MTU: both ends must use one. */
         UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, -1,
@@ -216,6 +242,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         return;
     }
     s->peer.tpi = (uint8_t)tpi;
+    s->peer_max_msg = p->max_msg_size;
     s->remote_num = p->client_session;
     s->remote_rpc_id = p->client_rpc_id;
     s->token = p->token;
@@ -270,7 +297,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         connect_failed(rpc, s, p->err);
         return;
     }
-    int ret = p->server_session == NO_SESSION
+    int ret = p->server_session == NO_SESSION || p->max_msg_size == 0
                   ? -EPROTO
                   : rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->remote_sm, &s->peer);
     if (ret != 0) {
@@ -278,6 +305,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         return;
     }
     s->peer.tpi = 0; /* client sessions go over the first transport */
+    s->peer_max_msg = p->max_msg_size; /* requests above it: -EMSGSIZE */
     s->remote_num = p->server_session;
     s->state = SS_CONNECTED;
     s->last_rx_tsc = rpc->now_tsc;
@@ -348,6 +376,24 @@ static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)
         s->last_rx_tsc = rpc->now_tsc;
 }
 
+/* A client gave up on a request: if its handler still holds it, it may
+ * stop early (udrpc_req_abandoned). Best effort and unanswered: a lost
+ * notice only means the handler runs to its end. */
+static void sm_on_cancel_req(struct udrpc *rpc, const struct sm_pkt *p)
+{
+    struct session *s = p->server_session < rpc->max_sessions
+                            ? rpc->sessions[p->server_session] : NULL;
+    if (!s || s->is_client || s->token != p->token || s->remote_num != p->client_session) {
+        rpc->stats.sm_drops++;
+        return;
+    }
+    sslot_t *h = &s->s[p->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
+    if (h->has_req && h->req_num == p->req_num && (SV_MASK(h->state) & SV_HANDLED)) {
+        atomic_store_explicit(&h->abandoned, true, memory_order_relaxed);
+        rpc->stats.reqs_abandoned_by_client++;
+    }
+}
+
 void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
                            const union tp_addr *from)
 {
@@ -411,6 +457,9 @@ void udrpc__sm_process_queue(struct udrpc *rpc)
             break;
         case SM_DISCONNECT_RESP:
             sm_on_disconnect_resp(rpc, &e.pkt);
+            break;
+        case SM_CANCEL_REQ:
+            sm_on_cancel_req(rpc, &e.pkt);
             break;
         default: /* heartbeats are the Nexus thread's */
             rpc->stats.sm_drops++;

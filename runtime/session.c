@@ -24,6 +24,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
     s->rpc = rpc;
     s->is_client = is_client;
     s->credits = rpc->session_credits;
+    s->peer_max_msg = UINT32_MAX; /* until the handshake says */
     s->remote_num = NO_SESSION;
     s->last_rx_tsc = rpc->now_tsc;
     for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
@@ -32,6 +33,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
             s->c[i].next_req_num = i;
             s->c[i].rto.kind = TIMER_RTO;
             s->c[i].pace.kind = TIMER_PACE;
+            s->c[i].deadline.kind = TIMER_DEADLINE;
             s->c[i].sample_idx = NO_SAMPLE;
             s->c[i].rtx_req_num = UINT64_MAX;
         } else {
@@ -68,7 +70,11 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
             for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
                 udrpc__wheel_cancel(&rpc->wheel, &s->c[i].rto);
                 udrpc__wheel_cancel(&rpc->wheel, &s->c[i].pace);
+                udrpc__wheel_cancel(&rpc->wheel, &s->c[i].deadline);
+                if (s->c[i].abandoned) /* its continuation ran long ago */
+                    udrpc__msgbuf_put(&rpc->alloc, &s->c[i].own_req);
             }
+            UDRPC_ASSERT(!s->q_head); /* failed before (fail_requests) */
         } else if (s->in_handler) {
             /* Handlers still hold request handles into this session: keep
              * the memory until the last of them answers. */

@@ -18,8 +18,9 @@ static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return l
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 
-enum { OFF_URI = 24, OFF_CROUTE = 88, OFF_SROUTE = 136, ROUTE_SIZE = 48 };
-_Static_assert(OFF_SROUTE + ROUTE_SIZE == SM_PKT_SIZE, "SM layout");
+enum { OFF_URI = 24, OFF_CROUTE = 88, OFF_SROUTE = 136, ROUTE_SIZE = 48, OFF_MAX_MSG = 184,
+       OFF_REQ_NUM = 188 };
+_Static_assert(OFF_REQ_NUM + 8 == SM_PKT_SIZE, "SM layout");
 _Static_assert(sizeof(struct tp_route) == ROUTE_SIZE, "route size");
 
 static void put_route(uint8_t *p, const struct tp_route *r)
@@ -61,6 +62,8 @@ void udrpc__sm_encode(const struct sm_pkt *p, uint8_t out[SM_PKT_SIZE])
     memcpy(out + OFF_URI, p->client_uri, ulen);
     put_route(out + OFF_CROUTE, &p->client_route);
     put_route(out + OFF_SROUTE, &p->server_route);
+    put32(out + OFF_MAX_MSG, p->max_msg_size);
+    put64(out + OFF_REQ_NUM, p->req_num);
 }
 
 int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p)
@@ -90,6 +93,8 @@ int udrpc__sm_decode(const uint8_t *buf, size_t len, struct sm_pkt *p)
     if (get_route(buf + OFF_CROUTE, &p->client_route) ||
         get_route(buf + OFF_SROUTE, &p->server_route))
         return -EBADMSG;
+    p->max_msg_size = get32(buf + OFF_MAX_MSG);
+    p->req_num = get64(buf + OFF_REQ_NUM);
     return 0;
 }
 

@@ -8,7 +8,11 @@
  *   off 10 u16 client_session  off 12 u16 server_session  off 14 u16 mtu
  *   off 16 u64 token           off 24 char client_uri[64] (NUL-terminated)
  *   off 88 route client (48)   off 136 route server (48)
- * A route is kind (u8), len (u8), bytes[46].
+ *   off 184 u32 max_msg_size (the sender's endpoint's largest message)
+ *   off 188 u64 req_num (SM_CANCEL_REQ: the request given up on)
+ * A route is kind (u8), len (u8), bytes[46]. A packet of another version
+ * or size is dropped whole (the socket filter, then the decoder): never
+ * half-read.
  */
 #ifndef UDRPC_RUNTIME_SM_H
 #define UDRPC_RUNTIME_SM_H
@@ -22,8 +26,8 @@
 #include "udrpc.h"
 
 #define SM_MAGIC 0x314D5355u /* "USM1" */
-#define SM_VERSION 3 /* 3: heartbeats between Nexus threads */
-#define SM_PKT_SIZE 184
+#define SM_VERSION 4 /* 4: max_msg_size, cancel notices; 3: heartbeats */
+#define SM_PKT_SIZE 196
 
 /* Answers to strangers (refusals, and the idempotent answers for sessions
  * that do not exist) are limited to UDRPC_SM_STRANGER_REPLIES_PER_S a
@@ -61,7 +65,10 @@ enum sm_type {
     SM_HEARTBEAT_REQ = 7,   /* Nexus -> Nexus, token: the sender's nonce for
                                the receiver; answered by the Nexus thread */
     SM_HEARTBEAT_RESP = 8,  /* the same token back */
-    SM_TYPE_MAX = SM_HEARTBEAT_RESP
+    SM_CANCEL_REQ = 9,      /* client -> server, best effort, unanswered:
+                               request req_num was given up on (cancelled,
+                               or past its deadline) */
+    SM_TYPE_MAX = SM_CANCEL_REQ
 };
 
 struct sm_pkt {
@@ -73,6 +80,8 @@ struct sm_pkt {
     uint64_t token;
     char client_uri[UDRPC_MAX_URI_LEN];
     struct tp_route client_route, server_route;
+    uint32_t max_msg_size;   /* connects and their answers: the sender's */
+    uint64_t req_num;        /* SM_CANCEL_REQ */
 };
 
 void udrpc__sm_encode(const struct sm_pkt *p, uint8_t out[SM_PKT_SIZE]);

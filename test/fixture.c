@@ -92,6 +92,15 @@ int fx_connect(struct fx *f)
     return s;
 }
 
+void fx_reopen(struct fx *f, int client, const udrpc_config_t *cfg)
+{
+    udrpc_t **rpc = client ? &f->cli : &f->srv;
+    if (*rpc)
+        udrpc_destroy(*rpc);
+    *rpc = udrpc_create(f->nx, client ? 1 : 2, f, client ? sm_handler : NULL, cfg);
+    CHECK(*rpc != NULL);
+}
+
 static void fx_open(struct fx *f, const char *transport, const udrpc_config_t *cfg,
                     unsigned flags)
 {

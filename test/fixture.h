@@ -115,6 +115,10 @@ void fx_pump(struct fx *f);
         }                                                                      \
     } while (0)
 
+/* Makes the client (client != 0) or the server afresh with cfg (an
+ * unconnected case's: the old one is destroyed). */
+void fx_reopen(struct fx *f, int client, const udrpc_config_t *cfg);
+
 /* Connects the client to the server's rpc_id 2 and waits for CONNECTED:
  * the session number. */
 int fx_connect(struct fx *f);

@@ -2,8 +2,10 @@
  * api/request.c — udrpc_enqueue_request() and the handler's side: no
  * handler for the type (-EBADRQC), bad arguments (-EINVAL, refused with no
  * continuation), a response larger than the response buffer (-EMSGSIZE),
- * the wrong thread (-EPERM), and responses deferred past the handler with
- * the request still readable.
+ * the wrong thread (-EPERM), responses deferred past the handler with the
+ * request still readable, and the peers' max_msg_size exchanged at
+ * connect (-EMSGSIZE for a request over the server's, NULL for a response
+ * over the client's).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +22,12 @@ static void alloc_bufs(struct fx *f, struct bufs *b, size_t req_size, size_t res
     CHECK_EQ(udrpc_msgbuf_alloc(f->cli, req_size, &b->req), 0);
     CHECK_EQ(udrpc_msgbuf_alloc(f->cli, resp_size, &b->resp), 0);
     memset(b->req.buf, 0x5A, req_size);
+}
+
+static void free_bufs(struct fx *f, struct bufs *b)
+{
+    udrpc_msgbuf_free(f->cli, &b->req);
+    udrpc_msgbuf_free(f->cli, &b->resp);
 }
 
 /* Sends one request and waits for its continuation: its status. */
@@ -143,6 +151,79 @@ static void deferred_responses(struct fx *f)
     }
 }
 
+/* A server whose max_msg_size is smaller than the client's: the handshake
+ * tells the client. A request over it enqueued before CONNECTED ends with
+ * -EMSGSIZE once the session connects; one enqueued after is refused at
+ * once (-EMSGSIZE); a request of exactly the limit and a small one both
+ * complete, and the session lives on. */
+static void peer_max_msg_smaller(struct fx *f)
+{
+    enum { LIMIT = 65536 };
+    udrpc_config_t small = f->cfg;
+    small.max_msg_size = LIMIT;
+    fx_reopen(f, 0, &small);
+    struct bufs big_early, ok_early, big, exact;
+    alloc_bufs(f, &big_early, LIMIT + 1, 64);
+    alloc_bufs(f, &ok_early, 3000, 3000);
+    alloc_bufs(f, &big, LIMIT + 1, 64);
+    alloc_bufs(f, &exact, LIMIT, LIMIT);
+    int s = udrpc_connect(f->cli, udrpc_nexus_uri(f->nx), 2);
+    CHECK(s >= 0);
+    struct fx_done *d1 = fx_done_new(f), *d2 = fx_done_new(f);
+    CHECK_EQ(udrpc_enqueue_request(f->cli, s, FX_ECHO, &big_early.req, &big_early.resp, fx_cont, d1), 0);
+    CHECK_EQ(udrpc_enqueue_request(f->cli, s, FX_ECHO, &ok_early.req, &ok_early.resp, fx_cont, d2), 0);
+    FX_PUMP_UNTIL(f, d1->calls && d2->calls, 2000);
+    CHECK_EQ(d1->status, -EMSGSIZE);
+    CHECK_EQ(d2->status, 0);
+    CHECK_EQ(ok_early.resp.size, 3000);
+    CHECK(!memcmp(ok_early.resp.buf, ok_early.req.buf, 3000));
+    struct fx_done refused = { 0, 0, 0 };
+    CHECK_EQ(udrpc_enqueue_request(f->cli, s, FX_ECHO, &big.req, &big.resp, fx_cont, &refused),
+             -EMSGSIZE);
+    struct fx_done *d3 = fx_done_new(f);
+    CHECK_EQ(udrpc_enqueue_request(f->cli, s, FX_ECHO, &exact.req, &exact.resp, fx_cont, d3), 0);
+    FX_PUMP_UNTIL(f, d3->calls, 2000);
+    CHECK_EQ(d3->status, 0);
+    CHECK_EQ(exact.resp.size, LIMIT);
+    CHECK(!memcmp(exact.resp.buf, exact.req.buf, LIMIT));
+    CHECK(udrpc_is_connected(f->cli, s));
+    CHECK_EQ(f->session_failed, 0);
+    CHECK_EQ(refused.calls, 0); /* refused: its continuation never ran */
+    free_bufs(f, &big_early);
+    free_bufs(f, &ok_early);
+    free_bufs(f, &big);
+    free_bufs(f, &exact);
+}
+
+/* A client whose max_msg_size is smaller than the server's: a handler
+ * cannot make a response larger than the client takes (NULL), and one of
+ * exactly the limit arrives whole. */
+static void peer_max_msg_smaller_resp(struct fx *f)
+{
+    enum { LIMIT = 65536 };
+    udrpc_config_t small = f->cfg;
+    small.max_msg_size = LIMIT;
+    fx_reopen(f, 1, &small);
+    int s = fx_connect(f);
+    struct bufs b;
+    alloc_bufs(f, &b, 16, LIMIT);
+    struct fx_done *d = fx_done_new(f);
+    CHECK_EQ(udrpc_enqueue_request(f->cli, s, FX_DEFER, &b.req, &b.resp, fx_cont, d), 0);
+    FX_PUMP_UNTIL(f, f->n_deferred == 1, 2000);
+    udrpc_req_handle_t *h = f->deferred[--f->n_deferred];
+    CHECK(udrpc_resp_msgbuf(h, LIMIT + 1) == NULL);
+    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf(h, LIMIT);
+    CHECK(resp != NULL);
+    memset(resp->buf, 0x6B, LIMIT);
+    CHECK_EQ(udrpc_enqueue_response(h), 0);
+    FX_PUMP_UNTIL(f, d->calls, 2000);
+    CHECK_EQ(d->status, 0);
+    CHECK_EQ(b.resp.size, LIMIT);
+    for (size_t i = 0; i < LIMIT; i++)
+        CHECK_EQ(b.resp.buf[i], 0x6B);
+    free_bufs(f, &b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct fx_case cases[] = {
@@ -151,6 +232,8 @@ int main(int argc, char **argv)
         FX_CASE(response_too_big),
         FX_CASE(wrong_thread),
         FX_CASE(deferred_responses),
+        FX_CASE(peer_max_msg_smaller, .flags = FX_UNCONNECTED),
+        FX_CASE(peer_max_msg_smaller_resp, .flags = FX_UNCONNECTED),
     };
     return FX_RUN("api_request", cases, fx_api_configure);
 }
