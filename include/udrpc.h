@@ -115,7 +115,9 @@ typedef void (*udrpc_req_handler_t)(udrpc_req_handle_t *h, void *rpc_context);
  *  thread, with status 0 (the response is in the resp msgbuf, resp->size
  *  set) or a negative errno. */
 typedef void (*udrpc_cont_t)(void *rpc_context, void *tag, int status);
-/** Session-management events of sessions this endpoint opened. */
+/** Session-management events of sessions this endpoint opened; session is
+ *  the handle udrpc_connect() returned (for an ending session, the handle
+ *  is already refused with -ENOTCONN). */
 typedef void (*udrpc_sm_handler_t)(int session, udrpc_sm_event_t ev, int err,
                                    void *rpc_context);
 
@@ -309,7 +311,13 @@ typedef struct udrpc_stats {
                                       had the request all along (its
                                       answer was slow, not lost); each
                                       raises the session's RTO margin */
-    uint64_t credit_stalls;      /**< times a slot waited for credits */
+    uint64_t credit_stalls;      /**< times a request found its session's
+                                      credits spent (32 packets in flight,
+                                      session_credits) and had to wait for
+                                      some to come back: each wait counts
+                                      once, so large messages on a few
+                                      sessions count millions per second.
+                                      A sign of windows, not of loss */
     uint64_t dup_rx;             /**< duplicate packets received */
     uint64_t sessions_connected; /**< sessions that reached CONNECTED */
     uint64_t sessions_failed;    /**< sessions failed (peer silent) */
@@ -355,6 +363,17 @@ typedef struct udrpc_stats {
 /* ------------------------------------------------------------------------ */
 /* Nexus                                                                     */
 /* ------------------------------------------------------------------------ */
+
+/** A program's log function: level 0 error, 1 warn, 2 info, 3 debug, 4
+ *  trace; line is "rpc=N session=M: text", without a newline, valid for
+ *  the call only. */
+typedef void (*udrpc_log_fn_t)(int level, const char *line, void *ctx);
+
+/** Sends udrpc's log lines to fn instead of stderr (NULL: stderr again).
+ *  Which lines are on is still UDRPC_LOG's (default warn). Process-wide,
+ *  any thread; fn is called from whichever udrpc thread logs (endpoint
+ *  threads, the Nexus thread), possibly at once. */
+UDRPC_API void udrpc_set_log_fn(udrpc_log_fn_t fn, void *ctx);
 
 /** Fills *cfg with defaults. Any thread. */
 UDRPC_API void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg);
@@ -435,16 +454,36 @@ UDRPC_API udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id,
 UDRPC_API void udrpc_destroy(udrpc_t *rpc);
 
 /** Opens a session to endpoint remote_rpc_id at remote_uri (the remote
- *  Nexus's URI, see udrpc_uri_check()). Returns the session number (>= 0)
- *  at once; the outcome arrives at sm_handler (CONNECTED, or
+ *  Nexus's URI, see udrpc_uri_check()). Returns the session's handle
+ *  (>= 0) at once; the outcome arrives at sm_handler (CONNECTED, or
  *  CONNECT_FAILED within connect_timeout_ms). Requests may be enqueued
- *  before CONNECTED: they wait in the session. -EINVAL bad URI (logged
+ *  before CONNECTED: they wait in the session, and if the connect fails
+ *  each ends with -ECONNRESET before sm_handler hears CONNECT_FAILED.
+ *
+ *  A handle is not an index: it carries a generation, so that a handle
+ *  whose session has ended (failed, disconnected) is refused with
+ *  -ENOTCONN by every call, before and after sm_handler heard of the end,
+ *  and never reaches a later session, even one made inside that
+ *  sm_handler call. udrpc_connect may be called from sm_handler and from
+ *  continuations. Errors: -EINVAL bad URI (logged
  *  with the reason), -EAFNOSUPPORT an address of a family our Nexus's
  *  socket cannot reach (an IPv4 Nexus and an IPv6 peer, or an IPv6 Nexus
  *  other than [::] and an IPv4 peer), -ENOSPC no free session, -EPERM
  *  wrong thread. */
 UDRPC_API int udrpc_connect(udrpc_t *rpc, const char *remote_uri,
                             uint8_t remote_rpc_id);
+
+/** As udrpc_connect(), with a context of the caller's for the session:
+ *  udrpc_session_context() returns it, from sm_handler (for its session
+ *  argument, also in the event that ends the session) and from
+ *  continuations (the session the request was enqueued on). Rpc thread. */
+UDRPC_API int udrpc_connect_ctx(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id,
+                                void *session_ctx);
+
+/** The context given to udrpc_connect_ctx() for session (NULL for
+ *  udrpc_connect(), or a handle whose session has ended, except inside
+ *  sm_handler's call that reports its end). Rpc thread. */
+UDRPC_API void *udrpc_session_context(const udrpc_t *rpc, int session);
 
 /** Closes a client session. Every request still on it completes with
  *  -ECONNRESET first; sm_handler then hears DISCONNECTED. Returns 0,
@@ -527,6 +566,12 @@ UDRPC_API int udrpc_cancel(udrpc_t *rpc, int session, void *tag);
  *  notice may be lost, and it reaches only a handler that still holds h
  *  (FG deferred, or BG). Any thread holding h. */
 UDRPC_API bool udrpc_req_abandoned(const udrpc_req_handle_t *h);
+
+/** Server: the endpoint that received h's request, for a handler
+ *  registered per Nexus that must find its endpoint (to issue nested
+ *  requests from an FG handler). Any thread holding h; the endpoint's
+ *  functions still belong to its own thread. */
+UDRPC_API udrpc_t *udrpc_req_rpc(const udrpc_req_handle_t *h);
 
 /** Server: the request of handle h. Read-only; valid until
  *  udrpc_enqueue_response(h). The thread running h's handler. */

@@ -1,4 +1,5 @@
-/* log.c — the logger behind log.h: stderr, one line per event. */
+/* log.c — the logger behind log.h: one line per event, to stderr or to
+ * the program's own function (udrpc_set_log_fn). */
 #include "log.h"
 
 #include <stdarg.h>
@@ -8,6 +9,18 @@
 #include <time.h>
 
 int udrpc__log_level = -1;
+
+/* The program's log function and its context (udrpc_set_log_fn), or
+ * NULL: stderr. Set once, before the library logs, or at any time: a
+ * line goes to one or the other whole. */
+static _Atomic(udrpc_log_fn_t) log_fn;
+static void *_Atomic log_ctx;
+
+void udrpc_set_log_fn(udrpc_log_fn_t fn, void *ctx)
+{
+    atomic_store(&log_ctx, ctx);
+    atomic_store(&log_fn, fn);
+}
 
 static const char *const level_names[] = { "error", "warn", "info", "debug", "trace" };
 
@@ -42,6 +55,13 @@ void udrpc__log(int level, int rpc_id, int session, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    udrpc_log_fn_t fn = atomic_load(&log_fn);
+    if (fn) {
+        char line[320];
+        snprintf(line, sizeof(line), "rpc=%d session=%d: %s", rpc_id, session, msg);
+        fn(level, line, atomic_load(&log_ctx));
+        return;
+    }
     fprintf(stderr, "udrpc %s rpc=%d session=%d: %s\n", level_names[level], rpc_id,
             session, msg);
 }

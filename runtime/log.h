@@ -10,6 +10,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "udrpc.h"
+
 /* UDRPC_LVL_*, not LOG_*: <syslog.h> defines LOG_INFO and LOG_DEBUG. */
 enum udrpc_log_level {
     UDRPC_LVL_ERROR = 0,

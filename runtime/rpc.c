@@ -143,13 +143,17 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     rpc->ctrl_lkey = msgbuf_lkey(&rpc->ctrl_mb);
     rpc->sessions = calloc(rpc->max_sessions, sizeof(*rpc->sessions));
     rpc->free_sessions = malloc(sizeof(*rpc->free_sessions) * rpc->max_sessions);
-    if (!rpc->sessions || !rpc->free_sessions) {
+    rpc->session_gen = malloc(sizeof(*rpc->session_gen) * rpc->max_sessions);
+    if (!rpc->sessions || !rpc->free_sessions || !rpc->session_gen) {
         err = -ENOMEM;
         goto out_arrays;
     }
-    for (uint32_t i = 0; i < rpc->max_sessions; i++)
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         rpc->free_sessions[i] = rpc->max_sessions - 1 - i; /* 0 is handed out first */
+        rpc->session_gen[i] = 1;
+    }
     rpc->n_free_sessions = rpc->max_sessions;
+    rpc->notify_handle = -1;
     if ((err = udrpc__wheel_init(&rpc->wheel, UDRPC_WHEEL_BUCKETS,
                                  udrpc__us_to_tsc(rpc->clock, UDRPC_WHEEL_BUCKET_US),
                                  rpc->now_tsc)) != 0)
@@ -177,6 +181,7 @@ out_wheel:
 out_arrays:
     free(rpc->sessions);
     free(rpc->free_sessions);
+    free(rpc->session_gen);
 out_alloc:
     udrpc__msgbuf_alloc_fini(&rpc->alloc);
     udrpc__msgbuf_alloc_fini(&rpc->bg_alloc);
@@ -219,6 +224,7 @@ void udrpc_destroy(udrpc_t *rpc)
     udrpc__wheel_fini(&rpc->wheel);
     free(rpc->sessions);
     free(rpc->free_sessions);
+    free(rpc->session_gen);
     for (uint32_t i = 0; i < rpc->n_qreq_chunks; i++)
         free(rpc->qreq_chunks[i]);
     free(rpc->qreq_chunks);
@@ -350,10 +356,13 @@ int udrpc_get_stats(const udrpc_t *rpc, udrpc_stats_t *out)
 
 int udrpc_get_session_stats(const udrpc_t *rpc, int session, udrpc_session_stats_t *out)
 {
-    if (!rpc || !out || session < 0 || (uint32_t)session >= rpc->max_sessions)
+    int err = -EINVAL;
+    if (!rpc || !out)
         return -EINVAL;
-    const struct session *s = rpc->sessions[session];
-    if (!s || !s->is_client)
+    const struct session *s = session_of(rpc, session, &err);
+    if (!s)
+        return err;
+    if (!s->is_client)
         return -EINVAL;
     out->rate_bytes_per_s = s->cc.t.rate_bytes_per_s;
     out->rtt_min_us = s->rtt_samples ? (double)s->rtt_min_tsc * rpc->ccp.us_per_tsc : 0;

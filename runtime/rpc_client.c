@@ -313,10 +313,11 @@ enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_
         return -EINVAL;
     if (unlikely(!rpc_is_owner(rpc)))
         return -EPERM;
-    if (unlikely(session < 0 || (uint32_t)session >= rpc->max_sessions))
-        return -EINVAL;
-    struct session *s = rpc->sessions[session];
-    if (unlikely(!s || !s->is_client))
+    int err = -EINVAL;
+    struct session *s = session_of(rpc, session, &err);
+    if (unlikely(!s))
+        return err; /* -ENOTCONN: the session has ended */
+    if (unlikely(!s->is_client))
         return -EINVAL;
     if (unlikely(req->size > req->max_size || req->size > rpc->max_msg_size))
         return -EINVAL;
@@ -367,10 +368,11 @@ int udrpc_set_request_timeout(udrpc_t *rpc, int session, uint32_t timeout_ms)
         return -EINVAL;
     if (!rpc_is_owner(rpc))
         return -EPERM;
-    if (session < 0 || (uint32_t)session >= rpc->max_sessions)
-        return -EINVAL;
-    struct session *s = rpc->sessions[session];
-    if (!s || !s->is_client)
+    int err = -EINVAL;
+    struct session *s = session_of(rpc, session, &err);
+    if (!s)
+        return err;
+    if (!s->is_client)
         return -EINVAL;
     s->req_timeout_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
     return 0;
@@ -382,10 +384,11 @@ int udrpc_cancel(udrpc_t *rpc, int session, void *tag)
         return -EINVAL;
     if (!rpc_is_owner(rpc))
         return -EPERM;
-    if (session < 0 || (uint32_t)session >= rpc->max_sessions)
-        return -EINVAL;
-    struct session *s = rpc->sessions[session];
-    if (!s || !s->is_client)
+    int err = -EINVAL;
+    struct session *s = session_of(rpc, session, &err);
+    if (!s)
+        return err;
+    if (!s->is_client)
         return -EINVAL;
     /* The oldest request with this tag: in a slot, else in the queue. */
     struct cslot *best = NULL;

@@ -12,6 +12,7 @@
 #ifndef UDRPC_RUNTIME_RPC_INTERNAL_H
 #define UDRPC_RUNTIME_RPC_INTERNAL_H
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -216,6 +217,8 @@ struct queued_req {                  /* a request waiting for a free slot */
 struct session {
     struct udrpc *rpc;
     uint16_t local_num, remote_num;
+    uint16_t gen;                    /* rpc->session_gen[local_num] when made */
+    void *ctx;                       /* client: udrpc_connect_ctx's */
     uint8_t state;                   /* enum session_state */
     bool is_client;
     uint8_t free_slots;              /* client: bitmask of idle slots */
@@ -312,6 +315,11 @@ struct udrpc {
     udrpc_config_t cfg;
     const struct udrpc_clock *clock;
     uint32_t *free_sessions;         /* stack of free session numbers */
+    uint16_t *session_gen;           /* per number: the generation of its
+                                        next session (1..0x7FFF) */
+    int notify_handle;               /* the session sm_handler is told of
+                                        now (-1: none), and its context */
+    void *notify_ctx;
     uint32_t n_free_sessions;
     struct session *sm_pending;      /* sessions with an SM request out */
     struct session *zombies;         /* closed, waiting for deferred answers */
@@ -369,7 +377,8 @@ void udrpc__sm_send_req(struct udrpc *rpc, struct session *s, uint8_t type);
 /* Tells the server, best effort, that request req_num was given up on. */
 void udrpc__sm_send_cancel(struct udrpc *rpc, struct session *s, uint64_t req_num);
 void udrpc__sm_pending_remove(struct udrpc *rpc, struct session *s);
-void udrpc__sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err);
+void udrpc__sm_notify(struct udrpc *rpc, int session, void *session_ctx, udrpc_sm_event_t ev,
+                      int err);
 /* Asks the server whether it still has the session (SM_PING_REQ). */
 void udrpc__session_check(struct udrpc *rpc, struct session *s);
 
@@ -402,5 +411,37 @@ void udrpc__bg_submit(struct udrpc *rpc, sslot_t *h);
 void udrpc__bg_done_push(struct udrpc *rpc, sslot_t *h);
 void udrpc__bg_process_done(struct udrpc *rpc);
 void udrpc__bg_detach(struct udrpc *rpc);
+
+/* A session's handle, what the user holds: its number, and in bits
+ * 16-30 its generation, so that the handle of a session that has ended
+ * never reaches a later session with the same number. */
+static inline int session_handle(const struct session *s)
+{
+    return (int)((uint32_t)s->gen << 16 | s->local_num);
+}
+
+/* The live session of handle h (tests: udrpc__session_get);  NULL with *err -EINVAL (never a handle of
+ * ours) or -ENOTCONN (its session has ended). */
+static inline struct session *session_of(const struct udrpc *rpc, int h, int *err)
+{
+    uint32_t num = (uint32_t)h & 0xFFFFu, gen = (uint32_t)h >> 16;
+    if (unlikely(h < 0 || num >= rpc->max_sessions || gen == 0)) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    struct session *s = rpc->sessions[num];
+    if (unlikely(!s || s->gen != gen)) {
+        *err = -ENOTCONN;
+        return NULL;
+    }
+    return s;
+}
+
+/* Tests and tools: the live session of handle h, or NULL. */
+static inline struct session *udrpc__session_get(const struct udrpc *rpc, int h)
+{
+    int err;
+    return session_of(rpc, h, &err);
+}
 
 #endif

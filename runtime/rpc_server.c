@@ -329,3 +329,8 @@ bool udrpc_req_abandoned(const udrpc_req_handle_t *h)
 {
     return h && atomic_load_explicit(&h->abandoned, memory_order_relaxed);
 }
+
+udrpc_t *udrpc_req_rpc(const udrpc_req_handle_t *h)
+{
+    return h ? h->sess->rpc : NULL;
+}

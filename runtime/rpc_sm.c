@@ -94,6 +94,12 @@ static void sm_pending_add(struct udrpc *rpc, struct session *s, uint64_t now)
 
 int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
 {
+    return udrpc_connect_ctx(rpc, remote_uri, remote_rpc_id, NULL);
+}
+
+int udrpc_connect_ctx(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id,
+                      void *session_ctx)
+{
     if (!rpc)
         return -EINVAL;
     if (!rpc_is_owner(rpc))
@@ -122,6 +128,7 @@ int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
         return -ENOMEM;
     }
     s->state = SS_CONNECTING;
+    s->ctx = session_ctx;
     s->token = token;
     s->remote_rpc_id = remote_rpc_id;
     s->remote_sm = sin;
@@ -129,19 +136,31 @@ int udrpc_connect(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_id)
     sm_pending_add(rpc, s, udrpc__rdtsc());
     udrpc__sm_send_req(rpc, s, SM_CONNECT_REQ);
     UDRPC_LOG_INFO(rpc, s->local_num, "connecting to %s rpc %u", remote_uri, remote_rpc_id);
-    return s->local_num;
+    return session_handle(s);
+}
+
+void *udrpc_session_context(const udrpc_t *rpc, int session)
+{
+    int err;
+    if (!rpc)
+        return NULL;
+    if (session == rpc->notify_handle)
+        return rpc->notify_ctx; /* inside sm_handler for this session */
+    const struct session *s = session_of(rpc, session, &err);
+    return s && s->is_client ? s->ctx : NULL;
 }
 
 int udrpc_disconnect(udrpc_t *rpc, int session)
 {
+    int err = -EINVAL;
     if (!rpc)
         return -EINVAL;
     if (!rpc_is_owner(rpc))
         return -EPERM;
-    if (session < 0 || (uint32_t)session >= rpc->max_sessions)
-        return -EINVAL;
-    struct session *s = rpc->sessions[session];
-    if (!s || !s->is_client)
+    struct session *s = session_of(rpc, session, &err);
+    if (!s)
+        return err;
+    if (!s->is_client)
         return -EINVAL;
     if (s->state == SS_DISCONNECTING)
         return -EALREADY;
@@ -157,9 +176,8 @@ int udrpc_disconnect(udrpc_t *rpc, int session)
 
 bool udrpc_is_connected(const udrpc_t *rpc, int session)
 {
-    if (!rpc || session < 0 || (uint32_t)session >= rpc->max_sessions)
-        return false;
-    const struct session *s = rpc->sessions[session];
+    int err;
+    const struct session *s = rpc ? session_of(rpc, session, &err) : NULL;
     return s && s->state == SS_CONNECTED;
 }
 
@@ -277,12 +295,13 @@ static struct session *sm_client_session(struct udrpc *rpc, const struct sm_pkt 
 
 static void connect_failed(struct udrpc *rpc, struct session *s, int err)
 {
-    int num = s->local_num;
+    int num = s->local_num, handle = session_handle(s);
+    void *ctx = s->ctx;
     s->state = SS_DISCONNECTING;
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     udrpc__session_free(rpc, s);
     UDRPC_LOG_LIMITED(UDRPC_LVL_WARN, rpc, num, "connect failed: %s", udrpc_strerror(err));
-    udrpc__sm_notify(rpc, num, UDRPC_SM_CONNECT_FAILED, err);
+    udrpc__sm_notify(rpc, handle, ctx, UDRPC_SM_CONNECT_FAILED, err);
 }
 
 static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
@@ -311,7 +330,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     s->last_rx_tsc = rpc->now_tsc;
     rpc->stats.sessions_connected++;
     udrpc__client_start_queued(rpc, s);
-    udrpc__sm_notify(rpc, s->local_num, UDRPC_SM_CONNECTED, 0);
+    udrpc__sm_notify(rpc, session_handle(s), s->ctx, UDRPC_SM_CONNECTED, 0);
 }
 
 static void sm_on_disconnect_req(struct udrpc *rpc, const struct sm_pkt *p,
@@ -341,9 +360,10 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         rpc->stats.sm_drops++;
         return;
     }
-    int num = s->local_num;
+    int handle = session_handle(s);
+    void *ctx = s->ctx;
     udrpc__session_free(rpc, s);
-    udrpc__sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, 0);
+    udrpc__sm_notify(rpc, handle, ctx, UDRPC_SM_DISCONNECTED, 0);
 }
 
 /* A client asks whether we still have its session (its requests are
@@ -487,9 +507,10 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
             if (s->state == SS_CONNECTING) {
                 connect_failed(rpc, s, -ETIMEDOUT);
             } else {
-                int num = s->local_num;
+                int handle = session_handle(s);
+                void *ctx = s->ctx;
                 udrpc__session_free(rpc, s);
-                udrpc__sm_notify(rpc, num, UDRPC_SM_DISCONNECTED, -ETIMEDOUT);
+                udrpc__sm_notify(rpc, handle, ctx, UDRPC_SM_DISCONNECTED, -ETIMEDOUT);
             }
         } else if (now >= s->sm_next_retry_tsc) {
             /* Doubling: a server that is slow to answer thousands of
@@ -556,10 +577,20 @@ void udrpc__sm_pending_remove(struct udrpc *rpc, struct session *s)
     }
 }
 
-void udrpc__sm_notify(struct udrpc *rpc, int session, udrpc_sm_event_t ev, int err)
+void udrpc__sm_notify(struct udrpc *rpc, int session, void *session_ctx, udrpc_sm_event_t ev,
+                      int err)
 {
-    if (rpc->sm_handler)
-        rpc->sm_handler(session, ev, err, rpc->ctx);
+    if (!rpc->sm_handler)
+        return;
+    /* During the call, udrpc_session_context() answers for this handle,
+     * whose session may be gone already. */
+    int prev_handle = rpc->notify_handle;
+    void *prev_ctx = rpc->notify_ctx;
+    rpc->notify_handle = session;
+    rpc->notify_ctx = session_ctx;
+    rpc->sm_handler(session, ev, err, rpc->ctx);
+    rpc->notify_handle = prev_handle;
+    rpc->notify_ctx = prev_ctx;
 }
 
 void udrpc__session_check(struct udrpc *rpc, struct session *s)

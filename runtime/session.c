@@ -48,6 +48,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
         s->rto_floor_tsc = rpc->rto_min_tsc;
     }
     s->local_num = (uint16_t)rpc->free_sessions[--rpc->n_free_sessions];
+    s->gen = rpc->session_gen[s->local_num];
     rpc->sessions[s->local_num] = s;
     rpc->stats.sessions_active++;
     return s;
@@ -60,6 +61,8 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
     if (s->state != SS_ZOMBIE) {
         rpc->sessions[s->local_num] = NULL;
         rpc->free_sessions[rpc->n_free_sessions++] = s->local_num;
+        /* The number's next session gets a new handle (1..0x7FFF). */
+        rpc->session_gen[s->local_num] = (uint16_t)(s->gen == 0x7FFF ? 1 : s->gen + 1);
         rpc->stats.sessions_active--;
         udrpc__sm_pending_remove(rpc, s);
         uint64_t v;
@@ -106,7 +109,8 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
 
 void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err)
 {
-    int num = s->local_num;
+    int num = s->local_num, handle = session_handle(s);
+    void *ctx = s->ctx;
     s->state = SS_DISCONNECTING;
     rpc->stats.sessions_failed++;
     if (err == -ETIMEDOUT)
@@ -118,7 +122,7 @@ void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err)
     udrpc__session_fail_requests(rpc, s, -ECONNRESET);
     udrpc__sm_send_req(rpc, s, SM_DISCONNECT_REQ); /* best effort: frees a live server's side */
     udrpc__session_free(rpc, s);
-    udrpc__sm_notify(rpc, num, UDRPC_SM_SESSION_FAILED, err);
+    udrpc__sm_notify(rpc, handle, ctx, UDRPC_SM_SESSION_FAILED, err);
 }
 
 /* udrpc_destroy: tells each peer, best effort, that its session is gone

@@ -408,7 +408,7 @@ int main(int argc, char **argv)
         CHECK(!strcmp(o.transport, "udp"));
         CHECK_EQ(udrpc__uri_parse(server_uri, &bl.targets[0], NULL), 0);
         CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(nx), &bl.targets[1], NULL), 0);
-        memcpy(&bl.targets[2], cl.rpc->sessions[cl.session]->peer.tx, sizeof(bl.targets[2]));
+        memcpy(&bl.targets[2], udrpc__session_get(cl.rpc, cl.session)->peer.tx, sizeof(bl.targets[2]));
         bl.targets[3] = bl.targets[1]; /* our data socket: the route's port */
         const struct tp_route *me = &cl.rpc->tp->local;
         uint16_t port_be;

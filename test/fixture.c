@@ -18,6 +18,7 @@ static void echo_handler(udrpc_req_handle_t *h, void *ctx)
     CHECK(resp != NULL);
     memcpy(resp->buf, req->buf, req->size);
     CHECK(udrpc_resp_msgbuf(h, 1) == NULL); /* once per request */
+    CHECK(udrpc_req_rpc(h) == f->srv);
     f->handled++;
     CHECK_EQ(udrpc_enqueue_response(h), 0);
     CHECK_EQ(udrpc_enqueue_response(h), -EINVAL); /* answered already */
@@ -41,6 +42,8 @@ static void sm_handler(int session, udrpc_sm_event_t ev, int err, void *ctx)
     case UDRPC_SM_DISCONNECTED: f->disconnected++; break;
     case UDRPC_SM_SESSION_FAILED: f->session_failed++; break;
     }
+    if (f->on_sm)
+        f->on_sm(f, session, ev, err);
 }
 
 void fx_cont(void *ctx, void *tag, int status)
@@ -119,7 +122,7 @@ static void fx_open(struct fx *f, const char *transport, const udrpc_config_t *c
     if (flags & FX_UNCONNECTED)
         return;
     f->snum = fx_connect(f);
-    f->cs = f->cli->sessions[f->snum];
+    f->cs = udrpc__session_get(f->cli, f->snum);
     f->ss = f->srv->sessions[f->cs->remote_num];
     CHECK(f->ss != NULL && !f->ss->is_client);
 }

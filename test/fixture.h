@@ -52,6 +52,9 @@ struct fx {
     udrpc_req_handle_t *deferred[64]; /* FX_DEFER, unanswered */
     int n_deferred;
     int conts; /* continuations run in this case */
+    /* A case's own reaction to the client's SM events (may be NULL): runs
+     * inside the sm_handler, after the counts above. */
+    void (*on_sm)(struct fx *f, int session, udrpc_sm_event_t ev, int err);
     /* Completions of the case's accepted requests (fx_done_new): each must
      * have run exactly once when the pair is torn down. */
     struct fx_done done[256];

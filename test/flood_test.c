@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     struct blaster bl;
     memset(&bl, 0, sizeof(bl));
     CHECK_EQ(udrpc__uri_parse(uri, &bl.targets[0], NULL), 0);
-    memcpy(&bl.targets[1], c.rpc->sessions[c.session]->peer.tx, sizeof(bl.targets[1]));
+    memcpy(&bl.targets[1], udrpc__session_get(c.rpc, c.session)->peer.tx, sizeof(bl.targets[1]));
     bl.n_targets = 2;
     int fp[2];
     CHECK_EQ(pipe(fp), 0);

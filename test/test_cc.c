@@ -185,7 +185,7 @@ static void test_pacing(udrpc_nexus_t *nx)
     tp.t_low_us = 100000;
     tp.t_high_us = 200000;
     setup(nx, 1, true, (uint64_t)(4 * rate), 4u << 20, &tp);
-    struct session *s = clients[0].rpc->sessions[clients[0].session];
+    struct session *s = udrpc__session_get(clients[0].rpc, clients[0].session);
     s->cc.t.rate_bytes_per_s = rate;
     s->cc.tsc_per_byte = clients[0].rpc->ccp.tsc_per_s / rate;
     s->cc.paced = true;

@@ -63,8 +63,8 @@ int main(void)
     }
     echo_clients_pump(srv, cl, 2, echo_clients_connected, 5);
     /* Each client's session goes over its own family. */
-    const struct session *s4 = cl[0].rpc->sessions[cl[0].session];
-    const struct session *s6 = cl[1].rpc->sessions[cl[1].session];
+    const struct session *s4 = udrpc__session_get(cl[0].rpc, cl[0].session);
+    const struct session *s6 = udrpc__session_get(cl[1].rpc, cl[1].session);
     CHECK_EQ(((const struct sockaddr *)s4->peer.tx)->sa_family, AF_INET);
     CHECK_EQ(((const struct sockaddr *)s6->peer.tx)->sa_family, AF_INET6);
 

@@ -1,6 +1,7 @@
 /*
  * test_log.c — the logger: levels from UDRPC_LOG, the line format (level,
- * rpc id, session), the per-call-site rate limit, and compile-out: this
+ * rpc id, session), the per-call-site rate limit, the program's own log
+ * function (udrpc_set_log_fn), and compile-out: this
  * file is built with UDRPC_LOG_MIN_LEVEL = debug, so a trace call's
  * arguments are never evaluated, whatever the runtime level.
  */
@@ -68,6 +69,16 @@ static int count_lines(const char *s)
     return n;
 }
 
+static int program_lines, program_level;
+static char program_line[320];
+
+static void to_program(int level, const char *line, void *ctx)
+{
+    (*(int *)ctx)++;
+    program_level = level;
+    snprintf(program_line, sizeof(program_line), "%s", line);
+}
+
 int main(void)
 {
     /* Levels from the environment. */
@@ -97,6 +108,20 @@ int main(void)
     out = capture(log_limited_20);
     CHECK_EQ(count_lines(out), UDRPC_LOG_BURST);
     CHECK(strstr(out, "udrpc warn rpc=3 session=0: limited 0\n") == out);
+
+    /* The program's own log function: every line, nothing on stderr;
+     * NULL gives stderr back. */
+    udrpc__log_level = UDRPC_LVL_TRACE;
+    udrpc_set_log_fn(to_program, &program_lines);
+    out = capture(log_debug_and_trace);
+    CHECK_EQ(out[0], '\0');
+    CHECK_EQ(program_lines, 1);
+    CHECK_EQ(program_level, UDRPC_LVL_DEBUG);
+    CHECK(!strcmp(program_line, "rpc=3 session=7: debug 5"));
+    udrpc_set_log_fn(NULL, NULL);
+    out = capture(log_debug_and_trace);
+    CHECK(strcmp(out, "udrpc debug rpc=3 session=7: debug 5\n") == 0);
+    CHECK_EQ(program_lines, 1);
     printf("test_log: ok\n");
     return 0;
 }

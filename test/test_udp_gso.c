@@ -317,7 +317,7 @@ static void segment_limit(struct fx *f)
     dest[0] = f->ss->local_num;
     for (unsigned s = 1; s < 16; s++) {
         int n = fx_connect(f);
-        dest[s] = f->cli->sessions[n]->remote_num;
+        dest[s] = udrpc__session_get(f->cli, n)->remote_num;
     }
     size_t len = 0;
     for (unsigned i = 0; i < segs; i++)

@@ -179,7 +179,7 @@ int main(void)
     } while (sst1.pkts_rx == sst0.pkts_rx && udrpc__monotonic_ns() < end);
     CHECK_EQ(sst1.pkts_rx, sst0.pkts_rx + 1);
     udrpc_destroy(small);
-    const struct tp_peer *to_srv = &cli->sessions[s]->peer;
+    const struct tp_peer *to_srv = &udrpc__session_get(cli, s)->peer;
     rpcs(s, 100, 32);
 
     /* A wrong Q_Key: the device drops it before the receive queue. */
@@ -199,9 +199,9 @@ int main(void)
     /* A forged source: the stranger's QP sends a plausible header for the
      * client's session at the server. Same GID, other QPN: bad_source. */
     udrpc_get_stats(srv, &st0);
-    const struct tp_peer *stranger_to_srv = &stranger->sessions[s2]->peer;
+    const struct tp_peer *stranger_to_srv = &udrpc__session_get(stranger, s2)->peer;
     struct pkthdr h;
-    uint16_t srv_session = cli->sessions[s]->remote_num;
+    uint16_t srv_session = udrpc__session_get(cli, s)->remote_num;
     pkthdr_pack(&h, 1, 8, srv_session, PKT_REQ, 0, 0, 1000 * UDRPC_SLOTS_PER_SESSION);
     stranger->ctrl_hdrs[0] = 0;
     memcpy(stranger->ctrl_hdrs, &h, sizeof(h));

@@ -206,13 +206,14 @@ static void errors(struct fx *f)
     CHECK_EQ(udrpc_cancel(f->cli, f->snum, (void *)f), -ENOENT);
     CHECK_EQ(udrpc_cancel(f->srv, f->cs->remote_num, NULL), -EINVAL); /* a server session */
     CHECK_EQ(udrpc_set_request_timeout(NULL, f->snum, 5), -EINVAL);
-    CHECK_EQ(udrpc_set_request_timeout(f->cli, f->snum + 1, 5), -EINVAL);
+    CHECK_EQ(udrpc_set_request_timeout(f->cli, f->snum + 1, 5), -ENOTCONN); /* no session */
+    CHECK_EQ(udrpc_set_request_timeout(f->cli, f->snum & 0xFFFF, 5), -EINVAL); /* no handle */
     CHECK_EQ(udrpc_set_request_timeout(f->srv, f->cs->remote_num, 5), -EINVAL);
     CHECK(!udrpc_req_abandoned(NULL));
+    CHECK(udrpc_req_rpc(NULL) == NULL);
     struct req r;
     req_alloc(f, &r, 0x71);
-    CHECK_EQ(udrpc_enqueue_request_timeout(f->cli, f->snum + 1, FX_ECHO, &r.req, &r.resp,
-                                           fx_cont, r.done, 5),
+    CHECK_EQ(udrpc_enqueue_request_timeout(f->cli, -5, FX_ECHO, &r.req, &r.resp, fx_cont, r.done, 5),
              -EINVAL);
     f->n_done--; /* refused: no continuation */
     req_free(f, &r);

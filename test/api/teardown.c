@@ -4,7 +4,8 @@
  * -ECONNRESET, then SESSION_FAILED -ECONNABORTED) and a reconnect to its
  * successor; a server that forgot a session without a word (found out
  * when requests time out); a client endpoint destroyed without a
- * disconnect (its server frees the session at once).
+ * disconnect (its server frees the session at once); a reconnect inside
+ * the failure callback, with handles that are never reused.
  */
 #include <errno.h>
 #include <string.h>
@@ -147,6 +148,66 @@ static void client_destroyed(struct fx *f)
     echo_ok(f, f->snum);
 }
 
+/* Handles are not reused: a reconnect made inside the failure callback
+ * of a session gets that session's number but a handle of its own; the
+ * old handle is refused with -ENOTCONN inside the callback and after it,
+ * by every call, and never reaches the new session. Session contexts
+ * follow their handles. */
+static int old_handle, new_handle, in_callback_enqueue;
+static udrpc_msgbuf_t cb_req, cb_resp;
+static char ctx_old, ctx_new;
+
+static void reconnect_on_failure(struct fx *f, int session, udrpc_sm_event_t ev, int err)
+{
+    (void)err;
+    if (ev != UDRPC_SM_SESSION_FAILED)
+        return;
+    CHECK_EQ(session, old_handle);
+    CHECK(udrpc_session_context(f->cli, session) == &ctx_old); /* its own, to the end */
+    in_callback_enqueue = udrpc_enqueue_request(f->cli, session, FX_ECHO, &cb_req, &cb_resp,
+                                                fx_cont, NULL);
+    new_handle = udrpc_connect_ctx(f->cli, udrpc_nexus_uri(f->nx), 2, &ctx_new);
+    CHECK(new_handle >= 0);
+}
+
+static void reconnect_in_failure_callback(struct fx *f)
+{
+    CHECK_EQ(udrpc_msgbuf_alloc(f->cli, 64, &cb_req), 0);
+    CHECK_EQ(udrpc_msgbuf_alloc(f->cli, 64, &cb_resp), 0);
+    old_handle = udrpc_connect_ctx(f->cli, udrpc_nexus_uri(f->nx), 2, &ctx_old);
+    CHECK(old_handle >= 0);
+    FX_PUMP_UNTIL(f, f->connected == 1, 2000);
+    CHECK(udrpc_session_context(f->cli, old_handle) == &ctx_old);
+    f->on_sm = reconnect_on_failure;
+    /* The server endpoint goes, and a new one takes its rpc_id. */
+    udrpc_destroy(f->srv);
+    f->srv = udrpc_create(f->nx, 2, f, NULL, &f->cfg);
+    CHECK(f->srv != NULL);
+    FX_PUMP_UNTIL(f, f->session_failed == 1 && f->connected == 2, 3000);
+    f->on_sm = NULL;
+    CHECK_EQ(in_callback_enqueue, -ENOTCONN);
+    CHECK(new_handle != old_handle);
+    CHECK_EQ(new_handle & 0xFFFF, old_handle & 0xFFFF); /* the same number */
+    CHECK_EQ(f->last_session, new_handle);
+    /* The old handle, after the callback: the same answer from each call. */
+    struct fx_done never = { 0, 0, 0 };
+    CHECK_EQ(udrpc_enqueue_request(f->cli, old_handle, FX_ECHO, &cb_req, &cb_resp, fx_cont, &never),
+             -ENOTCONN);
+    CHECK_EQ(udrpc_disconnect(f->cli, old_handle), -ENOTCONN);
+    CHECK_EQ(udrpc_cancel(f->cli, old_handle, NULL), -ENOTCONN);
+    CHECK_EQ(udrpc_set_request_timeout(f->cli, old_handle, 5), -ENOTCONN);
+    udrpc_session_stats_t ss;
+    CHECK_EQ(udrpc_get_session_stats(f->cli, old_handle, &ss), -ENOTCONN);
+    CHECK(!udrpc_is_connected(f->cli, old_handle));
+    CHECK(udrpc_session_context(f->cli, old_handle) == NULL);
+    CHECK(udrpc_session_context(f->cli, new_handle) == &ctx_new);
+    CHECK(udrpc_is_connected(f->cli, new_handle));
+    echo_ok(f, new_handle);
+    CHECK_EQ(never.calls, 0);
+    udrpc_msgbuf_free(f->cli, &cb_req);
+    udrpc_msgbuf_free(f->cli, &cb_resp);
+}
+
 int main(int argc, char **argv)
 {
     static const struct fx_case cases[] = {
@@ -154,6 +215,7 @@ int main(int argc, char **argv)
         FX_CASE(server_closes),
         FX_CASE(forgotten_session),
         FX_CASE(client_destroyed),
+        FX_CASE(reconnect_in_failure_callback, .flags = FX_UNCONNECTED),
     };
     return FX_RUN("api_teardown", cases, fx_api_configure);
 }

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sm_pkt p;
     if (udrpc__sm_decode(data + 1, size - 1, &p) != 0)
         return 0;
-    const struct session *real = fz_session >= 0 ? fz_cli->sessions[fz_session] : NULL;
+    const struct session *real = fz_session >= 0 ? udrpc__session_get(fz_cli, fz_session) : NULL;
     /* libFuzzer sees every comparison, so it can learn the token (an
      * off-path sender cannot): once an input has carried it, the session
      * may end; until then, nothing may end it. */
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!token_seen)
             abort(); /* ended by packets that did not carry its token */
         /* start over with a fresh session and token */
-        if (fz_cli->sessions[fz_session])
+        if (udrpc__session_get(fz_cli, fz_session))
             udrpc_disconnect(fz_cli, fz_session);
         fz_connected = 0;
         fz_session = udrpc_connect(fz_cli, udrpc_nexus_uri(fz_nx), 0);

@@ -20,6 +20,7 @@ static struct sm_pkt forged(struct fx *f, uint8_t type)
     p.server_session = f->ss->local_num;
     p.token = f->cs->token ^ 1;
     p.mtu = (uint16_t)f->cli->tp->mtu;
+    p.max_msg_size = (uint32_t)f->cli->max_msg_size;
     strcpy(p.client_uri, udrpc_nexus_uri(f->nx));
     p.client_route = f->cli->tp->local;
     return p;
