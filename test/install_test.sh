@@ -42,12 +42,15 @@ for exe in "$tmp/hello_pc" "$tmp/consumer/build/hello_client"; do
     set -e
     [ "$rc" = 1 ] || { echo "$exe exited $rc"; exit 1; }
 done
-# 3. The README's own program (square.c, between its markers), built as the
-# README says and run: it must print the three squares.
+# 3. The README's own program (square.c, between its markers): the same as
+# apps/square/square.c, built as the README says (with -Wextra -Werror) and
+# run: it must print the three squares.
 sed -n '/<!-- square.c begin -->/,/<!-- square.c end -->/p' "$src/README.md" |
     sed '1,2d;$d' | sed '$d' > "$tmp/square.c"
-cc -std=c11 -Wall $extra_cflags "$tmp/square.c" -o "$tmp/square" $(pkg-config --cflags --libs udrpc) \
-   -Wl,-rpath,"$libdir"
+diff -u "$src/apps/square/square.c" "$tmp/square.c" ||
+    { echo "README's square.c differs from apps/square/square.c"; exit 1; }
+cc -std=c11 -Wall -Wextra -Werror $extra_cflags "$tmp/square.c" -o "$tmp/square" \
+   $(pkg-config --cflags --libs udrpc) -Wl,-rpath,"$libdir"
 out=$("$tmp/square")
 [ "$out" = "$(printf 'ok -> 1\nok -> 4\nok -> 9')" ] || { echo "square printed: $out"; exit 1; }
 echo "install: ok ($tmp/prefix), README's square.c runs"
