@@ -453,6 +453,29 @@ UDRPC_API udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id,
  *  ignored. */
 UDRPC_API void udrpc_destroy(udrpc_t *rpc);
 
+/** Closes the endpoint gracefully, then destroys it: rpc is gone when
+ *  this returns, whatever the result. In order, for at most timeout_ms:
+ *  1. no new request, connect or session is accepted (-ESHUTDOWN, also
+ *     from continuations that run meanwhile); the requests in flight
+ *     complete, and handlers that hold requests (deferred FG, BG) answer
+ *     and their answers are sent;
+ *  2. every client session is disconnected (what is still outstanding ends
+ *     with -ECONNRESET) and the servers' acknowledgements are awaited, so
+ *     that servers free their sessions at once instead of finding the
+ *     client silent;
+ *  3. an endpoint with server sessions keeps serving until every answer
+ *     has been pulled whole (a client asks for a long response packet by
+ *     packet, and after a loss only once its RTO fires), then until no
+ *     packet has come for 5 ms (a lost last packet asked for again; one
+ *     asked for later than that finds the server gone);
+ *  4. as udrpc_destroy(): the clients of server sessions are told
+ *     (SESSION_FAILED -ECONNABORTED), memory is returned.
+ *  The loop runs on this thread meanwhile (continuations, sm_handler).
+ *  Returns 0, or -ETIMEDOUT if the time ran out first (the rest was cut
+ *  short as udrpc_destroy does), -EINVAL, -EPERM (wrong thread: nothing
+ *  done). Rpc thread; not from a handler or continuation. */
+UDRPC_API int udrpc_close(udrpc_t *rpc, unsigned timeout_ms);
+
 /** Opens a session to endpoint remote_rpc_id at remote_uri (the remote
  *  Nexus's URI, see udrpc_uri_check()). Returns the session's handle
  *  (>= 0) at once; the outcome arrives at sm_handler (CONNECTED, or

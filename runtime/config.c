@@ -75,6 +75,7 @@ const char *udrpc_strerror(int err)
     case -ENOMEM: return "out of memory";
     case -ETIMEDOUT: return "timed out: the peer did not answer (in time)";
     case -ECANCELED: return "cancelled (udrpc_cancel)";
+    case -ESHUTDOWN: return "the endpoint is closing (udrpc_close)";
     case -ECONNRESET: return "session failed or closed before the response";
     case -ECONNABORTED: return "the server no longer has the session (its endpoint closed, "
                                "or its process restarted)";

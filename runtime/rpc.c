@@ -196,6 +196,79 @@ out_free:
     return NULL;
 }
 
+/* udrpc_close: what is still under way. want_clients: client sessions
+ * count too (the disconnect phase), not only their requests. */
+static bool close_busy(const struct udrpc *rpc, bool want_clients)
+{
+    if (atomic_load_explicit(&rpc->bg_done, memory_order_relaxed) != NULL)
+        return true; /* answers of BG handlers not sent yet */
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
+        const struct session *s = rpc->sessions[i];
+        if (!s)
+            continue;
+        if (!s->is_client) {
+            if (s->in_handler)
+                return true; /* a handler still holds a request */
+            for (unsigned k = 0; k < UDRPC_SLOTS_PER_SESSION; k++) {
+                const sslot_t *h = &s->s[k];
+                if (h->state == SV_RECEIVING ||
+                    (h->state == SV_RESPONDED && h->resp_pulled < h->resp_pkts))
+                    return true; /* a request still arriving, an answer not
+                                    yet pulled whole */
+            }
+            continue;
+        }
+        if (want_clients || s->q_head ||
+            s->free_slots != (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1))
+            return true;
+    }
+    return rpc->zombies != NULL;
+}
+
+int udrpc_close(udrpc_t *rpc, unsigned timeout_ms)
+{
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    uint64_t end = udrpc__rdtsc() + udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
+    rpc->closing = true;
+    /* 1. Requests in flight complete, handlers answer (and are sent). */
+    while (close_busy(rpc, false) && udrpc__rdtsc() < end)
+        udrpc_run_event_loop_once(rpc);
+    /* 2. Every client session says goodbye; what is left of its requests
+     * ends with -ECONNRESET. The server's answer frees it. */
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) {
+        struct session *s = rpc->sessions[i];
+        if (s && s->is_client && s->state != SS_DISCONNECTING)
+            (void)udrpc_disconnect(rpc, session_handle(s));
+    }
+    while (close_busy(rpc, true) && udrpc__rdtsc() < end)
+        udrpc_run_event_loop_once(rpc);
+    int ret = close_busy(rpc, true) ? -ETIMEDOUT : 0;
+    /* 3. Server sessions: every answer has been pulled whole (close_busy),
+     * but its last packets may be lost and asked for again: serve until no
+     * packet has come for UDRPC_CLOSE_QUIET_US. */
+    bool serving = false;
+    for (uint32_t i = 0; i < rpc->max_sessions && !serving; i++)
+        serving = rpc->sessions[i] && !rpc->sessions[i]->is_client;
+    if (serving) {
+        uint64_t quiet_tsc = udrpc__us_to_tsc(rpc->clock, UDRPC_CLOSE_QUIET_US);
+        uint64_t rx = rpc->stats.pkts_rx, last_rx_tsc = udrpc__rdtsc();
+        while (udrpc__rdtsc() < end &&
+               (udrpc__rdtsc() - last_rx_tsc < quiet_tsc || close_busy(rpc, false))) {
+            udrpc_run_event_loop_once(rpc);
+            if (rpc->stats.pkts_rx != rx) {
+                rx = rpc->stats.pkts_rx;
+                last_rx_tsc = rpc->now_tsc;
+            }
+        }
+    }
+    /* 4. The rest as udrpc_destroy: server sessions' clients are told. */
+    udrpc_destroy(rpc);
+    return ret;
+}
+
 void udrpc_destroy(udrpc_t *rpc)
 {
     if (!rpc)

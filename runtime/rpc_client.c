@@ -321,6 +321,8 @@ enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_
         return -EINVAL;
     if (unlikely(req->size > req->max_size || req->size > rpc->max_msg_size))
         return -EINVAL;
+    if (unlikely(rpc->closing))
+        return -ESHUTDOWN; /* udrpc_close: let what is in flight finish */
     if (unlikely(s->state != SS_CONNECTED && s->state != SS_CONNECTING))
         return -ENOTCONN;
     if (unlikely(req->size > s->peer_max_msg))

@@ -189,6 +189,9 @@ struct udrpc_req_handle {            /* server slot */
     uint32_t req_pkts, num_rx;       /* request reassembly */
     uint64_t rx_ahead;               /* bit i: packet num_rx + i arrived early */
     uint32_t resp_pkts;
+    uint32_t resp_pulled;            /* response packets asked for (RESP 0,
+                                        then RFRs): udrpc_close serves until
+                                        every response was pulled whole */
     uint8_t state;                   /* enum sslot_state */
     uint8_t req_type;
     uint8_t status;                  /* enum wire_status of the response */
@@ -284,6 +287,7 @@ struct udrpc {
     uint32_t ctrl_lkey;
     uint32_t session_credits;
     bool cc;                         /* Timely and pacing on */
+    bool closing;                    /* udrpc_close: no new requests, sessions */
     uint64_t sample_mask;            /* request numbers timed at their start:
                                         req_num & mask == 0 (see client_start) */
     struct cslot *stall_head, *stall_tail;

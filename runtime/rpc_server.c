@@ -229,6 +229,8 @@ static void server_rx_rfr(struct udrpc *rpc, struct session *s,
         DROP(rpc, OUT_OF_ORDER);
     if (unlikely(f->pkt_num == 0 || f->pkt_num >= h->resp_pkts))
         DROP(rpc, BAD_PKT_NUM);
+    if (f->pkt_num >= h->resp_pulled)
+        h->resp_pulled = f->pkt_num + 1u;
     server_send_resp(rpc, h, f->pkt_num);
 }
 
@@ -286,6 +288,7 @@ static inline void server_respond(struct udrpc *rpc, sslot_t *h)
     struct session *s = h->sess;
     SV_SET(h, SV_RESPONDED);
     h->resp_pkts = (uint32_t)msgbuf_pkts(h->resp->size, rpc->dpp);
+    h->resp_pulled = 1; /* RESP 0 goes now */
     server_free_req(rpc, h);
     s->in_handler--;
     if (unlikely(s->state == SS_ZOMBIE)) {

@@ -104,6 +104,8 @@ int udrpc_connect_ctx(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_i
         return -EINVAL;
     if (!rpc_is_owner(rpc))
         return -EPERM;
+    if (rpc->closing)
+        return -ESHUTDOWN;
     union tp_addr sin;
     const char *why = "port 0 (a peer's port is never 0)";
     if (udrpc__uri_parse(remote_uri, &sin, &why) != 0 || udrpc__addr_port(&sin) == 0) {
@@ -221,6 +223,10 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     }
     if (p->max_msg_size == 0) {
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTO, from);
+        return;
+    }
+    if (rpc->closing) {
+        sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ESHUTDOWN, from);
         return;
     }
     if (p->mtu != rpc->mtu) {

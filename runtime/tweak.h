@@ -64,5 +64,9 @@
 #define UDRPC_DEFAULT_MAX_SESSIONS 4096
 #define UDRPC_DEFAULT_MAX_MSG_SIZE (8u << 20)
 #define UDRPC_DEFAULT_SM_RETRY_MS 20
+/* udrpc_close on a server: how long no packet must have come before the
+ * last answers count as delivered (a client pulls a long response with
+ * RFRs, or asks again after a loss, well within it on a LAN). */
+#define UDRPC_CLOSE_QUIET_US 5000
 
 #endif
