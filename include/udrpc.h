@@ -476,6 +476,20 @@ UDRPC_API void udrpc_destroy(udrpc_t *rpc);
  *  done). Rpc thread; not from a handler or continuation. */
 UDRPC_API int udrpc_close(udrpc_t *rpc, unsigned timeout_ms);
 
+/** A file descriptor for an existing event loop (epoll, poll, libuv,
+ *  io_uring): it polls readable (POLLIN, level-triggered) when
+ *  udrpc_run_event_loop_once(rpc) has work: packets, a due timer
+ *  (retransmission, pacing, deadlines: within 1 ms of its time, as with
+ *  idle_sleep_us; the liveness scan), an SM event, a BG handler's answer.
+ *  Wait on it, then call udrpc_run_event_loop_once() (again while it stays
+ *  readable). It is an epoll set owned by rpc (closed by udrpc_destroy;
+ *  every call returns the same one); from the first call on, each
+ *  iteration of the loop pays three system calls to keep it current,
+ *  which an endpoint that never asks does not. Returns the fd, or
+ *  -ENOTSUP for a transport that can only busy-poll (loop, verbs, mlx5),
+ *  -EPERM (wrong thread), -errno. Rpc thread. */
+UDRPC_API int udrpc_get_fd(udrpc_t *rpc);
+
 /** Opens a session to endpoint remote_rpc_id at remote_uri (the remote
  *  Nexus's URI, see udrpc_uri_check()). Returns the session's handle
  *  (>= 0) at once; the outcome arrives at sm_handler (CONNECTED, or

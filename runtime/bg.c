@@ -111,6 +111,7 @@ void udrpc__bg_done_push(struct udrpc *rpc, sslot_t *h)
     } while (!atomic_compare_exchange_weak_explicit(&rpc->bg_done, &head, h,
                                                     memory_order_release,
                                                     memory_order_relaxed));
+    udrpc__ev_notify(rpc);
 }
 
 /* Rpc thread: takes every response the workers handed back, oldest first. */

@@ -4,6 +4,11 @@
  * loop, message buffers, and its stats.
  */
 #include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +159,8 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     }
     rpc->n_free_sessions = rpc->max_sessions;
     rpc->notify_handle = -1;
+    rpc->ev_epfd = rpc->ev_timerfd = -1;
+    atomic_init(&rpc->ev_notify_fd, -1);
     if ((err = udrpc__wheel_init(&rpc->wheel, UDRPC_WHEEL_BUCKETS,
                                  udrpc__us_to_tsc(rpc->clock, UDRPC_WHEEL_BUCKET_US),
                                  rpc->now_tsc)) != 0)
@@ -277,6 +284,13 @@ void udrpc_destroy(udrpc_t *rpc)
     rpc->nx->rpcs[rpc->rpc_id] = NULL; /* the SM thread stops routing to us */
     pthread_mutex_unlock(&rpc->nx->lock);
     udrpc__bg_detach(rpc); /* no worker touches our handles after this */
+    int efd = atomic_exchange(&rpc->ev_notify_fd, -1); /* nobody writes it now */
+    if (efd >= 0)
+        close(efd);
+    if (rpc->ev_epfd >= 0)
+        close(rpc->ev_epfd);
+    if (rpc->ev_timerfd >= 0)
+        close(rpc->ev_timerfd);
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
         struct session *s = rpc->sessions[i];
         if (!s)
@@ -327,9 +341,83 @@ rx_bursts(struct udrpc *rpc, struct transport *tp, const struct transport_ops *o
     }
 }
 
+/* udrpc_get_fd's mode: the wake-ups this iteration answers are used up
+ * before it looks at the queues, so that work handed over during it wakes
+ * the next wait. */
+static __attribute__((noinline, cold)) void ev_drain(struct udrpc *rpc)
+{
+    uint64_t v;
+    ssize_t r = read(atomic_load(&rpc->ev_notify_fd), &v, sizeof(v));
+    r = read(rpc->ev_timerfd, &v, sizeof(v));
+    (void)r;
+    rpc->ev_in_loop = true;
+}
+
+/* ...and after it, the timerfd is armed for the loop's next timer: the
+ * timing wheel's (RTO, pacing, deadlines: within 1 ms, as with
+ * idle_sleep_us), pending SM retries, and the liveness scan. */
+static __attribute__((noinline, cold)) void ev_rearm(struct udrpc *rpc)
+{
+    rpc->ev_in_loop = false;
+    uint64_t next = rpc->next_liveness_tsc;
+    if (rpc->sm_pending && rpc->sm_next_check_tsc < next)
+        next = rpc->sm_next_check_tsc;
+    uint64_t soon = rpc->now_tsc + udrpc__us_to_tsc(rpc->clock, UDRPC_IDLE_SLEEP_MAX_US);
+    if ((rpc->wheel.armed || rpc->stall_head) && soon < next)
+        next = soon;
+    uint64_t ns = next > rpc->now_tsc ? udrpc__tsc_to_ns(rpc->clock, next - rpc->now_tsc) : 0;
+    if (ns < 1000)
+        ns = 1000; /* 0 would disarm it */
+    struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000u),
+                                            .tv_nsec = (long)(ns % 1000000000u) } };
+    (void)timerfd_settime(rpc->ev_timerfd, 0, &its, NULL);
+}
+
+int udrpc_get_fd(udrpc_t *rpc)
+{
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    if (rpc->ev_epfd >= 0)
+        return rpc->ev_epfd;
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (!rpc->tps[t]->ops->poll_fd)
+            return -ENOTSUP; /* a transport that only busy-polls */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int ev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int tm = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int err = ep < 0 || ev < 0 || tm < 0 ? -errno : 0;
+    struct epoll_event e = { .events = EPOLLIN };
+    for (unsigned t = 0; !err && t < rpc->n_tps; t++)
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, rpc->tps[t]->ops->poll_fd(rpc->tps[t]), &e) != 0)
+            err = -errno;
+    if (!err && (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) != 0 ||
+                 epoll_ctl(ep, EPOLL_CTL_ADD, tm, &e) != 0))
+        err = -errno;
+    if (err) {
+        if (ep >= 0)
+            close(ep);
+        if (ev >= 0)
+            close(ev);
+        if (tm >= 0)
+            close(tm);
+        return err;
+    }
+    rpc->ev_epfd = ep;
+    rpc->ev_timerfd = tm;
+    atomic_store_explicit(&rpc->ev_notify_fd, ev, memory_order_release);
+    rpc->ev_mode = true;
+    rpc->now_tsc = udrpc__rdtsc();
+    ev_rearm(rpc);
+    return ep;
+}
+
 void udrpc_run_event_loop_once(udrpc_t *rpc)
 {
     rpc->now_tsc = udrpc__rdtsc(); /* the only clock read of the iteration */
+    if (unlikely(rpc->ev_mode))
+        ev_drain(rpc);
     rpc->loop_gap_tsc = rpc->now_tsc - rpc->loop_tsc;
     rpc->loop_tsc = rpc->now_tsc;
     if (unlikely(rpc->loop_gap_tsc > rpc->stall_tsc))
@@ -352,6 +440,8 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     if (unlikely(rpc->now_tsc >= rpc->next_liveness_tsc))
         udrpc__check_liveness(rpc);
     udrpc__tx_flush(rpc);
+    if (unlikely(rpc->ev_mode))
+        ev_rearm(rpc);
 }
 
 /* The idle test lives here, not in udrpc_run_event_loop_once(), so that

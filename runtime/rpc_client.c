@@ -338,6 +338,7 @@ enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_
         rpc->stats.reqs_sent++;
         client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), req_type,
                      req, resp, cont, tag, deadline_tsc);
+        udrpc__ev_kick(rpc);
         return 0;
     }
     struct queued_req *q = qreq_get(rpc);
@@ -399,8 +400,11 @@ int udrpc_cancel(udrpc_t *rpc, int session, void *tag)
         if (c->active && !c->abandoned && c->tag == tag && (!best || c->req_num < best->req_num))
             best = c;
     }
-    if (best)
-        return client_abandon(rpc, best, -ECANCELED);
+    if (best) {
+        int ret = client_abandon(rpc, best, -ECANCELED);
+        udrpc__ev_kick(rpc); /* a queued request may have taken the slot */
+        return ret;
+    }
     for (struct queued_req *q = s->q_head; q; q = q->next)
         if (q->tag == tag) {
             queued_end(rpc, q, -ECANCELED);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "cc.h"
@@ -288,6 +289,8 @@ struct udrpc {
     uint32_t session_credits;
     bool cc;                         /* Timely and pacing on */
     bool closing;                    /* udrpc_close: no new requests, sessions */
+    bool ev_mode;                    /* udrpc_get_fd was called (rpc.c) */
+    bool ev_in_loop;                 /* ev_mode: inside the event loop */
     uint64_t sample_mask;            /* request numbers timed at their start:
                                         req_num & mask == 0 (see client_start) */
     struct cslot *stall_head, *stall_tail;
@@ -321,6 +324,11 @@ struct udrpc {
     uint32_t *free_sessions;         /* stack of free session numbers */
     uint16_t *session_gen;           /* per number: the generation of its
                                         next session (1..0x7FFF) */
+    /* udrpc_get_fd: an epoll set of the transports' fds, an eventfd that
+     * the Nexus thread and BG workers write when they hand us work, and a
+     * timerfd armed for the loop's next timer; -1 until asked for. */
+    int ev_epfd, ev_timerfd;
+    atomic_int ev_notify_fd;
     int notify_handle;               /* the session sm_handler is told of
                                         now (-1: none), and its context */
     void *notify_ctx;
@@ -439,6 +447,27 @@ static inline struct session *session_of(const struct udrpc *rpc, int h, int *er
         return NULL;
     }
     return s;
+}
+
+/* Another thread handed this endpoint work (an SM packet, a BG answer):
+ * wake an event loop that waits on udrpc_get_fd. One load when none does. */
+static inline void udrpc__ev_notify(struct udrpc *rpc)
+{
+    int fd = atomic_load_explicit(&rpc->ev_notify_fd, memory_order_acquire);
+    if (fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(fd, &one, sizeof(one));
+        (void)w; /* EAGAIN: the counter is full, so it is readable anyway */
+    }
+}
+
+/* A call outside the event loop queued sends (or other work) that the
+ * next iteration carries out: with udrpc_get_fd, make the fd readable so
+ * that a caller waiting on it runs that iteration. */
+static inline void udrpc__ev_kick(struct udrpc *rpc)
+{
+    if (unlikely(rpc->ev_mode) && !rpc->ev_in_loop)
+        udrpc__ev_notify(rpc);
 }
 
 /* Tests and tools: the live session of handle h, or NULL. */

@@ -324,7 +324,9 @@ int udrpc_enqueue_response(udrpc_req_handle_t *h)
         return h && h->state == SV_IN_BG ? enqueue_response_bg(h) : -EINVAL;
     if (unlikely(!h->resp) && !udrpc_resp_msgbuf(h, 0))
         return -ENOMEM; /* the handle stays valid: try again later */
-    server_respond(h->sess->rpc, h);
+    struct udrpc *rpc = h->sess->rpc;
+    server_respond(rpc, h);
+    udrpc__ev_kick(rpc); /* a deferred answer, outside the loop */
     return 0;
 }
 

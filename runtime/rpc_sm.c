@@ -444,6 +444,7 @@ void udrpc__rpc_sm_enqueue(struct udrpc *rpc, const struct sm_pkt *p,
         e->pkt = *p;
         e->from = *from;
         atomic_store_explicit(&rpc->smq_count, n + 1, memory_order_release);
+        udrpc__ev_notify(rpc);
     } else {
         atomic_fetch_add(&rpc->nx->sm_drops, 1); /* full: the sender retries */
     }

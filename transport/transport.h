@@ -89,6 +89,9 @@ struct transport_ops {
     /* Blocks until a packet may be waiting or timeout_us passes; NULL for a
      * transport that cannot block (its endpoints busy-poll). */
     void (*wait)(struct transport *tp, unsigned timeout_us);
+    /* A file descriptor that polls readable (POLLIN) when rx_burst may have
+     * packets, for udrpc_get_fd; NULL where there is none. */
+    int (*poll_fd)(struct transport *tp);
     /* Adds the transport's own counters to out (kernel_drops: datagrams
      * the kernel dropped before we saw them, its socket filter or a full
      * receive buffer; udp's offload fields). NULL where it has none. Read

@@ -451,6 +451,11 @@ static void udp_wait(struct transport *tp, unsigned timeout_us)
     (void)ppoll(&pfd, 1, &ts, NULL); /* EINTR or a timeout: the loop polls again */
 }
 
+static int udp_poll_fd(struct transport *tp)
+{
+    return ((struct udp_transport *)tp)->fd;
+}
+
 static void udp_stats(struct transport *tp, udrpc_stats_t *out)
 {
     struct udp_transport *u = (struct udp_transport *)tp;
@@ -494,6 +499,7 @@ static const struct transport_ops udp_ops = {
     .tx_flush = udp_tx_flush,
     .make_peer = udp_make_peer,
     .wait = udp_wait,
+    .poll_fd = udp_poll_fd,
     .stats = udp_stats,
     .destroy = udp_destroy,
 };
