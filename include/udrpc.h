@@ -457,8 +457,9 @@ UDRPC_API void udrpc_destroy(udrpc_t *rpc);
  *  this returns, whatever the result. In order, for at most timeout_ms:
  *  1. no new request, connect or session is accepted (-ESHUTDOWN, also
  *     from continuations that run meanwhile); the requests in flight
- *     complete, and handlers that hold requests (deferred FG, BG) answer
- *     and their answers are sent;
+ *     complete (not those given up on already: their continuations ran),
+ *     and handlers that hold requests (deferred FG, BG) answer and their
+ *     answers are sent;
  *  2. every client session is disconnected (what is still outstanding ends
  *     with -ECONNRESET) and the servers' acknowledgements are awaited, so
  *     that servers free their sessions at once instead of finding the

@@ -225,9 +225,11 @@ static bool close_busy(const struct udrpc *rpc, bool want_clients)
             }
             continue;
         }
-        if (want_clients || s->q_head ||
-            s->free_slots != (uint8_t)((1u << UDRPC_SLOTS_PER_SESSION) - 1))
+        if (want_clients || s->q_head)
             return true;
+        for (unsigned k = 0; k < UDRPC_SLOTS_PER_SESSION; k++)
+            if (s->c[k].active && !s->c[k].abandoned)
+                return true; /* (one given up on: its continuation ran) */
     }
     return rpc->zombies != NULL;
 }
