@@ -50,7 +50,6 @@ struct csess {               /* one request in flight: depth of them a session *
 static struct {
     udrpc_t *rpc;
     struct csess *s;
-    int *by_num;     /* session number -> index */
     unsigned n, connected, failed;
     uint64_t done, errors;
     int counting;
@@ -108,7 +107,8 @@ static void sm(int num, udrpc_sm_event_t ev, int err, void *ctx)
         C.failed++;
         return;
     }
-    unsigned i = (unsigned)C.by_num[num];
+    /* The session's context (udrpc_connect_ctx): its index. */
+    unsigned i = (unsigned)(uintptr_t)udrpc_session_context(C.rpc, num);
     C.connected++;
     if (!C.window)
         for (unsigned d = 0; d < C.depth; d++)
@@ -138,11 +138,9 @@ static int client_main(const char *uri, unsigned n, unsigned depth, unsigned win
     C.n = n;
     C.depth = depth;
     C.s = calloc((size_t)n * depth, sizeof(*C.s));
-    C.by_num = calloc(n + 16, sizeof(int));
     for (unsigned i = 0; i < n; i++) {
-        int num = udrpc_connect(C.rpc, uri, 0);
+        int num = udrpc_connect_ctx(C.rpc, uri, 0, (void *)(uintptr_t)i);
         CHECK(num >= 0);
-        C.by_num[num] = (int)i;
         for (unsigned d = 0; d < depth; d++) {
             struct csess *s = &C.s[i * depth + d];
             CHECK_EQ(udrpc_msgbuf_alloc(C.rpc, SIZE, &s->req), 0);
