@@ -242,6 +242,9 @@ int udrpc_close(udrpc_t *rpc, unsigned timeout_ms)
         return -EPERM;
     uint64_t end = udrpc__rdtsc() + udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
     rpc->closing = true;
+    for (uint32_t i = 0; i < rpc->max_sessions; i++) /* no more requests: -ESHUTDOWN */
+        if (rpc->sessions[i] && rpc->sessions[i]->is_client)
+            rpc->sessions[i]->peer_msg_limit = 0;
     /* 1. Requests in flight complete, handlers answer (and are sent). */
     while (close_busy(rpc, false) && udrpc__rdtsc() < end)
         udrpc_run_event_loop_once(rpc);
@@ -352,7 +355,7 @@ static __attribute__((noinline, cold)) void ev_drain(struct udrpc *rpc)
     ssize_t r = read(atomic_load(&rpc->ev_notify_fd), &v, sizeof(v));
     r = read(rpc->ev_timerfd, &v, sizeof(v));
     (void)r;
-    rpc->ev_in_loop = true;
+    rpc->ev_kick = false; /* the loop sends what it queues */
 }
 
 /* ...and after it, the timerfd is armed for the loop's next timer: the
@@ -360,7 +363,7 @@ static __attribute__((noinline, cold)) void ev_drain(struct udrpc *rpc)
  * idle_sleep_us), pending SM retries, and the liveness scan. */
 static __attribute__((noinline, cold)) void ev_rearm(struct udrpc *rpc)
 {
-    rpc->ev_in_loop = false;
+    rpc->ev_kick = true;
     uint64_t next = rpc->next_liveness_tsc;
     if (rpc->sm_pending && rpc->sm_next_check_tsc < next)
         next = rpc->sm_next_check_tsc;
@@ -415,11 +418,28 @@ int udrpc_get_fd(udrpc_t *rpc)
     return ep;
 }
 
+static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc);
+
+/* udrpc_get_fd's mode: the same iteration between ev_drain and ev_rearm. */
+static __attribute__((noinline)) void loop_once_ev(struct udrpc *rpc)
+{
+    ev_drain(rpc);
+    loop_once(rpc);
+    ev_rearm(rpc);
+}
+
 void udrpc_run_event_loop_once(udrpc_t *rpc)
 {
+    if (unlikely(rpc->ev_mode)) {
+        loop_once_ev(rpc);
+        return;
+    }
+    loop_once(rpc);
+}
+
+static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc)
+{
     rpc->now_tsc = udrpc__rdtsc(); /* the only clock read of the iteration */
-    if (unlikely(rpc->ev_mode))
-        ev_drain(rpc);
     rpc->loop_gap_tsc = rpc->now_tsc - rpc->loop_tsc;
     rpc->loop_tsc = rpc->now_tsc;
     if (unlikely(rpc->loop_gap_tsc > rpc->stall_tsc))
@@ -442,8 +462,6 @@ void udrpc_run_event_loop_once(udrpc_t *rpc)
     if (unlikely(rpc->now_tsc >= rpc->next_liveness_tsc))
         udrpc__check_liveness(rpc);
     udrpc__tx_flush(rpc);
-    if (unlikely(rpc->ev_mode))
-        ev_rearm(rpc);
 }
 
 /* The idle test lives here, not in udrpc_run_event_loop_once(), so that

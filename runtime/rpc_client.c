@@ -95,12 +95,9 @@ static void client_pump(struct udrpc *rpc, struct cslot *c)
 
 static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
                          uint8_t req_type, udrpc_msgbuf_t *req,
-                         udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag,
-                         uint64_t deadline_tsc)
+                         udrpc_msgbuf_t *resp, udrpc_cont_t cont, void *tag)
 {
     struct cslot *c = &s->c[i];
-    if (unlikely(deadline_tsc))
-        udrpc__wheel_insert(&rpc->wheel, &c->deadline, deadline_tsc);
     s->free_slots &= (uint8_t)~(1u << i);
     c->req = req;
     c->resp = resp;
@@ -127,9 +124,9 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     client_pump(rpc, c);
 }
 
-static struct queued_req *qreq_get(struct udrpc *rpc)
+static __attribute__((noinline)) struct queued_req *qreq_grow(struct udrpc *rpc)
 {
-    if (!rpc->qreq_free) {
+    {
         /* Grows in chunks and keeps them: no allocation in steady state. */
         void **chunks = realloc(rpc->qreq_chunks, sizeof(void *) * (rpc->n_qreq_chunks + 1));
         if (!chunks)
@@ -140,6 +137,7 @@ static struct queued_req *qreq_get(struct udrpc *rpc)
             return NULL;
         chunks[rpc->n_qreq_chunks++] = q;
         for (unsigned i = 0; i < UDRPC_QREQ_CHUNK; i++) {
+            q[i].deadline.kind = TIMER_QDEADLINE;
             q[i].next = rpc->qreq_free;
             rpc->qreq_free = &q[i];
         }
@@ -149,38 +147,81 @@ static struct queued_req *qreq_get(struct udrpc *rpc)
     return q;
 }
 
-/* Takes q out of its session's queue (and its deadline off the wheel)
- * and returns it to the free list; q's fields stay readable. */
-static void qreq_unlink(struct udrpc *rpc, struct queued_req *q)
+static inline struct queued_req *qreq_get(struct udrpc *rpc)
+{
+    struct queued_req *q = rpc->qreq_free;
+    if (unlikely(!q))
+        return qreq_grow(rpc);
+    rpc->qreq_free = q->next;
+    return q;
+}
+
+/* Takes q, which follows prev in its session's queue (NULL: q is the
+ * head), out of it (and its deadline off the wheel) and returns it to the
+ * free list; q's fields stay readable. */
+static inline void qreq_unlink(struct udrpc *rpc, struct queued_req *q, struct queued_req *prev)
 {
     struct session *s = q->sess;
-    if (q->prev)
-        q->prev->next = q->next;
+    if (prev)
+        prev->next = q->next;
     else
         s->q_head = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    else
-        s->q_tail = q->prev;
+    if (s->q_tail == q)
+        s->q_tail = prev;
     udrpc__wheel_cancel(&rpc->wheel, &q->deadline);
-    q->prev = NULL;
     q->next = rpc->qreq_free;
     rpc->qreq_free = q;
+}
+
+/* The queued request before q in its session's queue (NULL: the head).
+ * Linear, for the rare ends of a queued request (deadline, cancel). */
+static struct queued_req *qreq_prev(const struct queued_req *q)
+{
+    struct queued_req *p = q->sess->q_head, *prev = NULL;
+    while (p != q) {
+        prev = p;
+        p = p->next;
+    }
+    return prev;
+}
+
+void udrpc__client_check_queued(struct udrpc *rpc, struct session *s)
+{
+    struct queued_req *q = s->q_head, *prev = NULL;
+    while (q) {
+        struct queued_req *next = q->next;
+        if (q->req->size >= s->peer_msg_limit) {
+            /* Queued before the handshake told the server's limit. */
+            udrpc_cont_t cont = q->cont;
+            void *tag = q->tag;
+            qreq_unlink(rpc, q, prev);
+            rpc->stats.reqs_completed++;
+            cont(rpc->ctx, tag, -EMSGSIZE);
+        } else {
+            prev = q;
+        }
+        q = next;
+    }
 }
 
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
 {
     while (s->q_head && s->free_slots && s->state == SS_CONNECTED) {
         struct queued_req *q = s->q_head;
-        qreq_unlink(rpc, q);
-        if (unlikely(q->req->size > s->peer_max_msg)) {
-            /* Queued before the handshake told the server's limit. */
-            rpc->stats.reqs_completed++;
-            q->cont(rpc->ctx, q->tag, -EMSGSIZE);
-            continue;
+        s->q_head = q->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        q->next = rpc->qreq_free;
+        rpc->qreq_free = q;
+        uint64_t deadline_tsc = 0;
+        if (unlikely(udrpc__wheel_node_is_armed(&q->deadline))) { /* it moves to the slot */
+            deadline_tsc = q->deadline.expiry_tsc;
+            udrpc__wheel_cancel(&rpc->wheel, &q->deadline);
         }
-        client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), q->req_type,
-                     q->req, q->resp, q->cont, q->tag, q->deadline_tsc);
+        unsigned i = (unsigned)__builtin_ctz(s->free_slots);
+        client_start(rpc, s, i, q->req_type, q->req, q->resp, q->cont, q->tag);
+        if (unlikely(deadline_tsc))
+            udrpc__wheel_insert(&rpc->wheel, &s->c[i].deadline, deadline_tsc);
     }
 }
 
@@ -275,7 +316,7 @@ static void queued_end(struct udrpc *rpc, struct queued_req *q, int status)
 {
     udrpc_cont_t cont = q->cont;
     void *tag = q->tag;
-    qreq_unlink(rpc, q);
+    qreq_unlink(rpc, q, qreq_prev(q));
     rpc->stats.reqs_completed++;
     rpc->stats.reqs_abandoned++;
     cont(rpc->ctx, tag, status);
@@ -321,23 +362,20 @@ enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_
         return -EINVAL;
     if (unlikely(req->size > req->max_size || req->size > rpc->max_msg_size))
         return -EINVAL;
-    if (unlikely(rpc->closing))
-        return -ESHUTDOWN; /* udrpc_close: let what is in flight finish */
     if (unlikely(s->state != SS_CONNECTED && s->state != SS_CONNECTING))
         return -ENOTCONN;
-    if (unlikely(req->size > s->peer_max_msg))
-        return -EMSGSIZE; /* the server's max_msg_size, told at connect */
+    if (unlikely(req->size >= s->peer_msg_limit)) /* the server's max_msg_size, or */
+        return rpc->closing ? -ESHUTDOWN : -EMSGSIZE; /* udrpc_close's 0 */
     /* A deadline: the call's timeout, else the session's (0: none). One
      * clock read, only for a request that has one. */
-    uint64_t deadline_tsc = 0;
     uint64_t timeout_tsc = has_timeout ? udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000)
                                        : s->req_timeout_tsc;
-    if (unlikely(timeout_tsc))
-        deadline_tsc = udrpc__rdtsc() + timeout_tsc;
     if (likely(s->state == SS_CONNECTED && s->free_slots && !s->q_head)) {
         rpc->stats.reqs_sent++;
-        client_start(rpc, s, (unsigned)__builtin_ctz(s->free_slots), req_type,
-                     req, resp, cont, tag, deadline_tsc);
+        unsigned i = (unsigned)__builtin_ctz(s->free_slots);
+        client_start(rpc, s, i, req_type, req, resp, cont, tag);
+        if (unlikely(timeout_tsc))
+            udrpc__wheel_insert(&rpc->wheel, &s->c[i].deadline, udrpc__rdtsc() + timeout_tsc);
         udrpc__ev_kick(rpc);
         return 0;
     }
@@ -346,17 +384,14 @@ enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_
         return -ENOMEM;
     rpc->stats.reqs_sent++;
     q->next = NULL;
-    q->prev = s->q_tail;
     q->sess = s;
     q->req = req;
     q->resp = resp;
     q->cont = cont;
     q->tag = tag;
     q->req_type = req_type;
-    q->deadline_tsc = deadline_tsc;
-    q->deadline.kind = TIMER_QDEADLINE;
-    if (deadline_tsc)
-        udrpc__wheel_insert(&rpc->wheel, &q->deadline, deadline_tsc);
+    if (unlikely(timeout_tsc))
+        udrpc__wheel_insert(&rpc->wheel, &q->deadline, udrpc__rdtsc() + timeout_tsc);
     if (s->q_tail)
         s->q_tail->next = q;
     else
@@ -601,7 +636,7 @@ void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err)
         struct queued_req *q = s->q_head;
         udrpc_cont_t cont = q->cont;
         void *tag = q->tag;
-        qreq_unlink(rpc, q);
+        qreq_unlink(rpc, q, NULL);
         rpc->stats.reqs_completed++;
         cont(rpc->ctx, tag, err);
     }

@@ -201,17 +201,17 @@ struct udrpc_req_handle {            /* server slot */
     bool bg_answered;                /* set by the worker; cleared by the
                                         Rpc thread when it hands the slot
                                         to a worker again */
-    atomic_bool abandoned;           /* the client gave up on this request
-                                        (udrpc_req_abandoned) */
+    atomic_uint_least64_t abandoned_req; /* the request the client gave up
+                                        on (udrpc_req_abandoned): no store
+                                        per request; UINT64_MAX: none */
     struct udrpc_req_handle *bg_next;/* job queue or done stack link */
 };
 typedef struct udrpc_req_handle sslot_t;
 
 struct queued_req {                  /* a request waiting for a free slot */
-    struct queued_req *next, *prev;
+    struct queued_req *next;
     struct session *sess;
-    struct wheel_node deadline;      /* TIMER_QDEADLINE, if it has one */
-    uint64_t deadline_tsc;           /* 0: none */
+    struct wheel_node deadline;      /* TIMER_QDEADLINE, armed if it has one */
     udrpc_msgbuf_t *req, *resp;
     udrpc_cont_t cont;
     void *tag;
@@ -228,8 +228,10 @@ struct session {
     uint8_t free_slots;              /* client: bitmask of idle slots */
     uint8_t in_handler;              /* server: slots waiting for a response */
     uint32_t credits;
-    uint32_t peer_max_msg;           /* the peer's max_msg_size (UINT32_MAX
-                                        until a client hears it) */
+    uint32_t peer_msg_limit;         /* the peer's max_msg_size + 1: a message
+                                        of this size or more is refused
+                                        (UINT32_MAX until a client hears it;
+                                        0 once udrpc_close refuses all) */
     uint64_t req_timeout_tsc;        /* client: requests' default timeout
                                         (udrpc_set_request_timeout); 0 none */
     struct tp_peer peer;
@@ -290,7 +292,8 @@ struct udrpc {
     bool cc;                         /* Timely and pacing on */
     bool closing;                    /* udrpc_close: no new requests, sessions */
     bool ev_mode;                    /* udrpc_get_fd was called (rpc.c) */
-    bool ev_in_loop;                 /* ev_mode: inside the event loop */
+    bool ev_kick;                    /* ev_mode, and outside the event loop:
+                                        work queued now must wake the fd */
     uint64_t sample_mask;            /* request numbers timed at their start:
                                         req_num & mask == 0 (see client_start) */
     struct cslot *stall_head, *stall_tail;
@@ -410,6 +413,9 @@ void udrpc__tx_flush(struct udrpc *rpc);
 void udrpc__fire_timers(struct udrpc *rpc);
 void udrpc__process_stalls(struct udrpc *rpc);
 void udrpc__client_start_queued(struct udrpc *rpc, struct session *s);
+/* At CONNECTED: requests queued before it over the server's max_msg_size
+ * end with -EMSGSIZE. */
+void udrpc__client_check_queued(struct udrpc *rpc, struct session *s);
 /* Every request on the client session, queued or in flight, ends: its
  * continuation runs once with err. */
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
@@ -436,14 +442,11 @@ static inline int session_handle(const struct session *s)
  * ours) or -ENOTCONN (its session has ended). */
 static inline struct session *session_of(const struct udrpc *rpc, int h, int *err)
 {
+    /* A negative h has gen >= 0x8000, which no session has. */
     uint32_t num = (uint32_t)h & 0xFFFFu, gen = (uint32_t)h >> 16;
-    if (unlikely(h < 0 || num >= rpc->max_sessions || gen == 0)) {
-        *err = -EINVAL;
-        return NULL;
-    }
-    struct session *s = rpc->sessions[num];
+    struct session *s = likely(num < rpc->max_sessions) ? rpc->sessions[num] : NULL;
     if (unlikely(!s || s->gen != gen)) {
-        *err = -ENOTCONN;
+        *err = h < 0 || gen == 0 || num >= rpc->max_sessions ? -EINVAL : -ENOTCONN;
         return NULL;
     }
     return s;
@@ -466,7 +469,7 @@ static inline void udrpc__ev_notify(struct udrpc *rpc)
  * that a caller waiting on it runs that iteration. */
 static inline void udrpc__ev_kick(struct udrpc *rpc)
 {
-    if (unlikely(rpc->ev_mode) && !rpc->ev_in_loop)
+    if (unlikely(rpc->ev_kick))
         udrpc__ev_notify(rpc);
 }
 

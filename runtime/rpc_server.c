@@ -94,7 +94,6 @@ static void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
     h->resp = NULL;
     server_free_req(rpc, h);
     h->has_req = true;
-    atomic_store_explicit(&h->abandoned, false, memory_order_relaxed);
     h->req_num = f->req_num;
     h->req_type = f->req_type;
     h->req_size = f->msg_size;
@@ -244,8 +243,8 @@ udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
     if (!h || !(SV_MASK(h->state) & SV_HANDLED) || h->resp)
         return NULL;
     struct udrpc *rpc = h->sess->rpc;
-    if (size > rpc->max_msg_size || size > h->sess->peer_max_msg)
-        return NULL; /* ours, or the client's (told at connect) */
+    if (size >= h->sess->peer_msg_limit)
+        return NULL; /* over ours, or the client's (told at connect) */
     if (size <= UDRPC_SMALL_RESP_BYTES) {
         /* The common case: the slot's own small buffer, made once. */
         if (!h->small_resp.priv &&
@@ -332,7 +331,7 @@ int udrpc_enqueue_response(udrpc_req_handle_t *h)
 
 bool udrpc_req_abandoned(const udrpc_req_handle_t *h)
 {
-    return h && atomic_load_explicit(&h->abandoned, memory_order_relaxed);
+    return h && atomic_load_explicit(&h->abandoned_req, memory_order_relaxed) == h->req_num;
 }
 
 udrpc_t *udrpc_req_rpc(const udrpc_req_handle_t *h)

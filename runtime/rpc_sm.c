@@ -221,7 +221,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
-    if (p->max_msg_size == 0) {
+    if (p->max_msg_size == 0 || p->max_msg_size == UINT32_MAX) { /* (limit: + 1) */
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTO, from);
         return;
     }
@@ -266,7 +266,9 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         return;
     }
     s->peer.tpi = (uint8_t)tpi;
-    s->peer_max_msg = p->max_msg_size;
+    /* Responses: up to the smaller of the client's limit and ours. */
+    s->peer_msg_limit = (p->max_msg_size < rpc->max_msg_size ? p->max_msg_size
+                                                              : (uint32_t)rpc->max_msg_size) + 1u;
     s->remote_num = p->client_session;
     s->remote_rpc_id = p->client_rpc_id;
     s->token = p->token;
@@ -322,7 +324,8 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         connect_failed(rpc, s, p->err);
         return;
     }
-    int ret = p->server_session == NO_SESSION || p->max_msg_size == 0
+    int ret = p->server_session == NO_SESSION || p->max_msg_size == 0 ||
+                      p->max_msg_size == UINT32_MAX
                   ? -EPROTO
                   : rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->remote_sm, &s->peer);
     if (ret != 0) {
@@ -330,11 +333,13 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         return;
     }
     s->peer.tpi = 0; /* client sessions go over the first transport */
-    s->peer_max_msg = p->max_msg_size; /* requests above it: -EMSGSIZE */
+    /* Requests above it: -EMSGSIZE (all of them once udrpc_close began). */
+    s->peer_msg_limit = rpc->closing ? 0 : p->max_msg_size + 1u;
     s->remote_num = p->server_session;
     s->state = SS_CONNECTED;
     s->last_rx_tsc = rpc->now_tsc;
     rpc->stats.sessions_connected++;
+    udrpc__client_check_queued(rpc, s);
     udrpc__client_start_queued(rpc, s);
     udrpc__sm_notify(rpc, session_handle(s), s->ctx, UDRPC_SM_CONNECTED, 0);
 }
@@ -415,7 +420,7 @@ static void sm_on_cancel_req(struct udrpc *rpc, const struct sm_pkt *p)
     }
     sslot_t *h = &s->s[p->req_num & (UDRPC_SLOTS_PER_SESSION - 1)];
     if (h->has_req && h->req_num == p->req_num && (SV_MASK(h->state) & SV_HANDLED)) {
-        atomic_store_explicit(&h->abandoned, true, memory_order_relaxed);
+        atomic_store_explicit(&h->abandoned_req, h->req_num, memory_order_relaxed);
         rpc->stats.reqs_abandoned_by_client++;
     }
 }

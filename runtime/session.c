@@ -24,7 +24,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
     s->rpc = rpc;
     s->is_client = is_client;
     s->credits = rpc->session_credits;
-    s->peer_max_msg = UINT32_MAX; /* until the handshake says */
+    s->peer_msg_limit = UINT32_MAX; /* until the handshake says */
     s->remote_num = NO_SESSION;
     s->last_rx_tsc = rpc->now_tsc;
     for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
@@ -38,6 +38,7 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
             s->c[i].rtx_req_num = UINT64_MAX;
         } else {
             s->s[i].sess = s; /* response buffers come with first use */
+            atomic_init(&s->s[i].abandoned_req, UINT64_MAX);
         }
     }
     if (is_client) {
