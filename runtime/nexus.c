@@ -38,8 +38,7 @@ void udrpc_nexus_config_default(udrpc_nexus_config_t *cfg)
 bool udrpc__nexus_reaches(const udrpc_nexus_t *nx, const union tp_addr *addr)
 {
     union tp_addr out;
-    return udrpc__addr_for(addr, nx->sm_addr.sa.sa_family, &out) &&
-           (addr->sa.sa_family == nx->sm_addr.sa.sa_family || udrpc__addr_is_any(&nx->sm_addr));
+    return udrpc__addr_reach(&nx->sm_addr, addr, &out);
 }
 
 void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
@@ -47,7 +46,7 @@ void udrpc__nexus_sm_send(udrpc_nexus_t *nx, const struct sm_pkt *p,
 {
     uint8_t buf[SM_PKT_SIZE];
     union tp_addr dst;
-    if (!udrpc__addr_for(to, nx->sm_addr.sa.sa_family, &dst))
+    if (!udrpc__addr_reach(&nx->sm_addr, to, &dst))
         return; /* udrpc_connect refuses such peers; nothing else has one */
     udrpc__sm_encode(p, buf);
     /* Loss is fine: every SM request is retried until its deadline. */

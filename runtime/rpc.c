@@ -4,13 +4,13 @@
  * loop, message buffers, and its stats.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "log.h"
 #include "rpc_internal.h"
@@ -234,6 +234,21 @@ static bool close_busy(const struct udrpc *rpc, bool want_clients)
     return rpc->zombies != NULL;
 }
 
+/* Runs the loop until nothing is under way (close_busy) or end: whether
+ * something still is. The scan covers every session, so it runs once per
+ * UDRPC_CLOSE_SCAN_EVERY iterations, not each. */
+#define UDRPC_CLOSE_SCAN_EVERY 64
+static bool close_run(struct udrpc *rpc, bool want_clients, uint64_t end)
+{
+    while (close_busy(rpc, want_clients)) {
+        if (udrpc__rdtsc() >= end)
+            return true;
+        for (unsigned i = 0; i < UDRPC_CLOSE_SCAN_EVERY; i++)
+            udrpc_run_event_loop_once(rpc);
+    }
+    return false;
+}
+
 int udrpc_close(udrpc_t *rpc, unsigned timeout_ms)
 {
     if (!rpc)
@@ -246,8 +261,7 @@ int udrpc_close(udrpc_t *rpc, unsigned timeout_ms)
         if (rpc->sessions[i] && rpc->sessions[i]->is_client)
             rpc->sessions[i]->peer_msg_limit = 0;
     /* 1. Requests in flight complete, handlers answer (and are sent). */
-    while (close_busy(rpc, false) && udrpc__rdtsc() < end)
-        udrpc_run_event_loop_once(rpc);
+    close_run(rpc, false, end);
     /* 2. Every client session says goodbye; what is left of its requests
      * ends with -ECONNRESET. The server's answer frees it. */
     for (uint32_t i = 0; i < rpc->max_sessions; i++) {
@@ -255,26 +269,20 @@ int udrpc_close(udrpc_t *rpc, unsigned timeout_ms)
         if (s && s->is_client && s->state != SS_DISCONNECTING)
             (void)udrpc_disconnect(rpc, session_handle(s));
     }
-    while (close_busy(rpc, true) && udrpc__rdtsc() < end)
-        udrpc_run_event_loop_once(rpc);
-    int ret = close_busy(rpc, true) ? -ETIMEDOUT : 0;
+    int ret = close_run(rpc, true, end) ? -ETIMEDOUT : 0;
     /* 3. Server sessions: every answer has been pulled whole (close_busy),
      * but its last packets may be lost and asked for again: serve until no
      * packet has come for UDRPC_CLOSE_QUIET_US. */
     bool serving = false;
     for (uint32_t i = 0; i < rpc->max_sessions && !serving; i++)
         serving = rpc->sessions[i] && !rpc->sessions[i]->is_client;
-    if (serving) {
-        uint64_t quiet_tsc = udrpc__us_to_tsc(rpc->clock, UDRPC_CLOSE_QUIET_US);
-        uint64_t rx = rpc->stats.pkts_rx, last_rx_tsc = udrpc__rdtsc();
-        while (udrpc__rdtsc() < end &&
-               (udrpc__rdtsc() - last_rx_tsc < quiet_tsc || close_busy(rpc, false))) {
+    const uint64_t quiet_tsc = udrpc__us_to_tsc(rpc->clock, UDRPC_CLOSE_QUIET_US);
+    while (serving && !close_run(rpc, false, end)) {
+        uint64_t rx = rpc->stats.pkts_rx, quiet_end = udrpc__rdtsc() + quiet_tsc;
+        do
             udrpc_run_event_loop_once(rpc);
-            if (rpc->stats.pkts_rx != rx) {
-                rx = rpc->stats.pkts_rx;
-                last_rx_tsc = rpc->now_tsc;
-            }
-        }
+        while (rpc->stats.pkts_rx == rx && rpc->now_tsc < quiet_end && rpc->now_tsc < end);
+        serving = rpc->stats.pkts_rx != rx && rpc->now_tsc < end; /* not quiet yet */
     }
     /* 4. The rest as udrpc_destroy: server sessions' clients are told. */
     udrpc_destroy(rpc);

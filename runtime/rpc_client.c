@@ -124,26 +124,24 @@ static void client_start(struct udrpc *rpc, struct session *s, unsigned i,
     client_pump(rpc, c);
 }
 
+/* The free list is empty: one more chunk. Grows in chunks and keeps them:
+ * no allocation in steady state. */
 static __attribute__((noinline)) struct queued_req *qreq_grow(struct udrpc *rpc)
 {
-    {
-        /* Grows in chunks and keeps them: no allocation in steady state. */
-        void **chunks = realloc(rpc->qreq_chunks, sizeof(void *) * (rpc->n_qreq_chunks + 1));
-        if (!chunks)
-            return NULL;
-        rpc->qreq_chunks = chunks;
-        struct queued_req *q = calloc(UDRPC_QREQ_CHUNK, sizeof(*q));
-        if (!q)
-            return NULL;
-        chunks[rpc->n_qreq_chunks++] = q;
-        for (unsigned i = 0; i < UDRPC_QREQ_CHUNK; i++) {
-            q[i].deadline.kind = TIMER_QDEADLINE;
-            q[i].next = rpc->qreq_free;
-            rpc->qreq_free = &q[i];
-        }
+    void **chunks = realloc(rpc->qreq_chunks, sizeof(void *) * (rpc->n_qreq_chunks + 1));
+    if (!chunks)
+        return NULL;
+    rpc->qreq_chunks = chunks;
+    struct queued_req *q = calloc(UDRPC_QREQ_CHUNK, sizeof(*q));
+    if (!q)
+        return NULL;
+    chunks[rpc->n_qreq_chunks++] = q;
+    for (unsigned i = 1; i < UDRPC_QREQ_CHUNK; i++) { /* q[0] is the caller's */
+        q[i].deadline.kind = TIMER_QDEADLINE;
+        q[i].next = rpc->qreq_free;
+        rpc->qreq_free = &q[i];
     }
-    struct queued_req *q = rpc->qreq_free;
-    rpc->qreq_free = q->next;
+    q[0].deadline.kind = TIMER_QDEADLINE;
     return q;
 }
 
@@ -208,16 +206,9 @@ void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
 {
     while (s->q_head && s->free_slots && s->state == SS_CONNECTED) {
         struct queued_req *q = s->q_head;
-        s->q_head = q->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        q->next = rpc->qreq_free;
-        rpc->qreq_free = q;
-        uint64_t deadline_tsc = 0;
-        if (unlikely(udrpc__wheel_node_is_armed(&q->deadline))) { /* it moves to the slot */
-            deadline_tsc = q->deadline.expiry_tsc;
-            udrpc__wheel_cancel(&rpc->wheel, &q->deadline);
-        }
+        /* Its deadline, if any, moves to the slot. */
+        uint64_t deadline_tsc = udrpc__wheel_node_is_armed(&q->deadline) ? q->deadline.expiry_tsc : 0;
+        qreq_unlink(rpc, q, NULL);
         unsigned i = (unsigned)__builtin_ctz(s->free_slots);
         client_start(rpc, s, i, q->req_type, q->req, q->resp, q->cont, q->tag);
         if (unlikely(deadline_tsc))
@@ -225,9 +216,9 @@ void udrpc__client_start_queued(struct udrpc *rpc, struct session *s)
     }
 }
 
-/* Ends the slot's request and runs its continuation. The next queued
- * request takes the slot before the continuation runs (FIFO order). */
-static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
+/* Frees slot c: its timers off, its credits back, nothing queued for TX
+ * reading its request. */
+static inline void slot_end(struct udrpc *rpc, struct cslot *c)
 {
     struct session *s = c->sess;
     udrpc__wheel_cancel(&rpc->wheel, &c->rto);
@@ -240,8 +231,15 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
     if (c->tx_gen == rpc->tx_gen)
         udrpc__tx_flush(rpc);              /* no queued send may read req */
     c->active = false;
-    unsigned i = (unsigned)(c - s->c);
-    s->free_slots |= (uint8_t)(1u << i);
+    s->free_slots |= (uint8_t)(1u << (c - s->c));
+}
+
+/* Ends the slot's request and runs its continuation. The next queued
+ * request takes the slot before the continuation runs (FIFO order). */
+static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
+{
+    struct session *s = c->sess;
+    slot_end(rpc, c);
     if (unlikely(c->abandoned)) {
         /* Its continuation ran when it was given up on: the exchange is
          * over (the server has answered, or the session ended). */
@@ -272,13 +270,8 @@ static int client_abandon(struct udrpc *rpc, struct cslot *c, int status)
          * an acknowledgement with num_rx > 0): the slot is free at once,
          * as if the request had never started, and the next request takes
          * its number. */
-        udrpc__wheel_cancel(&rpc->wheel, &c->rto);
-        udrpc__wheel_cancel(&rpc->wheel, &c->pace);
-        udrpc__wheel_cancel(&rpc->wheel, &c->deadline);
-        stall_remove(rpc, c);
+        slot_end(rpc, c);
         c->next_req_num = c->req_num;
-        c->active = false;
-        s->free_slots |= (uint8_t)(1u << (c - s->c));
     } else {
         if (udrpc__msgbuf_get(&rpc->alloc, c->req->size ? c->req->size : 1, &c->own_req) != 0)
             return -ENOMEM;
@@ -320,11 +313,6 @@ static void queued_end(struct udrpc *rpc, struct queued_req *q, int status)
     rpc->stats.reqs_completed++;
     rpc->stats.reqs_abandoned++;
     cont(rpc->ctx, tag, status);
-}
-
-static void queued_deadline(struct udrpc *rpc, struct queued_req *q)
-{
-    queued_end(rpc, q, -ETIMEDOUT);
 }
 
 static int enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req,
@@ -402,32 +390,20 @@ enqueue(udrpc_t *rpc, int session, uint8_t req_type, udrpc_msgbuf_t *req, udrpc_
 
 int udrpc_set_request_timeout(udrpc_t *rpc, int session, uint32_t timeout_ms)
 {
-    if (!rpc)
-        return -EINVAL;
-    if (!rpc_is_owner(rpc))
-        return -EPERM;
-    int err = -EINVAL;
-    struct session *s = session_of(rpc, session, &err);
-    if (!s)
+    struct session *s;
+    int err = client_session_arg(rpc, session, &s);
+    if (err)
         return err;
-    if (!s->is_client)
-        return -EINVAL;
     s->req_timeout_tsc = udrpc__us_to_tsc(rpc->clock, (uint64_t)timeout_ms * 1000);
     return 0;
 }
 
 int udrpc_cancel(udrpc_t *rpc, int session, void *tag)
 {
-    if (!rpc)
-        return -EINVAL;
-    if (!rpc_is_owner(rpc))
-        return -EPERM;
-    int err = -EINVAL;
-    struct session *s = session_of(rpc, session, &err);
-    if (!s)
+    struct session *s;
+    int err = client_session_arg(rpc, session, &s);
+    if (err)
         return err;
-    if (!s->is_client)
-        return -EINVAL;
     /* The oldest request with this tag: in a slot, else in the queue. */
     struct cslot *best = NULL;
     for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {

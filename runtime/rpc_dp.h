@@ -55,7 +55,7 @@ static void tx_data(struct udrpc *rpc, const struct session *s,
 static void client_pump(struct udrpc *rpc, struct cslot *c);
 /* A request's deadline passed: in a slot, or still queued (rpc_client.c). */
 static void client_deadline(struct udrpc *rpc, struct cslot *c);
-static void queued_deadline(struct udrpc *rpc, struct queued_req *q);
+static void queued_end(struct udrpc *rpc, struct queued_req *q, int status);
 static void client_rx_cr(struct udrpc *rpc, struct session *s,
                          const struct pkthdr_fields *f, size_t len);
 static void client_rx_resp(struct udrpc *rpc, struct session *s,

@@ -473,6 +473,26 @@ static inline void udrpc__ev_kick(struct udrpc *rpc)
         udrpc__ev_notify(rpc);
 }
 
+/* The public calls that take a client session (not the datapath's
+ * enqueue, which orders its checks for speed): 0 and *out, or -EINVAL (no
+ * rpc, no handle, a server session), -EPERM (wrong thread), -ENOTCONN
+ * (the session has ended). */
+static inline int client_session_arg(struct udrpc *rpc, int h, struct session **out)
+{
+    int err = -EINVAL;
+    if (!rpc)
+        return -EINVAL;
+    if (!rpc_is_owner(rpc))
+        return -EPERM;
+    struct session *s = session_of(rpc, h, &err);
+    if (!s)
+        return err;
+    if (!s->is_client)
+        return -EINVAL;
+    *out = s;
+    return 0;
+}
+
 /* Tests and tools: the live session of handle h, or NULL. */
 static inline struct session *udrpc__session_get(const struct udrpc *rpc, int h)
 {

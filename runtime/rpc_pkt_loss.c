@@ -177,7 +177,7 @@ void udrpc__fire_timers(struct udrpc *rpc)
         } else if (n->kind == TIMER_DEADLINE) {
             client_deadline(rpc, container_of(n, struct cslot, deadline));
         } else {
-            queued_deadline(rpc, container_of(n, struct queued_req, deadline));
+            queued_end(rpc, container_of(n, struct queued_req, deadline), -ETIMEDOUT);
         }
     }
 }

@@ -36,21 +36,19 @@ void udrpc__sm_send_cancel(struct udrpc *rpc, struct session *s, uint64_t req_nu
 
 /* A client's SM request of type on session s. */
 static void sm_req_pkt(struct udrpc *rpc, const struct session *s, uint8_t type,
-                       struct sm_pkt *out)
+                       struct sm_pkt *p)
 {
-    struct sm_pkt p;
-    memset(&p, 0, sizeof(p));
-    p.type = type;
-    p.client_rpc_id = rpc->rpc_id;
-    p.server_rpc_id = s->remote_rpc_id;
-    p.client_session = s->local_num;
-    p.server_session = s->remote_num;
-    p.token = s->token;
-    p.mtu = (uint16_t)rpc->mtu;
-    p.max_msg_size = (uint32_t)rpc->max_msg_size;
-    memcpy(p.client_uri, rpc->nx->uri, sizeof(p.client_uri));
-    p.client_route = rpc->tp->local;
-    *out = p;
+    memset(p, 0, sizeof(*p));
+    p->type = type;
+    p->client_rpc_id = rpc->rpc_id;
+    p->server_rpc_id = s->remote_rpc_id;
+    p->client_session = s->local_num;
+    p->server_session = s->remote_num;
+    p->token = s->token;
+    p->mtu = (uint16_t)rpc->mtu;
+    p->max_msg_size = (uint32_t)rpc->max_msg_size;
+    memcpy(p->client_uri, rpc->nx->uri, sizeof(p->client_uri));
+    p->client_route = rpc->tp->local;
 }
 
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
@@ -154,16 +152,10 @@ void *udrpc_session_context(const udrpc_t *rpc, int session)
 
 int udrpc_disconnect(udrpc_t *rpc, int session)
 {
-    int err = -EINVAL;
-    if (!rpc)
-        return -EINVAL;
-    if (!rpc_is_owner(rpc))
-        return -EPERM;
-    struct session *s = session_of(rpc, session, &err);
-    if (!s)
+    struct session *s;
+    int err = client_session_arg(rpc, session, &s);
+    if (err)
         return err;
-    if (!s->is_client)
-        return -EINVAL;
     if (s->state == SS_DISCONNECTING)
         return -EALREADY;
     bool was_pending = s->state == SS_CONNECTING;
@@ -210,6 +202,13 @@ static struct session *dedup_find(struct udrpc *rpc, const struct sm_pkt *p, uin
     return s;
 }
 
+/* A connect's or its answer's max_msg_size is usable: a limit of it + 1
+ * fits in 32 bits and lets something through. */
+static bool sm_max_msg_ok(const struct sm_pkt *p)
+{
+    return p->max_msg_size != 0 && p->max_msg_size != UINT32_MAX;
+}
+
 static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
                               const union tp_addr *from)
 {
@@ -221,7 +220,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTONOSUPPORT, from);
         return;
     }
-    if (p->max_msg_size == 0 || p->max_msg_size == UINT32_MAX) { /* (limit: + 1) */
+    if (!sm_max_msg_ok(p)) {
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -EPROTO, from);
         return;
     }
@@ -324,8 +323,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         connect_failed(rpc, s, p->err);
         return;
     }
-    int ret = p->server_session == NO_SESSION || p->max_msg_size == 0 ||
-                      p->max_msg_size == UINT32_MAX
+    int ret = p->server_session == NO_SESSION || !sm_max_msg_ok(p)
                   ? -EPROTO
                   : rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->remote_sm, &s->peer);
     if (ret != 0) {
@@ -377,15 +375,23 @@ static void sm_on_disconnect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     udrpc__sm_notify(rpc, handle, ctx, UDRPC_SM_DISCONNECTED, 0);
 }
 
+/* The server session an SM request from its client names (number, token
+ * and the client's session number all match), or NULL. */
+static struct session *sm_server_session(struct udrpc *rpc, const struct sm_pkt *p)
+{
+    struct session *s = p->server_session < rpc->max_sessions
+                            ? rpc->sessions[p->server_session] : NULL;
+    if (s && (s->is_client || s->token != p->token || s->remote_num != p->client_session))
+        return NULL; /* not a session of that client (any more) */
+    return s;
+}
+
 /* A client asks whether we still have its session (its requests are
  * timing out): yes, or -ENOENT from here or from the Nexus. */
 static void sm_on_ping_req(struct udrpc *rpc, const struct sm_pkt *p,
                            const union tp_addr *from)
 {
-    struct session *s = p->server_session < rpc->max_sessions
-                            ? rpc->sessions[p->server_session] : NULL;
-    if (s && (s->is_client || s->token != p->token || s->remote_num != p->client_session))
-        s = NULL; /* not a session of that client (any more) */
+    struct session *s = sm_server_session(rpc, p);
     if (!s) {
         sm_reply_stranger(rpc, p, SM_PING_RESP, -ENOENT, from);
         return;
@@ -412,9 +418,8 @@ static void sm_on_ping_resp(struct udrpc *rpc, const struct sm_pkt *p)
  * notice only means the handler runs to its end. */
 static void sm_on_cancel_req(struct udrpc *rpc, const struct sm_pkt *p)
 {
-    struct session *s = p->server_session < rpc->max_sessions
-                            ? rpc->sessions[p->server_session] : NULL;
-    if (!s || s->is_client || s->token != p->token || s->remote_num != p->client_session) {
+    struct session *s = sm_server_session(rpc, p);
+    if (!s) {
         rpc->stats.sm_drops++;
         return;
     }

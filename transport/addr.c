@@ -66,19 +66,20 @@ bool udrpc__addr_equal(const union tp_addr *a, const union tp_addr *b)
            a->v6.sin6_scope_id == b->v6.sin6_scope_id;
 }
 
-bool udrpc__addr_for(const union tp_addr *a, int fam, union tp_addr *out)
+bool udrpc__addr_reach(const union tp_addr *bound, const union tp_addr *to, union tp_addr *out)
 {
-    if (a->sa.sa_family == fam) {
-        *out = *a;
+    if (to->sa.sa_family == bound->sa.sa_family) {
+        *out = *to;
         return true;
     }
-    if (a->sa.sa_family != AF_INET || fam != AF_INET6)
+    if (to->sa.sa_family != AF_INET || bound->sa.sa_family != AF_INET6 ||
+        !udrpc__addr_is_any(bound))
         return false;
     memset(out, 0, sizeof(*out));
     out->v6.sin6_family = AF_INET6;
-    out->v6.sin6_port = a->v4.sin_port;
+    out->v6.sin6_port = to->v4.sin_port;
     out->v6.sin6_addr.s6_addr[10] = out->v6.sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&out->v6.sin6_addr.s6_addr[12], &a->v4.sin_addr, 4);
+    memcpy(&out->v6.sin6_addr.s6_addr[12], &to->v4.sin_addr, 4);
     return true;
 }
 

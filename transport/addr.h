@@ -5,7 +5,7 @@
  * socket reports) — udrpc__addr_canon() turns one back; IPv6 is AF_INET6,
  * with its scope (the zone, an interface index) only where it means
  * something, on link-local addresses (fe80::/10). A socket of the other
- * family sends to an address through udrpc__addr_for(). Control path only:
+ * family sends to an address through udrpc__addr_reach(). Control path only:
  * nothing here runs per packet.
  */
 #ifndef UDRPC_TRANSPORT_ADDR_H
@@ -41,10 +41,11 @@ bool udrpc__addr_is_link_local(const struct in6_addr *a);
 void udrpc__addr_canon(union tp_addr *a);
 /* Family, address, port and (link-local) scope all equal. */
 bool udrpc__addr_equal(const union tp_addr *a, const union tp_addr *b);
-/* *a as a socket of family fam (AF_INET or AF_INET6) takes it: an IPv4
- * address on an IPv6 socket becomes v4-mapped. false where fam cannot
- * reach it (IPv6 on an IPv4 socket). */
-bool udrpc__addr_for(const union tp_addr *a, int fam, union tp_addr *out);
+/* *to as a socket bound at *bound takes it (*out): an IPv4 address on an
+ * IPv6 socket becomes v4-mapped. false where that socket cannot reach it:
+ * IPv6 from an IPv4 socket, IPv4 from an IPv6 one not bound to :: (not
+ * dual-stack, udrpc__addr_socket). */
+bool udrpc__addr_reach(const union tp_addr *bound, const union tp_addr *to, union tp_addr *out);
 /* "1.2.3.4:5", "[::1]:5", "[fe80::1%eth0]:5" into buf (TP_ADDR_STRLEN). */
 void udrpc__addr_format(const union tp_addr *a, char buf[TP_ADDR_STRLEN]);
 /* A UDP socket of a's family, close-on-exec (flags OR-ed into the type),

@@ -424,9 +424,7 @@ static int udp_make_peer(struct transport *tp, const struct tp_route *r,
                                      peer_sm->v6.sin6_scope_id
                                  ? peer_sm->v6.sin6_scope_id
                                  : u->bound.v6.sin6_scope_id;
-    /* An IPv4 peer of an IPv6 socket: only a dual-stack one reaches it. */
-    if (!udrpc__addr_for(&a, u->bound.sa.sa_family, &tx) ||
-        (u->v6 && a.sa.sa_family == AF_INET && !udrpc__addr_is_any(&u->bound)))
+    if (!udrpc__addr_reach(&u->bound, &a, &tx))
         return -EAFNOSUPPORT;
     memset(peer, 0, sizeof(*peer));
     memcpy(peer->tx, &tx, udrpc__addr_len(&tx));
