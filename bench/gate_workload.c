@@ -8,6 +8,13 @@
  *
  *   gate_workload --transport loop|udp [--count N] [--warmup N]
  *                 [--depth D] [--size B] [--cc 0|1]
+ *                 [--handler-lib LIB.so [--plugin-arg ARG] --req-type T]
+ *
+ * --handler-lib runs a user's plugin (udrpc_plugin.h) instead of the
+ * built-in echo: requests of type T come from its make_request (else SIZE
+ * bytes of a pattern) and responses go through its check_response, each
+ * through bench_plugin.h's never-inlined calls, so that cg_split can report
+ * the plugin's instructions apart from udrpc's.
  *
  * --cc 1 turns Timely on for an idle network: every RTT under T_low. (The
  * thresholds are raised to seconds, since callgrind slows the loop ~50x
@@ -20,12 +27,17 @@
 #include <string.h>
 #include <valgrind/callgrind.h>
 
+#include "bench_plugin.h"
 #include "udrpc.h"
 
 static udrpc_t *cli, *srv;
 static int session, connected;
 static unsigned long issued, completed, total;
 static udrpc_msgbuf_t reqs[256], resps[256];
+static struct bench_plugin plugin;
+static uint8_t req_type = 1;
+static int plugin_requests, plugin_checks; /* the plugin has make_request, check_response */
+static uint64_t seq;
 
 static void echo(udrpc_req_handle_t *h, void *ctx)
 {
@@ -36,12 +48,48 @@ static void echo(udrpc_req_handle_t *h, void *ctx)
     (void)ctx;
 }
 
+static void cont(void *ctx, void *tag, int status);
+
+/* With a plugin: request i made by it, and the response checked by it. */
+static void plugin_send(unsigned i)
+{
+    if (plugin_requests) {
+        long n = bench_user_request(&plugin, req_type, seq++, reqs[i].buf, reqs[i].max_size);
+        if (n < 0) {
+            fprintf(stderr, "gate_workload: the plugin's request does not fit in %zu bytes\n",
+                    reqs[i].max_size);
+            exit(1);
+        }
+        udrpc_msgbuf_resize(&reqs[i], (size_t)n);
+    }
+    udrpc_enqueue_request(cli, session, req_type, &reqs[i], &resps[i], cont,
+                          (void *)(uintptr_t)i);
+}
+
+__attribute__((noinline)) static void plugin_cont(unsigned i)
+{
+    if (plugin_checks && bench_user_check(&plugin, req_type, reqs[i].buf, reqs[i].size,
+                                          resps[i].buf, resps[i].size) != 0) {
+        fprintf(stderr, "gate_workload: the plugin's check_response refused a response\n");
+        exit(1);
+    }
+    completed++;
+    if (issued < total) {
+        issued++;
+        plugin_send(i);
+    }
+}
+
 static void cont(void *ctx, void *tag, int status)
 {
     (void)ctx;
     if (status != 0) {
         fprintf(stderr, "gate_workload: request failed: %s\n", udrpc_strerror(status));
         exit(1);
+    }
+    if (plugin.dl) { /* the echo's path below stays as it was: the baseline's */
+        plugin_cont((unsigned)(uintptr_t)tag);
+        return;
     }
     completed++;
     if (issued < total) {
@@ -70,7 +118,11 @@ static void run(unsigned long n, unsigned depth)
     unsigned long target = completed + n;
     for (unsigned i = 0; i < depth && issued < total; i++) {
         issued++;
-        udrpc_enqueue_request(cli, session, 1, &reqs[i], &resps[i], cont, (void *)(uintptr_t)i);
+        if (plugin.dl)
+            plugin_send(i);
+        else
+            udrpc_enqueue_request(cli, session, 1, &reqs[i], &resps[i], cont,
+                                  (void *)(uintptr_t)i);
     }
     while (completed < target) {
         client_step();
@@ -85,6 +137,7 @@ int main(int argc, char **argv)
     unsigned depth = 8;
     size_t size = 32;
     int cc = 0;
+    const char *lib = NULL, *plugin_arg = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--transport")) transport = argv[i + 1];
         else if (!strcmp(argv[i], "--count")) count = strtoul(argv[i + 1], NULL, 0);
@@ -92,11 +145,33 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--depth")) depth = (unsigned)strtoul(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--size")) size = strtoul(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--cc")) cc = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--handler-lib")) lib = argv[i + 1];
+        else if (!strcmp(argv[i], "--plugin-arg")) plugin_arg = argv[i + 1];
+        else if (!strcmp(argv[i], "--req-type")) req_type = (uint8_t)atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "gate_workload: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (lib) {
+        if (bench_plugin_load(&plugin, lib, plugin_arg, NULL, 0) != 0)
+            return 2;
+        if (!plugin.by_type[req_type]) {
+            fprintf(stderr, "gate_workload: plugin %s has no handler for --req-type %u\n", lib,
+                    req_type);
+            return 2;
+        }
+        plugin_requests = plugin.by_type[req_type]->make_request != NULL;
+        plugin_checks = plugin.by_type[req_type]->check_response != NULL;
     }
     if (depth < 1 || depth > 256)
         depth = 8;
-    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", NULL);
-    if (!nx || udrpc_register_handler(nx, 1, echo, UDRPC_HANDLER_FG) != 0)
+    udrpc_nexus_config_t ncfg;
+    udrpc_nexus_config_default(&ncfg);
+    ncfg.bg_threads = lib ? plugin.p->bg_threads : 0;
+    udrpc_nexus_t *nx = udrpc_nexus_create("127.0.0.1:0", &ncfg);
+    if (!nx || (lib ? bench_plugin_register(&plugin, nx)
+                    : udrpc_register_handler(nx, 1, echo, UDRPC_HANDLER_FG)) != 0)
         return 1;
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
@@ -108,7 +183,7 @@ int main(int argc, char **argv)
     cfg.timely.t_low_us = 10000000;
     cfg.timely.t_high_us = 20000000;
     cli = udrpc_create(nx, 1, NULL, sm, &cfg);
-    srv = udrpc_create(nx, 0, NULL, NULL, &cfg);
+    srv = udrpc_create(nx, 0, lib ? plugin.state : NULL, NULL, &cfg);
     if (!cli || !srv)
         return 1;
     session = udrpc_connect(cli, udrpc_nexus_uri(nx), 0);
@@ -118,9 +193,11 @@ int main(int argc, char **argv)
     }
     if (connected < 0)
         return 1;
+    /* A plugin's requests and responses may be larger than SIZE. */
+    size_t cap = lib && size < 65536 ? 65536 : size ? size : 1;
     for (unsigned i = 0; i < depth; i++) {
-        udrpc_msgbuf_alloc(cli, size ? size : 1, &reqs[i]);
-        udrpc_msgbuf_alloc(cli, size ? size : 1, &resps[i]);
+        udrpc_msgbuf_alloc(cli, cap, &reqs[i]);
+        udrpc_msgbuf_alloc(cli, cap, &resps[i]);
         udrpc_msgbuf_resize(&reqs[i], size);
         memset(reqs[i].buf, (int)i, size);
     }
@@ -130,10 +207,11 @@ int main(int argc, char **argv)
     run(count, depth);
     CALLGRIND_TOGGLE_COLLECT;
     CALLGRIND_STOP_INSTRUMENTATION;
-    printf("gate_workload: %s, %lu RPCs of %zu B at depth %u, cc %s\n", transport, count, size,
-           depth, cc ? "on" : "off");
+    printf("gate_workload: %s, %lu RPCs of type %u (%s) at depth %u, cc %s\n", transport, count,
+           req_type, lib ? lib : "echo", depth, cc ? "on" : "off");
     udrpc_destroy(cli);
     udrpc_destroy(srv);
     udrpc_nexus_destroy(nx);
+    bench_plugin_unload(&plugin);
     return 0;
 }

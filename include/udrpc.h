@@ -40,7 +40,8 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 5 /* 0.5: deadlines and cancellation, max_msg_size
+#define UDRPC_VERSION_MINOR 6 /* 0.6: udrpc_req_type;
+                                  0.5: deadlines and cancellation, max_msg_size
                                   exchanged at connect (SM version 4);
                                   0.4: IPv6 URIs, udrpc_uri_check;
                                   0.3: udp batching (config udp_gso, stats
@@ -610,6 +611,11 @@ UDRPC_API bool udrpc_req_abandoned(const udrpc_req_handle_t *h);
  *  requests from an FG handler). Any thread holding h; the endpoint's
  *  functions still belong to its own thread. */
 UDRPC_API udrpc_t *udrpc_req_rpc(const udrpc_req_handle_t *h);
+
+/** Server: the request type of h's request, for one handler function
+ *  registered for several types (a proxy, a plugin host). Any thread
+ *  holding h. */
+UDRPC_API uint8_t udrpc_req_type(const udrpc_req_handle_t *h);
 
 /** Server: the request of handle h. Read-only; valid until
  *  udrpc_enqueue_response(h). The thread running h's handler. */

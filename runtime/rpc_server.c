@@ -338,3 +338,8 @@ udrpc_t *udrpc_req_rpc(const udrpc_req_handle_t *h)
 {
     return h ? h->sess->rpc : NULL;
 }
+
+uint8_t udrpc_req_type(const udrpc_req_handle_t *h)
+{
+    return h ? h->req_type : 0;
+}

@@ -12,7 +12,7 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$src" -B "$out" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DUDRPC_BENCH_SLOWDOWN=20 -DUDRPC_BUILD_TESTS=OFF >/dev/null || exit 1
-cmake --build "$out" --target gate_workload -j 2 >/dev/null || exit 1
+cmake --build "$out" --target gate_workload cg_split -j 2 >/dev/null || exit 1
 "$src/bench/gate" --build "$out" --no-wall > "$out/gate.txt" 2>&1
 rc=$?
 cat "$out/gate.txt"
