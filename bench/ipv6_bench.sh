@@ -20,9 +20,9 @@ for r in $(seq "$rounds"); do
         fam=v4; [ "$host" = ::1 ] && fam=v6
         out=$("$bench" --host "$host" "${args[@]}" 2>/dev/null) || { echo "rpc_bench --host $host failed"; exit 1; }
         echo "$out" | head -1
-        # "size depth udrpc RPC/s Gbit/s p50 ...", "size depth raw UDP echo RPC/s ..."
-        echo "$out" | awk -v f=$fam '$3 == "udrpc" { print f, "udrpc", $1, $2, $4, $6 }
-                                     $3 == "raw" && $5 == "echo" { print f, "raw", $1, $2, $6, $8 }' |
+        # "size depth sess udrpc RPC/s Gbit/s p50 ...", "size depth sess raw UDP echo RPC/s ..."
+        echo "$out" | awk -v f=$fam '$4 == "udrpc" { print f, "udrpc", $1, $2, $5, $7 }
+                                     $4 == "raw" && $6 == "echo" { print f, "raw", $1, $2, $7, $9 }' |
             tee -a "$rows"
     done
 done

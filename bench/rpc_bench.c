@@ -149,9 +149,12 @@ static const char *type_name(uint8_t t)
     return buf;
 }
 
+/* Whether type t's requests come from the plugin: it has make_request,
+ * and no --payload overrides it. */
 static int plugin_makes(uint8_t t)
 {
-    return have_plugin && plugin.by_type[t] && plugin.by_type[t]->make_request;
+    return have_plugin && plugin.by_type[t] && plugin.by_type[t]->make_request &&
+           strcmp(opt.payload, "pattern") == 0;
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -470,7 +473,7 @@ static void point_setup(uint8_t t, size_t size)
     cl.type = t;
     cl.size = size;
     cl.seq = 0;
-    if (plugin_makes(t) && strcmp(opt.payload, "pattern") == 0) {
+    if (plugin_makes(t)) {
         cl.gen = GEN_PLUGIN;
         cl.req_cap = size > 4096 ? size : 4096;
     } else {
@@ -927,8 +930,7 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
                 "  {\"transport\": \"%s\", \"req_type\": %u, \"handler\": ", tp, p->type);
         json_str(f, type_name(p->type));
         fprintf(f, ", \"payload\": ");
-        json_str(f, plugin_makes(p->type) && !strcmp(opt.payload, "pattern") ? "plugin"
-                                                                              : opt.payload);
+        json_str(f, plugin_makes(p->type) ? "plugin" : opt.payload);
         fprintf(f, ", \"server\": ");
         json_str(f, opt.server_uri ? opt.server_uri : "rpc_bench");
         fprintf(f,
@@ -1304,6 +1306,15 @@ static void parse(int argc, char **argv)
         opt.server_core = opt.client_core = -1;
 }
 
+/* The size of the first request a plugin makes for type t: the size of
+ * its points' peers (the raw echoes run before any udrpc endpoint). */
+static size_t plugin_request_size(uint8_t t)
+{
+    static uint8_t buf[65536];
+    long n = bench_user_request(&plugin, t, 0, buf, sizeof(buf));
+    return n > 0 ? (size_t)n : 0;
+}
+
 /* The points in sweep order: types x sizes (where the payload has sizes)
  * x sessions x depths. */
 static unsigned make_points(struct point *pts)
@@ -1312,12 +1323,13 @@ static unsigned make_points(struct point *pts)
     for (unsigned ti = 0; ti < opt.n_types; ti++) {
         uint8_t t = opt.types[ti];
         int sized = bench_payload_sized(&payload) && !plugin_makes(t);
+        size_t unsized = plugin_makes(t) ? plugin_request_size(t) : bench_payload_cap(&payload, 0);
         for (unsigned si = 0; si < (sized ? opt.n_sizes : 1); si++)
             for (unsigned ni = 0; ni < opt.n_sessions; ni++)
                 for (unsigned di = 0; di < opt.n_depths; di++) {
                     struct point *p = &pts[n++];
                     p->type = t;
-                    p->size = sized ? opt.sizes[si] : bench_payload_cap(&payload, 0);
+                    p->size = sized ? opt.sizes[si] : unsized;
                     p->sessions = opt.sessions[ni];
                     p->depth = opt.depths[di];
                 }
