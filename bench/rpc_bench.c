@@ -25,7 +25,8 @@
  *   types --req-types names ("echo" names the built-in one);
  * - --server URI: any running udrpc server; --rpc-id is its endpoint's id
  *   and --req-types the handlers to sweep (no server CPU or retransmission
- *   figures then: the server is not ours).
+ *   figures then: the server is not ours; --peers still runs the UDP
+ *   echoes here, a fair peer for a server on this host and its cores).
  * Requests come from the plugin's make_request where it has one, else from
  * --payload (bench_payload.h: pattern, random, fixed:, hex:, lines:FILE,
  * lenpfx:FILE); responses are checked by the plugin's check_response, or
@@ -1280,7 +1281,6 @@ static void parse(int argc, char **argv)
             if (opt.types[j] == REQ_ECHO)
                 bad("--server: \"echo\" is rpc_bench's own handler; give the server's type",
                     opt.server_uri);
-        opt.peers = 0;
     } else if (opt.rpc_id)
         bad("--rpc-id names the endpoint of a --server", "");
     if (bench_payload_parse(&payload, opt.payload) != 0 ||

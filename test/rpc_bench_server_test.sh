@@ -29,7 +29,7 @@ record() { # key [value]
 }
 for k in 0 1 2 3 4 5 6 7; do record "k$k" value123; done > "$out/put.bin"
 for k in 0 1 2 3 4 5 6 7; do record "k$k" ""; done > "$out/get.bin"
-value_hex=$(printf value123 | od -An -tx1 | tr -d ' \n')
+value_hex=$(printf value123 | od -An -v -tx1 | tr -d ' \n')
 
 sweep() { # name args...
     local name=$1
