@@ -117,6 +117,7 @@ struct errs {
 
 struct range {
     double med, min, max;
+    unsigned n; /* samples: 0 if none measured */
 };
 
 struct point {
@@ -643,7 +644,7 @@ static int cmp_double(const void *a, const void *b)
 static struct range range_of(const double *v, unsigned n)
 {
     double s[MAX_REPEAT];
-    struct range r = { 0, 0, 0 };
+    struct range r = { 0, 0, 0, n };
     if (n == 0)
         return r;
     memcpy(s, v, n * sizeof(*s));
@@ -688,7 +689,7 @@ static struct range ratio_range(const struct bench_result *a, const struct bench
     for (unsigned i = 0; i < n; i++) {
         double num = *(const double *)((const char *)&a[i] + off);
         double den = *(const double *)((const char *)&b[i] + off);
-        if (den > 0)
+        if (num > 0 && den > 0 && a[i].count && b[i].count) /* a run with no round trip: none */
             x[k++] = num / den;
     }
     return range_of(x, k);
@@ -698,6 +699,15 @@ static void summarize(struct point *pt)
 {
     unsigned n = pt->reps;
     double x[MAX_REPEAT];
+    for (unsigned i = 0; i < n; i++)
+        if (!pt->rep[i].count || (pt->have_raw && !pt->raw_rep[i].count) ||
+            (pt->have_gso && !pt->gso_rep[i].count))
+            fprintf(stderr, "rpc_bench: size %zu depth %u, run %u: %s completed no round trip "
+                            "in its measured second(s): no ratio from that run\n",
+                    pt->size, pt->depth, i + 1, !pt->rep[i].count ? "udrpc"
+                                                : pt->have_raw && !pt->raw_rep[i].count
+                                                    ? "the raw UDP echo"
+                                                    : "the GSO UDP echo");
     pt->r = median_result(pt->rep, n);
     for (unsigned i = 0; i < n; i++)
         x[i] = pt->rep[i].rpc_per_s;
@@ -1031,15 +1041,19 @@ static void write_metrics(const char *spec, const struct point *pts, unsigned n)
         if (opt.n_sessions > 1)
             len += snprintf(key + len, sizeof(key) - (size_t)len, "_n%u", p->sessions);
         snprintf(key + len, sizeof(key) - (size_t)len, "_d%u", p->depth);
-        if (p->have_raw) {
-            fprintf(f, "%s_rps_vs_raw %.3f %.3f %.3f\n", key, p->rps_vs_raw.med,
-                    p->rps_vs_raw.min, p->rps_vs_raw.max);
-            fprintf(f, "%s_p50_vs_raw %.3f %.3f %.3f\n", key, p->p50_vs_raw.med,
-                    p->p50_vs_raw.min, p->p50_vs_raw.max);
+        /* A ratio with no sample (a run without a round trip) is left out:
+         * the gate then fails it as not measured. */
+        static const struct { const char *name; size_t off; } ratios[] = {
+            { "rps_vs_raw", offsetof(struct point, rps_vs_raw) },
+            { "p50_vs_raw", offsetof(struct point, p50_vs_raw) },
+            { "rps_vs_gso", offsetof(struct point, rps_vs_gso) },
+        };
+        for (unsigned r = 0; r < sizeof(ratios) / sizeof(ratios[0]); r++) {
+            const struct range *v = (const struct range *)((const char *)p + ratios[r].off);
+            if (v->n)
+                fprintf(f, "%s_%s %.3f %.3f %.3f\n", key, ratios[r].name, v->med, v->min,
+                        v->max);
         }
-        if (p->have_gso)
-            fprintf(f, "%s_rps_vs_gso %.3f %.3f %.3f\n", key, p->rps_vs_gso.med,
-                    p->rps_vs_gso.min, p->rps_vs_gso.max);
     }
     fclose(f);
 }
