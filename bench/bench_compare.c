@@ -2,6 +2,7 @@
  * array of flat objects whose values are numbers, strings, booleans or
  * arrays of numbers; anything else is refused with the byte offset. */
 #include "bench_compare.h"
+#include "bench_util.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -167,24 +168,14 @@ static int object(struct parser *ps, struct cpoint *pt)
 /* The points of path into a new array: their count, or -1. */
 static int load(const char *path, struct cpoint **out)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
+    uint8_t *bytes;
+    size_t len;
+    int err = bench_read_file(path, &bytes, &len);
+    if (err) {
+        fprintf(stderr, "rpc_bench --compare: %s: %s\n", path, strerror(-err));
         return -1;
     }
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0)
-        if ((n += got) == cap) {
-            char *nb = realloc(buf, (cap *= 2) + 1);
-            if (!nb)
-                free(buf);
-            buf = nb;
-        }
-    fclose(f);
-    if (!buf)
-        return -1;
-    buf[n] = '\0';
+    char *buf = (char *)bytes; /* NUL-terminated */
     struct parser ps = { path, buf, buf };
     struct cpoint *pts = calloc(MAX_POINTS, sizeof(*pts));
     int count = 0;

@@ -1,5 +1,6 @@
 /* bench_payload.c — see bench_payload.h. */
 #include "bench_payload.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,34 +48,6 @@ static int parse_bytes(const char *spec, uint8_t **out, size_t *len)
         return 0;
     }
     return -1;
-}
-
-static int read_file(const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap *= 2);
-            if (!nb)
-                free(buf);
-            buf = nb;
-        }
-    }
-    int err = ferror(f) ? -EIO : buf ? 0 : -ENOMEM;
-    fclose(f);
-    if (err) {
-        free(buf);
-        return err;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
 }
 
 /* Splits p->bytes into records: lines (lenpfx 0) or length-prefixed. */
@@ -145,7 +118,7 @@ int bench_payload_parse(struct bench_payload *p, const char *spec)
         int lenpfx = spec[1] == 'e';
         const char *path = spec + (lenpfx ? 7 : 6);
         p->kind = PAYLOAD_FILE;
-        int err = read_file(path, &p->bytes, &p->len);
+        int err = bench_read_file(path, &p->bytes, &p->len);
         if (err) {
             fprintf(stderr, "rpc_bench: --payload %s: cannot read %s: %s\n", spec, path,
                     strerror(-err));

@@ -1,7 +1,9 @@
 /* bench_util.c — see bench_util.h. */
 #include "bench_util.h"
 
+#include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -80,4 +82,33 @@ void bench_stop_server(pid_t pid)
 {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+}
+
+int bench_read_file(const char *path, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            uint8_t *nb = realloc(buf, (cap *= 2) + 1);
+            if (!nb)
+                free(buf);
+            buf = nb;
+        }
+    }
+    int err = ferror(f) ? -EIO : buf ? 0 : -ENOMEM;
+    fclose(f);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
 }

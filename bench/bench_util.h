@@ -50,6 +50,9 @@ struct bench_result {
 void hist_summarize(const struct lat_hist *h, double ns_per_tsc, struct bench_result *r);
 
 void bench_pin_cpu(int cpu);
+/* The whole of path in a new buffer (*len bytes, then a NUL): 0, or a
+ * negative errno (the file's, -EIO, -ENOMEM). */
+int bench_read_file(const char *path, uint8_t **out, size_t *len);
 /* Forks; the child runs fn(arg, write_fd) and exits with its status. The
  * parent gets the child's first message (up to len bytes) into buf. */
 pid_t bench_fork_server(int (*fn)(void *arg, int fd), void *arg, void *buf, size_t len);

@@ -101,13 +101,10 @@ int main(int argc, char **argv)
             for (int i = 0; i < N_FN; i++)
                 if (!strcmp(fn, wanted[i]))
                     cur = i;
-        } else if (!strncmp(line, "cfn=", 4) || !strncmp(line, "cfl=", 4) ||
-                   !strncmp(line, "cfi=", 4)) {
-            if (line[2] == 'n') {
-                const char *fn = compressed(line + 4, fn_names);
-                /* udrpc's public functions; udrpc__ ones are internal */
-                callee_udrpc = !strncmp(fn, "udrpc_", 6) && fn[6] != '_';
-            }
+        } else if (!strncmp(line, "cfn=", 4)) {
+            const char *fn = compressed(line + 4, fn_names);
+            /* udrpc's public functions; udrpc__ ones are internal */
+            callee_udrpc = !strncmp(fn, "udrpc_", 6) && fn[6] != '_';
         } else if (!strncmp(line, "calls=", 6)) {
             after_call = 1;
         } else if ((line[0] >= '0' && line[0] <= '9') || line[0] == '+' || line[0] == '-' ||
@@ -118,10 +115,7 @@ int main(int argc, char **argv)
             if (after_call && in_plugin && callee_udrpc)
                 from_plugin += c;
             after_call = 0;
-        } else if (!strncmp(line, "fl=", 3) || !strncmp(line, "fi=", 3) ||
-                   !strncmp(line, "fe=", 3)) {
-            /* files: not needed */
-        }
+        } /* files (fl=, fi=, fe=, cfi=) and the header: not needed */
     }
     fclose(f);
     if (incl[CLIENT] <= 0 || incl[SERVER] <= 0 || count <= 0) {

@@ -109,6 +109,7 @@ static struct bench_plugin plugin;
 static int have_plugin;
 static struct bench_payload payload;
 static struct bench_expect expect;
+static const struct bench_expect echo_check = { .kind = EXPECT_ECHO, .spec = "echo" }; /* --verify */
 
 /* Failed requests of a point, by kind, and failed checks. */
 struct errs {
@@ -282,7 +283,6 @@ struct slot {
     udrpc_msgbuf_t req, resp;
     uint64_t sent_tsc;
     unsigned idx, session; /* session: an index into cl.sessions */
-    int busy;
 };
 
 enum gen { GEN_FIXED, GEN_PAYLOAD, GEN_PLUGIN }; /* how each request is made */
@@ -302,7 +302,6 @@ static struct {
     size_t size, req_cap;
     enum gen gen;
     enum check check;
-    struct bench_expect echo_expect; /* --verify on echo */
     uint64_t seq;
     struct errs *err;
     uint64_t warm_end, measure_end, done, in_flight, req_bytes;
@@ -396,7 +395,6 @@ static void send_slot(struct slot *s)
             int ret = udrpc_enqueue_request(cl.rpc, cl.sessions[s->session], cl.type, &s->req,
                                             &s->resp, cont, s);
             if (ret == 0) {
-                s->busy = 1;
                 cl.in_flight++;
                 return;
             }
@@ -414,7 +412,6 @@ static void cont(void *ctx, void *tag, int status)
     uint64_t now = udrpc__rdtsc();
     (void)ctx;
     cl.in_flight--;
-    s->busy = 0;
     int measured = now >= cl.warm_end && now < cl.measure_end;
     if (status != 0) {
         count_error(s, status);
@@ -427,7 +424,7 @@ static void cont(void *ctx, void *tag, int status)
         bad = bench_user_check(&plugin, cl.type, s->req.buf, s->req.size, s->resp.buf,
                                s->resp.size) != 0;
     else if (cl.check == CHECK_EXPECT)
-        bad = bench_expect_check(opt.expect ? &expect : &cl.echo_expect, s->req.buf,
+        bad = bench_expect_check(opt.expect ? &expect : &echo_check, s->req.buf,
                                  s->req.size, s->resp.buf, s->resp.size) != 0;
     if (bad)
         cl.err->bad_resp++;
@@ -487,7 +484,7 @@ static void point_setup(uint8_t t, size_t size)
     else if (opt.expect && expect.kind != EXPECT_ANY)
         cl.check = CHECK_EXPECT;
     else if (opt.verify && t == REQ_ECHO)
-        cl.check = CHECK_EXPECT; /* cl.echo_expect */
+        cl.check = CHECK_EXPECT; /* echo_check */
     else
         cl.check = CHECK_NONE;
 }
@@ -513,7 +510,6 @@ static void alloc_slots(unsigned depth)
             exit(1);
         }
         s->idx = i;
-        s->busy = 0;
         s->session = i % cl.pt_sessions;
         if (cl.gen == GEN_FIXED)
             udrpc_msgbuf_resize(&s->req, bench_payload_make(&payload, cl.size, i, 0, s->req.buf));
@@ -1211,6 +1207,25 @@ static void bad(const char *what, const char *v)
     exit(2);
 }
 
+/* A comma-separated list of counts 1..max into out: their number. */
+static unsigned parse_counts(const char *v, unsigned *out, unsigned long max, const char *what)
+{
+    unsigned long list[MAX_LIST];
+    unsigned n = parse_list(v, list, MAX_LIST);
+    if (!n) {
+        fprintf(stderr, "rpc_bench: %s takes numbers, comma-separated: %s\n", what, v);
+        exit(2);
+    }
+    for (unsigned j = 0; j < n; j++) {
+        if (list[j] < 1 || list[j] > max) {
+            fprintf(stderr, "rpc_bench: %s are 1..%lu: %s\n", what, max, v);
+            exit(2);
+        }
+        out[j] = (unsigned)list[j];
+    }
+    return n;
+}
+
 static void parse(int argc, char **argv)
 {
     int types_given = 0;
@@ -1234,23 +1249,9 @@ static void parse(int argc, char **argv)
             for (unsigned j = 0; j < n; j++)
                 opt.sizes[j] = list[j];
         } else if (!strcmp(k, "--depths")) {
-            if (!(n = parse_list(v, list, MAX_LIST)))
-                bad("--depths takes numbers, comma-separated", v);
-            opt.n_depths = n;
-            for (unsigned j = 0; j < n; j++)
-                if (list[j] < 1 || list[j] > MAX_DEPTH)
-                    bad("a depth is 1..1024", v);
-                else
-                    opt.depths[j] = (unsigned)list[j];
+            opt.n_depths = parse_counts(v, opt.depths, MAX_DEPTH, "--depths");
         } else if (!strcmp(k, "--sessions")) {
-            if (!(n = parse_list(v, list, MAX_LIST)))
-                bad("--sessions takes numbers, comma-separated", v);
-            opt.n_sessions = n;
-            for (unsigned j = 0; j < n; j++)
-                if (list[j] < 1 || list[j] > MAX_SESSIONS)
-                    bad("sessions are 1..128", v);
-                else
-                    opt.sessions[j] = (unsigned)list[j];
+            opt.n_sessions = parse_counts(v, opt.sessions, MAX_SESSIONS, "--sessions");
         } else if (!strcmp(k, "--duration")) opt.duration_s = atof(v);
         else if (!strcmp(k, "--repeat")) opt.repeat = (unsigned)strtoul(v, NULL, 0);
         else if (!strcmp(k, "--server-core")) opt.server_core = atoi(v);
@@ -1480,7 +1481,6 @@ int main(int argc, char **argv)
     udrpc_msgbuf_alloc(cl.rpc, 16, &cl.info_req);
     udrpc_msgbuf_alloc(cl.rpc, 16, &cl.info_resp);
     udrpc_msgbuf_resize(&cl.info_req, 0);
-    bench_expect_parse(&cl.echo_expect, "echo");
     for (unsigned j = 0; j < opt.n_types; j++)
         probe(opt.types[j], opt.sizes[0]);
 
@@ -1562,7 +1562,6 @@ int main(int argc, char **argv)
         bench_plugin_unload(&plugin);
     bench_payload_free(&payload);
     bench_expect_free(&expect);
-    bench_expect_free(&cl.echo_expect);
     free(pts);
     return rc;
 }
