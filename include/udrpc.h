@@ -40,7 +40,8 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 6 /* 0.6: udrpc_req_type;
+#define UDRPC_VERSION_MINOR 7 /* 0.7: the shm transport, stats shm_*;
+                                  0.6: udrpc_req_type;
                                   0.5: deadlines and cancellation, max_msg_size
                                   exchanged at connect (SM version 4);
                                   0.4: IPv6 URIs, udrpc_uri_check;
@@ -354,6 +355,14 @@ typedef struct udrpc_stats {
     uint64_t reqs_abandoned_by_client; /**< server: notices that a client
                                       gave up on a request whose handler
                                       still held it (udrpc_req_abandoned) */
+    uint64_t shm_channels;       /**< shm: channels open now (one per
+                                      endpoint pair on this host) */
+    uint64_t shm_refused;        /**< shm: attaches refused (another uid,
+                                      a bad hello or region, no room) */
+    uint64_t shm_bad_rings;      /**< shm: channels closed because the
+                                      peer broke a ring's rules */
+    uint64_t shm_ring_full;      /**< shm: packets a full ring refused
+                                      (also in drops[UDRPC_DROP_TX_FULL]) */
 } udrpc_stats_t;
 
 /** udrpc_stats_t.udp_offload: GSO (batched sends) is on. */

@@ -42,7 +42,8 @@ static int make_transports(udrpc_t *rpc)
             break;
         }
         struct tp_params p = { .bind = rpc->nx->sm_addr,
-                               .src_tag = (uint64_t)rpc->n_tps << TP_SRC_TAG_SHIFT };
+                               .src_tag = (uint64_t)rpc->n_tps << TP_SRC_TAG_SHIFT,
+                               .rpc_id = rpc->rpc_id };
         if ((ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps])) != 0)
             break;
         rpc->n_tps++;
@@ -120,6 +121,13 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     pthread_mutex_init(&rpc->smq_lock, NULL);
     pthread_mutex_init(&rpc->bg_alloc_lock, NULL);
 
+    pthread_mutex_lock(&nx->lock); /* (shm's socket is named after rpc_id) */
+    bool taken = nx->rpcs[rpc_id] != NULL;
+    pthread_mutex_unlock(&nx->lock);
+    if (taken) {
+        err = -EEXIST;
+        goto out_lock;
+    }
     if ((err = make_transports(rpc)) != 0)
         goto out_lock;
     rpc->tp = rpc->tps[0];

@@ -48,7 +48,30 @@ static void sm_req_pkt(struct udrpc *rpc, const struct session *s, uint8_t type,
     p->mtu = (uint16_t)rpc->mtu;
     p->max_msg_size = (uint32_t)rpc->max_msg_size;
     memcpy(p->client_uri, rpc->nx->uri, sizeof(p->client_uri));
-    p->client_route = rpc->tp->local;
+    /* The session's transport's route (shm's names the channel). */
+    const struct transport *tp = rpc->tps[s->peer.tpi];
+    if (type != SM_CONNECT_REQ || !tp->ops->route_for ||
+        tp->ops->route_for(rpc->tps[s->peer.tpi], &s->remote_sm, s->remote_rpc_id,
+                           &p->client_route) != 0)
+        p->client_route = tp->local;
+}
+
+/* A client session goes over the first of the endpoint's transports, from
+ * the one numbered from on, that can reach its server: all can, but shm
+ * only a server on this host. 0, or the last one's -errno. */
+static int client_pick_transport(struct udrpc *rpc, struct session *s, unsigned from)
+{
+    int err = -EHOSTUNREACH;
+    for (unsigned t = from; t < rpc->n_tps; t++) {
+        struct transport *tp = rpc->tps[t];
+        struct tp_route r;
+        if (tp->ops->route_for &&
+            (err = tp->ops->route_for(tp, &s->remote_sm, s->remote_rpc_id, &r)) != 0)
+            continue;
+        s->peer.tpi = (uint8_t)t;
+        return 0;
+    }
+    return err;
 }
 
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
@@ -133,6 +156,8 @@ int udrpc_connect_ctx(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_i
     s->remote_rpc_id = remote_rpc_id;
     s->remote_sm = sin;
     strncpy(s->remote_uri, remote_uri, sizeof(s->remote_uri) - 1);
+    if (client_pick_transport(rpc, s, 0) != 0)
+        s->peer.tpi = 0; /* none: the server will say it does not take ours */
     sm_pending_add(rpc, s, udrpc__rdtsc());
     udrpc__sm_send_req(rpc, s, SM_CONNECT_REQ);
     UDRPC_LOG_INFO(rpc, s->local_num, "connecting to %s rpc %u", remote_uri, remote_rpc_id);
@@ -319,18 +344,29 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
         return;
     }
     udrpc__sm_pending_remove(rpc, s);
-    if (p->err) {
-        connect_failed(rpc, s, p->err);
-        return;
-    }
-    int ret = p->server_session == NO_SESSION || !sm_max_msg_ok(p)
+    unsigned tpi = s->peer.tpi;
+    struct transport *tp = rpc->tps[tpi];
+    int ret = p->err ? p->err
+              : p->server_session == NO_SESSION || !sm_max_msg_ok(p)
                   ? -EPROTO
-                  : rpc->tp_ops->make_peer(rpc->tp, &p->server_route, &s->remote_sm, &s->peer);
+                  : tp->ops->make_peer(tp, &p->server_route, &s->remote_sm, &s->peer);
+    if (ret != 0 && tp->ops->route_for && (ret == -EPROTONOSUPPORT || ret == -EINVAL) &&
+        client_pick_transport(rpc, s, tpi + 1) == 0) {
+        /* The server does not take this route (shm: it is not on this
+         * host, or has no shm): the next transport, under a new token, so
+         * that the server sees a new session. */
+        if (getrandom(&s->token, sizeof(s->token), 0) == sizeof(s->token)) {
+            sm_pending_add(rpc, s, rpc->now_tsc);
+            udrpc__sm_send_req(rpc, s, SM_CONNECT_REQ);
+            return;
+        }
+        ret = -EIO;
+    }
     if (ret != 0) {
-        connect_failed(rpc, s, ret == -EAFNOSUPPORT ? ret : -EPROTO);
+        connect_failed(rpc, s, p->err || ret == -EAFNOSUPPORT ? ret : -EPROTO);
         return;
     }
-    s->peer.tpi = 0; /* client sessions go over the first transport */
+    s->peer.tpi = (uint8_t)tpi; /* (make_peer wrote the peer whole) */
     /* Requests above it: -EMSGSIZE (all of them once udrpc_close began). */
     s->peer_msg_limit = rpc->closing ? 0 : p->max_msg_size + 1u;
     s->remote_num = p->server_session;
@@ -511,11 +547,15 @@ void udrpc__sm_check_timers(struct udrpc *rpc)
 {
     uint64_t now = rpc->now_tsc;
     rpc->sm_next_check_tsc = now + udrpc__us_to_tsc(rpc->clock, UDRPC_SM_CHECK_US);
-    for (unsigned t = 0; t < rpc->n_tps; t++) /* what a transport changed on its own */
-        if (unlikely(rpc->tps[t]->notice != NULL)) {
-            UDRPC_LOG_AT(UDRPC_LVL_WARN, rpc, -1, "%s", rpc->tps[t]->notice);
-            rpc->tps[t]->notice = NULL;
+    for (unsigned t = 0; t < rpc->n_tps; t++) {
+        struct transport *tp = rpc->tps[t];
+        if (tp->ops->scan)
+            tp->ops->scan(tp);
+        if (unlikely(tp->notice != NULL)) { /* what a transport changed on its own */
+            UDRPC_LOG_AT(UDRPC_LVL_WARN, rpc, -1, "%s", tp->notice);
+            tp->notice = NULL;
         }
+    }
     struct session *s = rpc->sm_pending;
     while (s) {
         struct session *next = s->sm_next;

@@ -481,6 +481,12 @@ int main(int argc, char **argv)
            cs.udp_offload & UDRPC_UDP_GRO ? "+gro" : "", (unsigned long long)cs.udp_gso_sends,
            (unsigned long long)cs.udp_gso_pkts, (unsigned long long)cs.udp_gro_bufs,
            (unsigned long long)cs.udp_gro_pkts);
+    if (strstr(o.transport, "shm"))
+        printf("shm: client channels %llu, ring full %llu + server's %llu, bad rings %llu, "
+               "refused %llu\n", (unsigned long long)cs.shm_channels,
+               (unsigned long long)cs.shm_ring_full, (unsigned long long)ss.shm_ring_full,
+               (unsigned long long)(cs.shm_bad_rings + ss.shm_bad_rings),
+               (unsigned long long)(cs.shm_refused + ss.shm_refused));
 
     for (unsigned i = 0; i <= o.depth; i++) {
         udrpc_msgbuf_free(cl.rpc, &cl.ctxs[i].req);

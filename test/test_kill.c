@@ -18,9 +18,16 @@
  *   client:  a client process dies (kill -9): the server endpoint here
  *            frees its session within peer_timeout, not before half.
  *
- *   test_kill [udp|verbs]   (loop is refused: the fabric is in-process)
+ *   test_kill [udp|verbs|shm]   (loop is refused: the fabric is in-process)
+ *
+ * On shm, after the kill -9 cases, neither the dead processes' regions
+ * nor their sockets remain: no udrpc memfd mapped by anyone but us, no
+ * abstract socket of theirs, nothing new in /dev/shm.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -244,18 +251,60 @@ static void test_killed_client(udrpc_nexus_t *nx, unsigned timeout_ms)
     udrpc_destroy(g_srv);
 }
 
+/* ---------------------------------------------------- shm: cleanup ---- */
+
+/* Lines of the file at path holding needle. */
+static int lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+static int dev_shm_entries(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Once every peer is dead or gone: we map no region, the dead servers'
+ * sockets are gone (their names: srv_port), and /dev/shm holds what it
+ * held before (shm_before). */
+static void check_shm_cleanup(uint16_t srv_port, int shm_before)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "@udrpc-shm/%u/0", (unsigned)srv_port);
+    CHECK_EQ(lines_with("/proc/self/maps", "udrpc-shm"), 0);
+    CHECK_EQ(lines_with("/proc/net/unix", name), 0);
+    CHECK_EQ(dev_shm_entries(), shm_before);
+    printf("shm cleanup: no region mapped, no socket %s, /dev/shm as before (%d entries)\n",
+           name, shm_before);
+}
+
 /* ------------------------------------------------------------- main ---- */
 
 int main(int argc, char **argv)
 {
     const char *tp = argc > 1 ? argv[1] : "udp";
-    if (strcmp(tp, "udp") != 0 && strcmp(tp, "verbs") != 0)
-        SKIP("kill -9 needs a server in another process: udp or verbs");
+    if (strcmp(tp, "udp") != 0 && strcmp(tp, "verbs") != 0 && strcmp(tp, "shm") != 0)
+        SKIP("kill -9 needs a server in another process: udp, verbs or shm");
     /* Both processes read these (udrpc_config_default). udp: Ethernet-
      * sized datagrams, so that requests up to 20000 B span several
      * packets; verbs: the port's MTU (1024 on rxe0 over dummy0). */
     setenv("UDRPC_TRANSPORT", tp, 1);
-    if (!strcmp(tp, "udp"))
+    if (!strcmp(tp, "udp") || !strcmp(tp, "shm"))
         setenv("UDRPC_MTU", "1472", 1);
     udrpc_config_t dflt;
     udrpc_config_default(&dflt);
@@ -263,6 +312,8 @@ int main(int argc, char **argv)
     char uri[UDRPC_MAX_URI_LEN];
     pid_t srv = spawn_echo_server(test_local_uri(), 0, uri);
 
+    const bool shm = !strcmp(tp, "shm");
+    const int shm_before = dev_shm_entries();
     udrpc_nexus_t *nx = udrpc_nexus_create(test_local_uri(), NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo_inverted, UDRPC_HANDLER_FG), 0);
@@ -344,6 +395,8 @@ int main(int argc, char **argv)
     udrpc_destroy(c.rpc); /* ends the last ones with -ECONNRESET */
 
     test_killed_client(nx, timeout_ms);
+    if (shm) /* every peer killed, and our endpoints destroyed */
+        check_shm_cleanup((uint16_t)atoi(strrchr(uri, ':') + 1), shm_before);
     udrpc_nexus_destroy(nx);
     printf("test_kill: ok\n");
     return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "loop.h"
+#include "shm.h"
 #include "transport.h"
 #include "udp.h"
 #ifdef UDRPC_HAVE_VERBS
@@ -51,6 +52,7 @@ static const struct transport_desc registry[] = {
     { "verbs", TP_VERBS, 30, NULL, NULL },
 #endif
     { "udp", TP_UDP, 10, always, udrpc__udp_create },
+    { "shm", TP_SHM, 0, always, udrpc__shm_create },
     { "loop", TP_LOOP, 0, always, udrpc__loop_create },
 };
 #define N_ROWS (sizeof(registry) / sizeof(registry[0]))

@@ -31,7 +31,7 @@
 #include "addr.h"
 #include "udrpc.h"
 
-enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4 };
+enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4, TP_SHM = 5 };
 
 /* The data header as transports see it (runtime/wire.h has the layout and
  * checks these against it): its size, and what the udp socket filter
@@ -86,6 +86,15 @@ struct transport_ops {
      * address), and the zone of a link-local one. */
     int (*make_peer)(struct transport *tp, const struct tp_route *r,
                      const union tp_addr *peer_sm, struct tp_peer *peer);
+    /* The route a client advertises to the server endpoint (peer_sm,
+     * rpc_id): 0, or -errno where this transport cannot reach it (shm: not
+     * on this host), and the session goes over the endpoint's next
+     * transport. NULL: tp->local, for any peer. Off the datapath. */
+    int (*route_for)(struct transport *tp, const union tp_addr *peer_sm, uint8_t rpc_id,
+                     struct tp_route *out);
+    /* The Rpc's 1 ms scan, off the datapath (shm: new channels, hang-ups).
+     * NULL: nothing to do. */
+    void (*scan)(struct transport *tp);
     /* Blocks until a packet may be waiting or timeout_us passes; NULL for a
      * transport that cannot block (its endpoints busy-poll). */
     void (*wait)(struct transport *tp, unsigned timeout_us);
@@ -192,6 +201,7 @@ unsigned udrpc__tp_faults_apply(struct tp_faults *f, const struct tp_tx_pkt *in,
 struct tp_params {
     union tp_addr bind;         /* the Nexus's address (its port: the SM's) */
     uint64_t src_tag;           /* for src_id[1]'s top byte: index << 56 */
+    uint8_t rpc_id;             /* the endpoint's (shm: its socket's name) */
 };
 #define TP_SRC_TAG_SHIFT 56
 

@@ -22,7 +22,12 @@ static struct sm_pkt forged(struct fx *f, uint8_t type)
     p.mtu = (uint16_t)f->cli->tp->mtu;
     p.max_msg_size = (uint32_t)f->cli->max_msg_size;
     strcpy(p.client_uri, udrpc_nexus_uri(f->nx));
-    p.client_route = f->cli->tp->local;
+    /* The route the client's own session gave (shm's names its channel:
+     * the stranger shares it). */
+    const struct transport *tp = f->cli->tp;
+    if (!tp->ops->route_for ||
+        tp->ops->route_for(f->cli->tp, &f->cs->remote_sm, 2, &p.client_route) != 0)
+        p.client_route = tp->local;
     return p;
 }
 

@@ -1,0 +1,777 @@
+/*
+ * shm.c — the shared-memory transport, for endpoints on one host (one
+ * kernel and one network namespace), in one process or several.
+ *
+ * A channel joins one client endpoint to one server endpoint; every
+ * session between the two goes over it. It is a region of two rings
+ * (shm_ring.h), one each way, in a memfd that the client makes, seals
+ * against shrinking, and hands to the server over a Unix socket with
+ * SCM_RIGHTS. The socket stays open for the channel's life: when either
+ * process ends, even by kill -9, the other sees it hang up. Nothing has a
+ * name in any file system: the region goes when the last of the two
+ * processes that map it does.
+ *
+ * Set-up, off the datapath:
+ *  - Each endpoint with shm listens on the abstract Unix socket
+ *    "udrpc-shm/<SM port>/<rpc id>" (abstract names are per network
+ *    namespace and vanish with their socket).
+ *  - A client about to connect a session asks route_for: if the server's
+ *    address is one of this host's and that socket answers, owned by our
+ *    own uid, the client makes the region, sends a hello (its token, the
+ *    ring size, the MTU) with the memfd and its eventfd, and puts the
+ *    token in its SM connect's route.
+ *  - The server accepts the socket (make_peer, or the 1 ms scan), checks
+ *    the client's uid (SO_PEERCRED), the memfd's seals and size, maps it,
+ *    and answers with its route's nonce and its own eventfd. The session
+ *    finds its channel by the token; the client's, by the nonce in the
+ *    server's SM answer, which proves that the endpoint that answered over
+ *    the network is the one it shares memory with.
+ *  - A server without shm, or one that did not get the hello, refuses the
+ *    route, and the client connects over its next transport.
+ *
+ * The datapath: tx_burst copies each packet into its channel's ring (the
+ * copy a NIC's DMA would make) and publishes each touched ring once;
+ * rx_burst reads every open channel's ring in place. No syscall, unless a
+ * peer sleeps (idle_sleep_us): then its eventfd is written once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "shm.h"
+#include "shm_ring.h"
+
+#define SHM_MAX_CHANS 256          /* channels per endpoint */
+#define SHM_DEFAULT_MTU 65507u     /* udp's largest: shm never lowers an
+                                      endpoint's MTU below its udp's */
+#define SHM_RING_BYTES (16u << 20) /* per direction: 16 sessions of 32
+                                      packets of 32 KB in flight */
+#define SHM_HDR_BYTES 4096u        /* the region's header page */
+#define SHM_MAGIC 0x31436d6853445575ull
+#define SHM_VERSION 1u
+#define SHM_BURST 64u
+
+enum chan_state { CH_FREE = 0, CH_ACCEPTED, CH_OPEN, CH_DEAD };
+
+/* The region's header page: two ring control blocks, then the rings. */
+struct shm_region {
+    struct shm_ring_ctl c2s;   /* client to server */
+    struct shm_ring_ctl s2c;
+};
+
+/* The hello a client sends with its memfd and eventfd, and the answer. */
+struct shm_hello {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t mtu;
+    uint64_t ring_bytes;
+    uint64_t token;
+};
+struct shm_answer {
+    uint64_t magic;
+    uint64_t nonce;            /* the server endpoint's (its route) */
+};
+
+struct shm_chan {
+    uint8_t state;             /* enum chan_state */
+    bool is_client;
+    bool answered;             /* client: the server's answer read */
+    uint32_t gen;              /* changes at each reuse of the slot */
+    int sock;                  /* set-up, then hang-up notice */
+    int peer_efd;              /* the peer's eventfd, -1 until known */
+    uint64_t token;            /* the client's: names the channel */
+    uint64_t server_nonce;     /* client: the server endpoint's */
+    union tp_addr server;      /* client: the server's SM address */
+    uint8_t server_rpc_id;
+    void *region;
+    size_t region_bytes;
+    struct shm_tx tx;
+    struct shm_rx rx;
+};
+
+struct shm_transport {
+    struct transport base;
+    int listen_fd;
+    int efd;                   /* ours: peers write it to wake us */
+    uint64_t nonce;
+    uid_t uid;
+    unsigned mtu;
+    uint16_t sm_port;
+    uint8_t rpc_id;
+    unsigned n_open;
+    uint16_t open[SHM_MAX_CHANS];  /* the open channels, for rx_burst */
+    unsigned rx_next;              /* where the next rx_burst starts */
+    struct tp_faults faults;
+    struct tp_tx_pkt faulted[2 * SHM_BURST];
+    uint64_t refused, bad_rings, tx_full;
+    struct shm_chan chans[SHM_MAX_CHANS];
+};
+
+/* peer.tx: which channel, and which use of its slot. */
+struct shm_peer_tx {
+    uint32_t chan;
+    uint32_t gen;
+};
+
+/* ----------------------------------------------------------- channels */
+
+static void open_add(struct shm_transport *t, struct shm_chan *c)
+{
+    c->state = CH_OPEN;
+    t->open[t->n_open++] = (uint16_t)(c - t->chans);
+}
+
+/* The peer is gone or broke the rules: no more packets either way. The
+ * region stays mapped until the next scan, after any rx_burst that still
+ * points into it. */
+static void chan_kill(struct shm_transport *t, struct shm_chan *c)
+{
+    if (c->state == CH_OPEN) {
+        uint16_t idx = (uint16_t)(c - t->chans);
+        for (unsigned i = 0; i < t->n_open; i++)
+            if (t->open[i] == idx) {
+                t->open[i] = t->open[--t->n_open];
+                break;
+            }
+    }
+    c->state = CH_DEAD;
+}
+
+static void chan_free(struct shm_chan *c)
+{
+    if (c->region)
+        munmap(c->region, c->region_bytes);
+    if (c->sock >= 0)
+        close(c->sock);
+    if (c->peer_efd >= 0)
+        close(c->peer_efd);
+    uint32_t gen = c->gen + 1;
+    memset(c, 0, sizeof(*c));
+    c->gen = gen;
+    c->sock = c->peer_efd = -1;
+    c->state = CH_FREE;
+}
+
+static struct shm_chan *chan_alloc(struct shm_transport *t)
+{
+    for (unsigned i = 0; i < SHM_MAX_CHANS; i++)
+        if (t->chans[i].state == CH_FREE)
+            return &t->chans[i];
+    return NULL;
+}
+
+static size_t region_bytes(uint64_t ring_bytes)
+{
+    return SHM_HDR_BYTES + 2 * (size_t)ring_bytes;
+}
+
+/* Points c's rings into its mapped region: ours to write, and ours to
+ * read, by role. */
+static void chan_rings(struct shm_chan *c, uint64_t ring_bytes, unsigned mtu)
+{
+    struct shm_region *reg = c->region;
+    uint8_t *c2s = (uint8_t *)c->region + SHM_HDR_BYTES;
+    uint8_t *s2c = c2s + ring_bytes;
+    c->tx = (struct shm_tx){ .ctl = c->is_client ? &reg->c2s : &reg->s2c,
+                             .data = c->is_client ? c2s : s2c, .size = ring_bytes };
+    c->rx = (struct shm_rx){ .ctl = c->is_client ? &reg->s2c : &reg->c2s,
+                             .data = c->is_client ? s2c : c2s, .size = ring_bytes,
+                             .mtu = mtu };
+}
+
+static void listen_name(struct sockaddr_un *sa, socklen_t *len, uint16_t port, uint8_t rpc_id)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    /* sun_path[0] = 0: the abstract namespace */
+    int n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "udrpc-shm/%u/%u",
+                     (unsigned)port, (unsigned)rpc_id);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static bool peer_uid_is(int fd, uid_t uid)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == uid;
+}
+
+/* One message and up to two descriptors; -errno, or the bytes read. */
+static ssize_t recv_fds(int fd, void *buf, size_t len, int *fds, unsigned max_fds,
+                        unsigned *n_fds)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } ctrl;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.buf,
+                        .msg_controllen = sizeof(ctrl.buf) };
+    ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    *n_fds = 0;
+    if (r < 0)
+        return -errno;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        unsigned k = (unsigned)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int got[2];
+        memcpy(got, CMSG_DATA(h), (k > 2 ? 2 : k) * sizeof(int));
+        for (unsigned i = 0; i < k && i < 2; i++) {
+            if (*n_fds < max_fds)
+                fds[(*n_fds)++] = got[i];
+            else
+                close(got[i]);
+        }
+    }
+    if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+        return -EMSGSIZE;
+    return r;
+}
+
+static int send_fds(int fd, const void *buf, size_t len, const int *fds, unsigned n_fds)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } ctrl;
+    memset(&ctrl, 0, sizeof(ctrl));
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.buf,
+                        .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)) };
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+    memcpy(CMSG_DATA(h), fds, n_fds * sizeof(int));
+    return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len ? 0 : -errno;
+}
+
+/* Server: a client's hello on channel c (accepted). 0: open; -EAGAIN: not
+ * here yet; else the channel is to be closed. */
+static int server_hello(struct shm_transport *t, struct shm_chan *c)
+{
+    struct shm_hello h;
+    int fds[2] = { -1, -1 };
+    unsigned n_fds;
+    ssize_t r = recv_fds(c->sock, &h, sizeof(h), fds, 2, &n_fds);
+    if (r == -EAGAIN)
+        return -EAGAIN;
+    int ret = -EPROTO;
+    struct stat st;
+    int seals;
+    if (r != (ssize_t)sizeof(h) || n_fds != 2 || h.magic != SHM_MAGIC ||
+        h.version != SHM_VERSION || h.mtu != t->mtu || h.ring_bytes < 4096 ||
+        h.ring_bytes > (1ull << 30) || (h.ring_bytes & (h.ring_bytes - 1)) ||
+        h.ring_bytes < 4 * shm_rec_bytes(t->mtu))
+        goto out;
+    /* Sealed against shrinking, so the client cannot take pages from under
+     * us (SIGBUS), and exactly as large as it says. */
+    seals = fcntl(fds[0], F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fds[0], &st) != 0 ||
+        (uint64_t)st.st_size != region_bytes(h.ring_bytes))
+        goto out;
+    c->region_bytes = region_bytes(h.ring_bytes);
+    c->region = mmap(NULL, c->region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+    if (c->region == MAP_FAILED) {
+        c->region = NULL;
+        ret = -ENOMEM;
+        goto out;
+    }
+    struct shm_answer a = { .magic = SHM_MAGIC, .nonce = t->nonce };
+    if ((ret = send_fds(c->sock, &a, sizeof(a), &t->efd, 1)) != 0)
+        goto out;
+    c->token = h.token;
+    c->peer_efd = fds[1];
+    fds[1] = -1;
+    chan_rings(c, h.ring_bytes, t->mtu);
+    open_add(t, c);
+    ret = 0;
+out:
+    close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    return ret;
+}
+
+/* Server: every connection waiting on our socket, and every hello. */
+static void server_accept(struct shm_transport *t)
+{
+    for (;;) {
+        int fd = accept4(t->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        struct shm_chan *c = peer_uid_is(fd, t->uid) ? chan_alloc(t) : NULL;
+        if (!c) {
+            t->refused++; /* another uid, or no room */
+            close(fd);
+            continue;
+        }
+        c->sock = fd;
+        c->state = CH_ACCEPTED;
+    }
+    for (unsigned i = 0; i < SHM_MAX_CHANS; i++) {
+        struct shm_chan *c = &t->chans[i];
+        if (c->state != CH_ACCEPTED)
+            continue;
+        int ret = server_hello(t, c);
+        if (ret != 0 && ret != -EAGAIN) {
+            t->refused++;
+            chan_free(c);
+        }
+    }
+}
+
+/* Client: the server's answer to our hello, if it is here. */
+static void client_answer(struct shm_transport *t, struct shm_chan *c)
+{
+    (void)t;
+    struct shm_answer a;
+    int fd = -1;
+    unsigned n_fds;
+    ssize_t r = recv_fds(c->sock, &a, sizeof(a), &fd, 1, &n_fds);
+    if (r == -EAGAIN)
+        return;
+    if (r != (ssize_t)sizeof(a) || n_fds != 1 || a.magic != SHM_MAGIC) {
+        if (fd >= 0)
+            close(fd);
+        t->bad_rings++;
+        chan_kill(t, c);
+        return;
+    }
+    c->server_nonce = a.nonce;
+    c->peer_efd = fd;
+    c->answered = true;
+}
+
+/* Client: is a a local address (one we could bind), so that a server
+ * there shares our kernel? */
+static bool addr_is_local(const union tp_addr *a)
+{
+    union tp_addr b = *a;
+    udrpc__addr_set_port(&b, 0);
+    int fd = udrpc__addr_socket(&b, 0);
+    if (fd < 0)
+        return false;
+    bool ok = bind(fd, &b.sa, udrpc__addr_len(&b)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Client: a new channel to the server endpoint (peer_sm, rpc_id). */
+static int client_open(struct shm_transport *t, const union tp_addr *peer_sm, uint8_t rpc_id,
+                       struct shm_chan **out)
+{
+    if (!addr_is_local(peer_sm))
+        return -EHOSTUNREACH;
+    struct shm_chan *c = chan_alloc(t);
+    if (!c)
+        return -ENOSPC;
+    struct sockaddr_un sa;
+    socklen_t sa_len;
+    listen_name(&sa, &sa_len, udrpc__addr_port(peer_sm), rpc_id);
+    int ret, mfd = -1;
+    c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sa_len) != 0) {
+        ret = -EHOSTUNREACH; /* no endpoint with shm there (or its backlog is full) */
+        goto fail;
+    }
+    if (!peer_uid_is(c->sock, t->uid)) {
+        ret = -EACCES; /* never share memory with another user's process */
+        goto fail;
+    }
+    const uint64_t ring = SHM_RING_BYTES;
+    c->region_bytes = region_bytes(ring);
+    mfd = memfd_create("udrpc-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0 || ftruncate(mfd, (off_t)c->region_bytes) != 0 ||
+        fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        ret = -errno;
+        goto fail;
+    }
+    c->region = mmap(NULL, c->region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (c->region == MAP_FAILED) {
+        c->region = NULL;
+        ret = -ENOMEM;
+        goto fail;
+    }
+    if (getrandom(&c->token, sizeof(c->token), 0) != sizeof(c->token)) {
+        ret = -EIO;
+        goto fail;
+    }
+    struct shm_hello h = { .magic = SHM_MAGIC, .version = SHM_VERSION, .mtu = t->mtu,
+                           .ring_bytes = ring, .token = c->token };
+    int fds[2] = { mfd, t->efd };
+    if ((ret = send_fds(c->sock, &h, sizeof(h), fds, 2)) != 0)
+        goto fail;
+    close(mfd);
+    c->is_client = true;
+    c->server = *peer_sm;
+    c->server_rpc_id = rpc_id;
+    chan_rings(c, ring, t->mtu);
+    open_add(t, c);
+    *out = c;
+    return 0;
+fail:
+    if (mfd >= 0)
+        close(mfd);
+    chan_free(c);
+    return ret;
+}
+
+/* Has c's peer hung up (ended, or closed its endpoint)? Nothing else is
+ * ever sent on the socket once the answer has been read. */
+static bool chan_hung_up(struct shm_transport *t, struct shm_chan *c)
+{
+    if (c->is_client && !c->answered)
+        client_answer(t, c);
+    struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
+    short bad = POLLHUP | POLLERR;
+    if (!c->is_client || c->answered)
+        bad |= POLLIN; /* (a message after the answer breaks the protocol) */
+    return c->state != CH_OPEN || (poll(&pfd, 1, 0) == 1 && (pfd.revents & bad));
+}
+
+/* ---------------------------------------------------------- datapath */
+
+/* Wakes the peer of c if it said it sleeps (idle_sleep_us). A wake-up
+ * may be missed in a race of nanoseconds with its going to sleep (no
+ * fence here, on the busy path): the sleeper then wakes at its timeout,
+ * within 1 ms. */
+static void wake_peer(struct shm_chan *c)
+{
+    if (atomic_load_explicit(&c->tx.ctl->sleeping, memory_order_relaxed) && c->peer_efd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(c->peer_efd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+static unsigned shm_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts, unsigned n,
+                             uint64_t now_tsc)
+{
+    (void)now_tsc;
+    struct shm_transport *t = (struct shm_transport *)tp;
+    if (n > SHM_BURST)
+        n = SHM_BURST;
+    unsigned wanted = n;
+    if (__builtin_expect(udrpc__tp_faults_on(&t->faults), 0)) {
+        n = udrpc__tp_faults_apply(&t->faults, pkts, n, t->faulted);
+        pkts = t->faulted;
+    }
+    struct shm_chan *touched[SHM_BURST * 2];
+    unsigned n_touched = 0, sent = 0;
+    struct shm_chan *last = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        struct shm_peer_tx pt;
+        memcpy(&pt, pkts[i].peer->tx, sizeof(pt));
+        struct shm_chan *c = &t->chans[pt.chan];
+        if (c->gen != pt.gen || c->state != CH_OPEN) {
+            sent++; /* the peer is gone: lost, as on a network */
+            continue;
+        }
+        uint32_t len = TP_HDR_SIZE + pkts[i].data_len;
+        uint8_t *p = len <= t->mtu ? shm_tx_reserve(&c->tx, len) : NULL;
+        if (!p) {
+            t->tx_full++;
+            continue;
+        }
+        memcpy(p, pkts[i].hdr, TP_HDR_SIZE);
+        if (pkts[i].data_len)
+            memcpy(p + TP_HDR_SIZE, pkts[i].data, pkts[i].data_len);
+        sent++;
+        if (c != last) {
+            bool seen = false;
+            for (unsigned k = 0; k < n_touched && !seen; k++)
+                seen = touched[k] == c;
+            if (!seen)
+                touched[n_touched++] = c;
+            last = c;
+        }
+    }
+    for (unsigned k = 0; k < n_touched; k++) {
+        shm_tx_publish(&touched[k]->tx);
+        wake_peer(touched[k]);
+    }
+    if (pkts == t->faulted) /* (as udp: the share of the burst taken) */
+        return sent == n ? wanted : (unsigned)((uint64_t)wanted * sent / (n ? n : 1));
+    return sent;
+}
+
+static void shm_tx_flush(struct transport *tp)
+{
+    (void)tp; /* tx_burst copied every byte */
+}
+
+static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsigned max,
+                             uint64_t now_tsc)
+{
+    (void)now_tsc;
+    struct shm_transport *t = (struct shm_transport *)tp;
+    unsigned n = 0, n_open = t->n_open;
+    if (n_open == 0)
+        return 0;
+    const uint8_t *bufs[64];
+    uint32_t lens[64];
+    if (max > 64)
+        max = 64;
+    unsigned start = t->rx_next < n_open ? t->rx_next : 0;
+    for (unsigned k = 0; k < n_open && n < max; k++) {
+        unsigned i = start + k < n_open ? start + k : start + k - n_open;
+        struct shm_chan *c = &t->chans[t->open[i]];
+        shm_rx_release(&c->rx); /* what the last burst returned */
+        int got = shm_rx_read(&c->rx, bufs, lens, max - n);
+        if (got < 0) {
+            t->bad_rings++;
+            chan_kill(t, c); /* (the open list changed: stop here) */
+            break;
+        }
+        uint64_t src1 = tp->src_tag | (uint64_t)t->open[i];
+        for (int j = 0; j < got; j++) {
+            pkts[n].buf = bufs[j];
+            pkts[n].len = lens[j];
+            pkts[n].src_id[0] = c->token;
+            pkts[n].src_id[1] = src1;
+            n++;
+        }
+        if (n == max)
+            t->rx_next = i + 1; /* the next burst starts after the full one */
+    }
+    return n;
+}
+
+/* ------------------------------------------------------ session set-up */
+
+static int shm_route_for(struct transport *tp, const union tp_addr *peer_sm, uint8_t rpc_id,
+                         struct tp_route *out)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    struct shm_chan *c = NULL;
+    for (unsigned i = 0; i < t->n_open && !c; i++) {
+        struct shm_chan *o = &t->chans[t->open[i]];
+        if (o->is_client && o->server_rpc_id == rpc_id && udrpc__addr_equal(&o->server, peer_sm)) {
+            if (!chan_hung_up(t, o))
+                c = o;
+            else if (o->state == CH_OPEN)
+                chan_kill(t, o); /* a server that is gone: a new channel to its successor */
+        }
+    }
+    if (!c) {
+        int ret = client_open(t, peer_sm, rpc_id, &c);
+        if (ret != 0)
+            return ret;
+    }
+    out->kind = TP_SHM;
+    out->len = 8;
+    memcpy(out->bytes, &c->token, 8);
+    return 0;
+}
+
+static void peer_of(struct shm_transport *t, struct shm_chan *c, struct tp_peer *peer)
+{
+    struct shm_peer_tx pt = { .chan = (uint32_t)(c - t->chans), .gen = c->gen };
+    memset(peer, 0, sizeof(*peer));
+    memcpy(peer->tx, &pt, sizeof(pt));
+    peer->src_id[0] = c->token;
+    peer->src_id[1] = t->base.src_tag | pt.chan;
+}
+
+/* Server: the route is a client's token (its hello named the channel).
+ * Client: the route is the server's nonce, which its answer on the
+ * channel to peer_sm carried. */
+static int shm_make_peer(struct transport *tp, const struct tp_route *r,
+                         const union tp_addr *peer_sm, struct tp_peer *peer)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    if (r->kind != TP_SHM || r->len != 8)
+        return -EINVAL;
+    uint64_t v;
+    memcpy(&v, r->bytes, 8);
+    server_accept(t);
+    for (unsigned i = 0; i < t->n_open; i++) {
+        struct shm_chan *c = &t->chans[t->open[i]];
+        if (!c->is_client && c->token == v) {
+            peer_of(t, c, peer);
+            return 0;
+        }
+        if (c->is_client && peer_sm && udrpc__addr_equal(&c->server, peer_sm)) {
+            if (!c->answered)
+                client_answer(t, c);
+            if (c->state == CH_OPEN && c->answered && c->server_nonce == v) {
+                peer_of(t, c, peer);
+                return 0;
+            }
+        }
+    }
+    return -EINVAL; /* no channel: the client is not on this host */
+}
+
+/* Every 1 ms, off the datapath: new connections, answers, and hang-ups. */
+static void shm_scan(struct transport *tp)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    server_accept(t);
+    for (unsigned i = 0; i < SHM_MAX_CHANS; i++) {
+        struct shm_chan *c = &t->chans[i];
+        if (c->state == CH_DEAD) {
+            chan_free(c); /* no rx_burst points into it any more */
+            continue;
+        }
+        if (c->state == CH_OPEN && chan_hung_up(t, c))
+            chan_kill(t, c);
+    }
+}
+
+static void shm_wait(struct transport *tp, unsigned timeout_us)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    for (unsigned i = 0; i < t->n_open; i++)
+        atomic_store(&t->chans[t->open[i]].rx.ctl->sleeping, 1); /* seq_cst */
+    bool ready = false;
+    for (unsigned i = 0; i < t->n_open && !ready; i++)
+        ready = shm_rx_ready(&t->chans[t->open[i]].rx);
+    if (!ready) {
+        struct pollfd pfd[2] = { { .fd = t->efd, .events = POLLIN },
+                                 { .fd = t->listen_fd, .events = POLLIN } };
+        int ms = (int)((timeout_us + 999) / 1000);
+        if (poll(pfd, 2, ms) > 0 && (pfd[0].revents & POLLIN)) {
+            uint64_t v;
+            ssize_t r = read(t->efd, &v, sizeof(v));
+            (void)r;
+        }
+    }
+    for (unsigned i = 0; i < t->n_open; i++)
+        atomic_store_explicit(&t->chans[t->open[i]].rx.ctl->sleeping, 0, memory_order_relaxed);
+}
+
+static int shm_poll_fd(struct transport *tp)
+{
+    return ((struct shm_transport *)tp)->efd;
+}
+
+static void shm_stats(struct transport *tp, udrpc_stats_t *out)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    out->shm_channels += t->n_open;
+    out->shm_refused += t->refused;
+    out->shm_bad_rings += t->bad_rings;
+    out->shm_ring_full += t->tx_full;
+}
+
+static void shm_destroy(struct transport *tp)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    for (unsigned i = 0; i < SHM_MAX_CHANS; i++)
+        if (t->chans[i].state != CH_FREE)
+            chan_free(&t->chans[i]);
+    close(t->listen_fd);
+    close(t->efd);
+    free(t);
+}
+
+static const struct transport_ops shm_ops = {
+    .rx_burst = shm_rx_burst,
+    .tx_burst = shm_tx_burst,
+    .tx_flush = shm_tx_flush,
+    .make_peer = shm_make_peer,
+    .route_for = shm_route_for,
+    .scan = shm_scan,
+    .wait = shm_wait,
+    .poll_fd = shm_poll_fd,
+    .stats = shm_stats,
+    .destroy = shm_destroy,
+};
+
+int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
+                      struct transport **out)
+{
+    if (cfg->mtu && (cfg->mtu < 64 || cfg->mtu > SHM_DEFAULT_MTU))
+        return -EINVAL;
+    int ret = udrpc__tp_faults_check(&cfg->faults, TP_FAULTS_DROP_DUP);
+    if (ret)
+        return ret;
+    struct shm_transport *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    for (unsigned i = 0; i < SHM_MAX_CHANS; i++)
+        t->chans[i].sock = t->chans[i].peer_efd = -1;
+    t->mtu = cfg->mtu ? cfg->mtu : SHM_DEFAULT_MTU;
+    t->uid = geteuid();
+    t->sm_port = udrpc__addr_port(&p->bind);
+    t->rpc_id = p->rpc_id;
+    udrpc__tp_faults_init(&t->faults, &cfg->faults, ((uint64_t)t->sm_port << 8) | p->rpc_id);
+    t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa;
+    socklen_t sa_len;
+    listen_name(&sa, &sa_len, t->sm_port, t->rpc_id);
+    if (t->efd < 0 || t->listen_fd < 0 || getrandom(&t->nonce, 8, 0) != 8 ||
+        bind(t->listen_fd, (struct sockaddr *)&sa, sa_len) != 0 ||
+        listen(t->listen_fd, 128) != 0) {
+        ret = errno == EADDRINUSE ? -EADDRINUSE : -errno;
+        if (t->efd >= 0)
+            close(t->efd);
+        if (t->listen_fd >= 0)
+            close(t->listen_fd);
+        free(t);
+        return ret;
+    }
+    t->base.ops = &shm_ops;
+    t->base.name = "shm";
+    t->base.kind = TP_SHM;
+    t->base.mtu = t->mtu;
+    t->base.link_rate_bytes_per_s = 10e9; /* memory: ~80 Gbit/s */
+    t->base.local.kind = TP_SHM;
+    t->base.local.len = 8;
+    memcpy(t->base.local.bytes, &t->nonce, 8);
+    *out = &t->base;
+    return 0;
+}
+
+/* ---------------------------------------------------------- for tests */
+
+int udrpc__shm_fuzz_rx(const uint8_t *data, size_t size)
+{
+    /* A region whose client-to-server ring holds the input: its first 16
+     * bytes are the tail and the head, the rest the ring's bytes. */
+    enum { RING = 4096 };
+    static _Alignas(64) struct shm_ring_ctl ctl;
+    static _Alignas(64) uint8_t ring[RING];
+    uint64_t idx[2] = { 0, 0 };
+    memcpy(idx, data, size < 16 ? size : 16);
+    memset(ring, 0, sizeof(ring));
+    if (size > 16)
+        memcpy(ring, data + 16, size - 16 < RING ? size - 16 : RING);
+    atomic_store(&ctl.tail, idx[0]);
+    struct shm_rx rx = { .ctl = &ctl, .data = ring, .size = RING, .mtu = 1024,
+                         .head = idx[1], .head_pub = idx[1] };
+    const uint8_t *bufs[32];
+    uint32_t lens[32];
+    int total = 0;
+    for (int round = 0; round < 64; round++) {
+        int n = shm_rx_read(&rx, bufs, lens, 32);
+        if (n <= 0)
+            return n < 0 ? -1 : total;
+        for (int i = 0; i < n; i++) {
+            /* Every packet lies inside the ring (ASan would see it read). */
+            volatile uint8_t sum = 0;
+            for (uint32_t b = 0; b < lens[i]; b++)
+                sum ^= bufs[i][b];
+            (void)sum;
+            if (bufs[i] < ring || bufs[i] + lens[i] > ring + RING)
+                __builtin_trap();
+        }
+        total += n;
+        shm_rx_release(&rx);
+    }
+    return total;
+}
