@@ -41,7 +41,7 @@ static void stall_then_echo(udrpc_req_handle_t *h, void *ctx)
 
 /* Forks the server; *uri_out (UDRPC_MAX_URI_LEN bytes) gets its URI.
  * max_sessions 0: the default. */
-static pid_t spawn_echo_server(const char *bind_uri, unsigned max_sessions, char *uri_out)
+static __attribute__((unused)) pid_t spawn_echo_server(const char *bind_uri, unsigned max_sessions, char *uri_out)
 {
     int p[2];
     CHECK_EQ(pipe(p), 0);

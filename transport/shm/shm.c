@@ -56,31 +56,9 @@
                                       endpoint's MTU below its udp's */
 #define SHM_RING_BYTES (16u << 20) /* per direction: 16 sessions of 32
                                       packets of 32 KB in flight */
-#define SHM_HDR_BYTES 4096u        /* the region's header page */
-#define SHM_MAGIC 0x31436d6853445575ull
-#define SHM_VERSION 1u
 #define SHM_BURST 64u
 
 enum chan_state { CH_FREE = 0, CH_ACCEPTED, CH_OPEN, CH_DEAD };
-
-/* The region's header page: two ring control blocks, then the rings. */
-struct shm_region {
-    struct shm_ring_ctl c2s;   /* client to server */
-    struct shm_ring_ctl s2c;
-};
-
-/* The hello a client sends with its memfd and eventfd, and the answer. */
-struct shm_hello {
-    uint64_t magic;
-    uint32_t version;
-    uint32_t mtu;
-    uint64_t ring_bytes;
-    uint64_t token;
-};
-struct shm_answer {
-    uint64_t magic;
-    uint64_t nonce;            /* the server endpoint's (its route) */
-};
 
 struct shm_chan {
     uint8_t state;             /* enum chan_state */

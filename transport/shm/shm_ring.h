@@ -41,6 +41,31 @@ struct shm_ring_ctl {
     _Alignas(64) _Atomic uint32_t sleeping;
 };
 
+/* A channel's region (a memfd of SHM_HDR_BYTES + 2 rings): this header
+ * page, then the client-to-server ring's bytes, then the other's. */
+#define SHM_HDR_BYTES 4096u
+struct shm_region {
+    struct shm_ring_ctl c2s;   /* client to server */
+    struct shm_ring_ctl s2c;
+};
+
+/* The set-up messages on the channel's Unix socket: the client's hello,
+ * with its memfd and eventfd (SCM_RIGHTS), and the server's answer, with
+ * its eventfd. */
+#define SHM_MAGIC 0x31436d6853445575ull
+#define SHM_VERSION 1u
+struct shm_hello {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t mtu;              /* the endpoints' (both must use one) */
+    uint64_t ring_bytes;       /* each ring's: a power of two */
+    uint64_t token;            /* names the channel in SM routes */
+};
+struct shm_answer {
+    uint64_t magic;
+    uint64_t nonce;            /* the server endpoint's (its route) */
+};
+
 /* Our end of a ring we write. */
 struct shm_tx {
     struct shm_ring_ctl *ctl;

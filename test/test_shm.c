@@ -1,0 +1,386 @@
+/*
+ * test_shm.c — the shm transport's own cases, on one server endpoint that
+ * holds shm and udp ("shm,udp"), pumped from this thread:
+ *
+ *   local_and_remote  a client holding shm and udp gets a shm channel, a
+ *                     udp-only client gets none, and both sessions serve
+ *                     at once on the one server endpoint, every byte
+ *                     checked, every continuation once.
+ *   fallback          a "shm,udp" client of a udp-only server connects
+ *                     over udp (no channel), and serves.
+ *   hostile           a peer attaches by hand and writes random rings
+ *                     (random bytes and tails) and well-formed rings of
+ *                     random packets: the server counts broken rings and
+ *                     drops, never crashes, and the honest client's RPCs
+ *                     meanwhile all complete, byte-correct.
+ *   other_uid         (root only, else skipped) a process of uid 65534
+ *                     cannot attach: neither through the library (its
+ *                     session fails) nor by hand with a valid hello; the
+ *                     server counts both refusals and opens no channel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "echo_server.h"
+#include "shm_ring.h"
+#include "test.h"
+#include "udrpc.h"
+
+enum { ECHO = 1, DEPTH = 8, SIZE_MAX_B = 3000 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct ep {
+    udrpc_nexus_t *nx;
+    udrpc_t *rpc;
+};
+
+static struct ep ep_open(const char *transport)
+{
+    struct ep e;
+    e.nx = udrpc_nexus_create("127.0.0.1:0", NULL);
+    CHECK(e.nx != NULL);
+    CHECK_EQ(udrpc_register_handler(e.nx, ECHO, echo_inverted, UDRPC_HANDLER_FG), 0);
+    udrpc_config_t cfg;
+    udrpc_config_default(&cfg);
+    cfg.transport = transport;
+    e.rpc = udrpc_create(e.nx, 0, NULL, NULL, &cfg);
+    CHECK(e.rpc != NULL);
+    return e;
+}
+
+static void ep_close(struct ep *e)
+{
+    udrpc_destroy(e->rpc);
+    udrpc_nexus_destroy(e->nx);
+}
+
+static udrpc_stats_t stats_of(const struct ep *e)
+{
+    udrpc_stats_t s;
+    CHECK_EQ(udrpc_get_stats(e->rpc, &s), 0);
+    return s;
+}
+
+/* A client issuing echoes of random sizes, DEPTH at a time, each checked. */
+struct client {
+    struct ep e;
+    int session;
+    unsigned issued, done, want;
+    unsigned calls[DEPTH];
+    unsigned slot;                   /* its continuations' tags: g_tags[slot] */
+    uint64_t rng;
+    udrpc_msgbuf_t req[DEPTH], resp[DEPTH];
+};
+
+static void client_issue(struct client *c, unsigned i);
+
+static void cont(void *rpc_context, void *tag, int status)
+{
+    (void)rpc_context;
+    struct client *c = *(struct client **)tag;
+    unsigned i = (unsigned)((uintptr_t *)tag)[1];
+    CHECK_EQ(status, 0);
+    CHECK_EQ(c->resp[i].size, c->req[i].size);
+    for (size_t b = 0; b < c->req[i].size; b++)
+        CHECK_EQ(c->resp[i].buf[b], (uint8_t)(0xFF ^ c->req[i].buf[b]));
+    c->calls[i]--;
+    c->done++;
+    if (c->issued < c->want)
+        client_issue(c, i);
+}
+
+static uintptr_t g_tags[8][DEPTH][2];
+static unsigned g_n_tags;
+
+static void client_issue(struct client *c, unsigned i)
+{
+    c->rng = c->rng * 6364136223846793005ull + 1442695040888963407ull;
+    size_t size = (size_t)(c->rng >> 33) % SIZE_MAX_B;
+    udrpc_msgbuf_resize(&c->req[i], size);
+    for (size_t b = 0; b < size; b++)
+        c->req[i].buf[b] = (uint8_t)(c->rng >> (b % 56));
+    CHECK_EQ(c->calls[i], 0);
+    c->calls[i]++;
+    c->issued++;
+    CHECK_EQ(udrpc_enqueue_request(c->e.rpc, c->session, ECHO, &c->req[i], &c->resp[i], cont,
+                                   g_tags[c->slot][i]),
+             0);
+}
+
+static void client_open(struct client *c, const char *transport, const char *server_uri,
+                        unsigned want)
+{
+    memset(c, 0, sizeof(*c));
+    c->e = ep_open(transport);
+    c->want = want;
+    c->rng = (uintptr_t)c;
+    c->session = udrpc_connect(c->e.rpc, server_uri, 0);
+    CHECK(c->session >= 0);
+    unsigned slot = c->slot = g_n_tags++;
+    CHECK(slot < 8);
+    for (unsigned i = 0; i < DEPTH; i++) {
+        CHECK_EQ(udrpc_msgbuf_alloc(c->e.rpc, SIZE_MAX_B, &c->req[i]), 0);
+        CHECK_EQ(udrpc_msgbuf_alloc(c->e.rpc, SIZE_MAX_B, &c->resp[i]), 0);
+        g_tags[slot][i][0] = (uintptr_t)c;
+        g_tags[slot][i][1] = i;
+    }
+    for (unsigned i = 0; i < DEPTH; i++)
+        client_issue(c, i);
+}
+
+static void client_close(struct client *c)
+{
+    for (unsigned i = 0; i < DEPTH; i++) {
+        CHECK_EQ(c->calls[i], 0);
+        udrpc_msgbuf_free(c->e.rpc, &c->req[i]);
+        udrpc_msgbuf_free(c->e.rpc, &c->resp[i]);
+    }
+    ep_close(&c->e);
+}
+
+/* Pumps the endpoints until every client is done (or the deadline: fail). */
+static void pump(struct ep *srv, struct client **cs, unsigned n, uint64_t limit_ms)
+{
+    uint64_t end = now_ms() + limit_ms;
+    for (;;) {
+        bool all = true;
+        for (unsigned i = 0; i < n; i++) {
+            udrpc_run_event_loop_once(cs[i]->e.rpc);
+            all &= cs[i]->done == cs[i]->want;
+        }
+        udrpc_run_event_loop_once(srv->rpc);
+        if (all)
+            return;
+        CHECK(now_ms() < end);
+    }
+}
+
+static void pump_for(struct ep *srv, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    while (now_ms() < end)
+        udrpc_run_event_loop_once(srv->rpc);
+}
+
+/* ----------------------------------------------------------------- cases */
+
+static void local_and_remote(void)
+{
+    struct ep srv = ep_open("shm,udp");
+    const char *uri = udrpc_nexus_uri(srv.nx);
+    static struct client a, b;
+    client_open(&a, "shm,udp", uri, 20000);
+    client_open(&b, "udp", uri, 20000);
+    struct client *cs[] = { &a, &b };
+    pump(&srv, cs, 2, 30000);
+    udrpc_stats_t sa = stats_of(&a.e), sb = stats_of(&b.e), ss = stats_of(&srv);
+    CHECK_EQ(sa.shm_channels, 1);
+    CHECK_EQ(sb.shm_channels, 0);
+    CHECK_EQ(ss.shm_channels, 1);
+    CHECK_EQ(ss.sessions_active, 2);
+    CHECK_EQ(sa.shm_ring_full + ss.shm_ring_full, 0);
+    printf("local_and_remote: 20000 RPCs over shm and 20000 over udp on one server endpoint, "
+           "1 channel, retransmits %llu and %llu\n", (unsigned long long)sa.retransmits,
+           (unsigned long long)sb.retransmits);
+    client_close(&a);
+    client_close(&b);
+    ep_close(&srv);
+}
+
+static void fallback(void)
+{
+    struct ep srv = ep_open("udp");
+    static struct client a;
+    client_open(&a, "shm,udp", udrpc_nexus_uri(srv.nx), 2000);
+    struct client *cs[] = { &a };
+    pump(&srv, cs, 1, 10000);
+    CHECK_EQ(stats_of(&a.e).shm_channels, 0);
+    CHECK(udrpc_is_connected(a.e.rpc, a.session));
+    printf("fallback: a shm,udp client of a udp server: 2000 RPCs over udp, no channel\n");
+    client_close(&a);
+    ep_close(&srv);
+}
+
+/* Attaches to the server endpoint at (port, rpc 0) by hand, as a client
+ * would: returns the socket (kept open: the channel lives while it does)
+ * and maps the region at *region. */
+static int attach_by_hand(uint16_t port, uint64_t ring_bytes, struct shm_region **region)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "udrpc-shm/%u/0", port);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, len), 0);
+    size_t bytes = SHM_HDR_BYTES + 2 * ring_bytes;
+    int mfd = memfd_create("hostile", MFD_ALLOW_SEALING);
+    CHECK(mfd >= 0);
+    CHECK_EQ(ftruncate(mfd, (off_t)bytes), 0);
+    CHECK_EQ(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    CHECK(p != MAP_FAILED);
+    *region = p;
+    struct shm_hello h = { .magic = SHM_MAGIC, .version = SHM_VERSION, .mtu = 65507,
+                           .ring_bytes = ring_bytes, .token = 12345 };
+    int efd = mfd; /* any descriptor will do for the eventfd */
+    int fds[2] = { mfd, efd };
+    char ctrl[CMSG_SPACE(sizeof(fds))];
+    memset(ctrl, 0, sizeof(ctrl));
+    struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
+                        .msg_controllen = sizeof(ctrl) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    CHECK_EQ(sendmsg(fd, &m, 0), (long)sizeof(h));
+    close(mfd);
+    return fd;
+}
+
+static void hostile(void)
+{
+    struct ep srv = ep_open("shm,udp");
+    const char *uri = udrpc_nexus_uri(srv.nx);
+    uint16_t port = (uint16_t)atoi(strrchr(uri, ':') + 1);
+    static struct client a;
+    client_open(&a, "shm,udp", uri, 1000000);
+    struct client *cs[] = { &a };
+    const uint64_t ring = 1u << 20; /* (at least 4 records of the MTU) */
+    uint64_t seed = 42;
+    unsigned rounds = 0;
+    for (unsigned r = 0; r < 40; r++) {
+        struct shm_region *reg;
+        int fd = attach_by_hand(port, ring, &reg);
+        uint8_t *data = (uint8_t *)reg + SHM_HDR_BYTES;
+        /* Let the server open the channel (its 1 ms scan), then write. */
+        for (uint64_t end = now_ms() + 5; now_ms() < end;)
+            udrpc_run_event_loop_once(srv.rpc), udrpc_run_event_loop_once(a.e.rpc);
+        CHECK_EQ(getrandom(data, ring, 0), (long)ring);
+        if (r % 2) {
+            /* Well-formed records of random packets, some with our magic. */
+            uint64_t off = 0;
+            while (off + 256 < ring) {
+                seed = seed * 6364136223846793005ull + 1;
+                uint32_t len = (uint32_t)(seed >> 40) % 160, hdr[2] = { len, SHM_REC_PKT };
+                memcpy(data + off, hdr, 8);
+                if (len >= 8 && (seed & 1))
+                    data[off + 8 + 7] = 0xB7; /* the header's magic */
+                off += shm_rec_bytes(len);
+            }
+            atomic_store(&reg->c2s.tail, off);
+        } else {
+            uint64_t tail;
+            CHECK_EQ(getrandom(&tail, sizeof(tail), 0), (long)sizeof(tail));
+            atomic_store(&reg->c2s.tail, r % 4 == 0 ? tail % (2 * ring) : tail);
+        }
+        unsigned before = a.done;
+        for (uint64_t end = now_ms() + 10; now_ms() < end;)
+            udrpc_run_event_loop_once(srv.rpc), udrpc_run_event_loop_once(a.e.rpc);
+        CHECK(a.done > before); /* the honest client is served meanwhile */
+        munmap(reg, SHM_HDR_BYTES + 2 * ring);
+        close(fd);
+        rounds++;
+    }
+    udrpc_stats_t ss = stats_of(&srv);
+    uint64_t drops = 0;
+    for (int i = 0; i < UDRPC_DROP_MAX; i++)
+        drops += ss.drops[i];
+    CHECK(ss.shm_bad_rings > 0);
+    CHECK(drops > 0);
+    /* The honest client finishes what it has in flight, each once. */
+    a.want = a.issued;
+    pump(&srv, cs, 1, 10000);
+    CHECK_EQ(stats_of(&a.e).shm_channels, 1);
+    printf("hostile: %u attaches with random rings: %llu broken rings closed, %llu packets "
+           "dropped; the honest client did %u RPCs meanwhile, all checked\n", rounds,
+           (unsigned long long)ss.shm_bad_rings, (unsigned long long)drops, a.done);
+    client_close(&a);
+    ep_close(&srv);
+}
+
+static void other_uid(void)
+{
+    if (geteuid() != 0) {
+        printf("other_uid: skipped (needs root to become uid 65534)\n");
+        return;
+    }
+    struct ep srv = ep_open("shm,udp");
+    const char *uri = udrpc_nexus_uri(srv.nx);
+    uint16_t port = (uint16_t)atoi(strrchr(uri, ':') + 1);
+    char uri_copy[UDRPC_MAX_URI_LEN];
+    snprintf(uri_copy, sizeof(uri_copy), "%s", uri);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        /* Through the library, shm only: the session must fail. */
+        struct ep c = ep_open("shm");
+        int s = udrpc_connect(c.rpc, uri_copy, 0);
+        for (uint64_t end = now_ms() + 3000; now_ms() < end && !udrpc_is_connected(c.rpc, s);)
+            udrpc_run_event_loop_once(c.rpc);
+        if (udrpc_is_connected(c.rpc, s))
+            _exit(11);
+        /* By hand, with a valid hello: refused too (the socket closes). */
+        struct shm_region *reg;
+        int fd = attach_by_hand(port, 1u << 20, &reg);
+        char b;
+        struct timeval tv = { .tv_sec = 3 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ssize_t r = recv(fd, &b, 1, 0);
+        if (r != 0 && !(r < 0 && errno == ECONNRESET)) { /* closed by the server, no answer */
+            fprintf(stderr, "other_uid: the hand-made attach got %zd (%s)\n", r,
+                    r < 0 ? strerror(errno) : "an answer");
+            _exit(12);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0)
+        pump_for(&srv, 1);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    pump_for(&srv, 5);
+    udrpc_stats_t ss = stats_of(&srv);
+    CHECK(ss.shm_refused >= 2);
+    CHECK_EQ(ss.shm_channels, 0);
+    CHECK_EQ(ss.sessions_active, 0);
+    printf("other_uid: uid 65534 refused twice (the library's attach and one by hand), "
+           "%llu refusals counted, no channel\n", (unsigned long long)ss.shm_refused);
+    ep_close(&srv);
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } cases[] = { { "local_and_remote", local_and_remote },
+                  { "fallback", fallback },
+                  { "hostile", hostile },
+                  { "other_uid", other_uid } };
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (!only || !strcmp(only, cases[i].name))
+            cases[i].fn();
+    printf("test_shm: ok\n");
+    return 0;
+}
