@@ -141,7 +141,7 @@ fuzz)
     configure_build build-fuzz -DCMAKE_C_COMPILER=clang -DUDRPC_FUZZ=ON \
         "-DUDRPC_SANITIZE=address;undefined;fuzzer-no-link" -DUDRPC_BUILD_TESTS=OFF \
         -DUDRPC_BUILD_BENCH=OFF
-    for t in rx sm uri; do
+    for t in rx sm uri shm; do
         work=build-fuzz/corpus/$t
         mkdir -p "$work" build-fuzz/artifacts
         echo "== fuzz_$t for $secs s =="

@@ -1,7 +1,7 @@
 /*
  * make_corpus.c — writes the fuzz targets' seed corpora: valid packets of
  * every kind, so the fuzzers start past the magic checks.
- *   make_corpus DIR     (creates DIR/rx, DIR/sm, DIR/uri)
+ *   make_corpus DIR     (creates DIR/rx, DIR/sm, DIR/uri, DIR/shm)
  * The fuzz set-up is deterministic: the client's session and the server's
  * are both number 0, and the loop MTU is 1024 (1008 data bytes a packet).
  */
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "shm_ring.h"
 #include "sm.h"
 #include "wire.h"
 
@@ -49,8 +50,8 @@ int main(int argc, char **argv)
     }
     dir = argv[1];
     char path[512];
-    const char *subs[] = { "", "/rx", "/sm", "/uri" };
-    for (int i = 0; i < 4; i++) {
+    const char *subs[] = { "", "/rx", "/sm", "/uri", "/shm" };
+    for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "%s%s", dir, subs[i]);
         mkdir(path, 0755);
     }
@@ -103,5 +104,28 @@ int main(int argc, char **argv)
                            "[::ffff:1.2.3.4]:9", "[::1:80", "[2001:db8::1%lo]:1" };
     for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++)
         put("uri", (int)i, uris[i], strlen(uris[i]));
+
+    /* shm: a ring's tail and head, then its bytes (fuzz_shm.c): records of
+     * 16, 100 and 1000 bytes; the same wrapped at the ring's end (4096). */
+    memset(buf, 0, sizeof(buf));
+    uint64_t off = 16;
+    const uint32_t lens[] = { 16, 100, 1000 };
+    for (int i = 0; i < 3; i++) {
+        uint32_t h[2] = { lens[i], SHM_REC_PKT };
+        memcpy(buf + off, h, 8);
+        memset(buf + off + 8, 0x40 + i, lens[i]);
+        off += shm_rec_bytes(lens[i]);
+    }
+    uint64_t idx[2] = { off - 16, 0 };
+    memcpy(buf, idx, 16);
+    put("shm", 0, buf, off);
+    memset(buf, 0, sizeof(buf));
+    uint32_t wrap[2] = { 0, SHM_REC_WRAP }, rec[2] = { 100, SHM_REC_PKT };
+    memcpy(buf + 16 + 4032, wrap, 8);
+    memcpy(buf + 16, rec, 8);
+    idx[0] = 4096 + shm_rec_bytes(100); /* head at 4032: the wrap, then one at 0 */
+    idx[1] = 4032;
+    memcpy(buf, idx, 16);
+    put("shm", 1, buf, 16 + 4096);
     return 0;
 }
