@@ -274,22 +274,27 @@ static void hostile(void)
         for (uint64_t end = now_ms() + 5; now_ms() < end;)
             udrpc_run_event_loop_once(srv.rpc), udrpc_run_event_loop_once(a.e.rpc);
         CHECK_EQ(getrandom(data, ring, 0), (long)ring);
+        const uint64_t pos0 = SHM_POS0(ring);
         if (r % 2) {
-            /* Well-formed records of random packets, some with our magic. */
+            /* Well-formed records of random packets, some with udrpc's
+             * magic, from where the server's reader starts. */
             uint64_t off = 0;
             while (off + 256 < ring) {
                 seed = seed * 6364136223846793005ull + 1;
-                uint32_t len = (uint32_t)(seed >> 40) % 160, hdr[2] = { len, SHM_REC_PKT };
-                memcpy(data + off, hdr, 8);
-                if (len >= 8 && (seed & 1))
-                    data[off + 8 + 7] = 0xB7; /* the header's magic */
-                off += shm_rec_bytes(len);
+                struct shm_rec_hdr h = { .len = (uint32_t)(seed >> 40) % 160,
+                                         .kind = SHM_REC_PKT };
+                if (h.len >= 8 && (seed & 1))
+                    data[off + SHM_REC_HDR + 7] = 0xB7; /* the header's magic */
+                memcpy(data + off + 8, &h.len, 8);
+                atomic_store((_Atomic uint64_t *)(void *)(data + off), pos0 + off);
+                off += shm_rec_bytes(h.len);
             }
-            atomic_store(&reg->c2s.tail, off);
         } else {
-            uint64_t tail;
-            CHECK_EQ(getrandom(&tail, sizeof(tail), 0), (long)sizeof(tail));
-            atomic_store(&reg->c2s.tail, r % 4 == 0 ? tail % (2 * ring) : tail);
+            /* Random bytes, with headers that match the reader's position
+             * at random places (random lengths and kinds then). */
+            for (uint64_t off = 0; off < ring; off += 64)
+                if (off == 0 || (data[off + 8] & 1))
+                    atomic_store((_Atomic uint64_t *)(void *)(data + off), pos0 + off);
         }
         unsigned before = a.done;
         for (uint64_t end = now_ms() + 10; now_ms() < end;)

@@ -1,6 +1,7 @@
 /*
  * fuzz_shm.c — what a shm peer writes, as the receiving side reads it:
- * the input is a ring's tail and head (16 bytes) and its bytes, read as
+ * the input is where the reader's head starts (8 bytes) and a ring's
+ * bytes, read as
  * shm's rx_burst reads its rings (udrpc__shm_fuzz_rx). Whatever the
  * bytes, every packet the reader yields lies inside the ring (checked
  * there, and by ASan), and a broken ring is reported, never followed.

@@ -105,27 +105,30 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++)
         put("uri", (int)i, uris[i], strlen(uris[i]));
 
-    /* shm: a ring's tail and head, then its bytes (fuzz_shm.c): records of
-     * 16, 100 and 1000 bytes; the same wrapped at the ring's end (4096). */
+    /* shm: where the reader's head starts, then a ring's bytes
+     * (fuzz_shm.c): records of 16, 100 and 1000 bytes from offset 0; one
+     * of 100 after a wrap marker at the ring's end (4096). Positions count
+     * from SHM_POS0. */
     memset(buf, 0, sizeof(buf));
-    uint64_t off = 16;
+    uint64_t off = 0;
     const uint32_t lens[] = { 16, 100, 1000 };
     for (int i = 0; i < 3; i++) {
-        uint32_t h[2] = { lens[i], SHM_REC_PKT };
-        memcpy(buf + off, h, 8);
-        memset(buf + off + 8, 0x40 + i, lens[i]);
+        struct shm_rec_hdr h = { .len = lens[i], .kind = SHM_REC_PKT };
+        atomic_init(&h.pos, SHM_POS0(4096) + off);
+        memcpy(buf + 8 + off, &h, sizeof(h));
+        memset(buf + 8 + off + SHM_REC_HDR, 0x40 + i, lens[i]);
         off += shm_rec_bytes(lens[i]);
     }
-    uint64_t idx[2] = { off - 16, 0 };
-    memcpy(buf, idx, 16);
-    put("shm", 0, buf, off);
+    put("shm", 0, buf, 8 + off);
     memset(buf, 0, sizeof(buf));
-    uint32_t wrap[2] = { 0, SHM_REC_WRAP }, rec[2] = { 100, SHM_REC_PKT };
-    memcpy(buf + 16 + 4032, wrap, 8);
-    memcpy(buf + 16, rec, 8);
-    idx[0] = 4096 + shm_rec_bytes(100); /* head at 4032: the wrap, then one at 0 */
-    idx[1] = 4032;
-    memcpy(buf, idx, 16);
-    put("shm", 1, buf, 16 + 4096);
+    uint64_t head = 4032;
+    memcpy(buf, &head, 8);
+    struct shm_rec_hdr w = { .len = 0, .kind = SHM_REC_WRAP };
+    struct shm_rec_hdr r = { .len = 100, .kind = SHM_REC_PKT };
+    atomic_init(&w.pos, SHM_POS0(4096) + 4032);
+    atomic_init(&r.pos, SHM_POS0(4096) + 4096);
+    memcpy(buf + 8 + 4032, &w, sizeof(w));
+    memcpy(buf + 8, &r, sizeof(r));
+    put("shm", 1, buf, 8 + 4096);
     return 0;
 }

@@ -4,20 +4,27 @@
  * variable-length, so a ring holds as many small packets as fit, whatever
  * the MTU:
  *
- *   record  u32 len | u32 kind | len bytes (the packet) | padding to 64 B
+ *   record  u64 pos | u32 len | u32 kind | len bytes (the packet) |
+ *           padding to a multiple of 64 bytes
+ *   pos     where the record starts, counted in bytes from the ring's
+ *           first use (so it names the lap too): the consumer takes the
+ *           record at its head once pos equals its head, and not before
  *   kind    SHM_REC_PKT, or SHM_REC_WRAP: the rest of the ring up to its
  *           end is unused, the next record is at offset 0
  *
- * A record never straddles the ring's end, so the consumer hands packets
- * on in place (zero copy). The producer publishes its tail with one
- * release store per burst; the consumer frees what it read with one
- * release store of its head, at its next read.
+ * The producer writes a record's bytes, then its header, pos last (a
+ * release store): so a packet of up to 32 bytes with udrpc's header is
+ * one cache line, and crossing to the other core costs that line alone,
+ * with no separate tail index to fetch. A record never straddles the
+ * ring's end, so the consumer hands packets on in place (zero copy). The
+ * consumer frees what it read with one release store of its head, at its
+ * next read; the producer reads that head only when the ring looks full.
  *
  * The peer writes what we read, and the peer may be buggy or hostile:
- * shm_rx_read reads each index and length once, checks it against the
- * ring before using it, and reports a ring that breaks the rules (-1), so
- * that the channel is closed. Nothing read from the ring can take a read
- * or write outside it.
+ * shm_rx_read reads each field once, checks it against the ring before
+ * using it, and reports a ring that breaks the rules (-1), so that the
+ * channel is closed. Nothing read from the ring can take a read or write
+ * outside it, or keep the reader in a loop.
  */
 #ifndef UDRPC_TRANSPORT_SHM_RING_H
 #define UDRPC_TRANSPORT_SHM_RING_H
@@ -27,16 +34,21 @@
 #include <string.h>
 
 #define SHM_REC_ALIGN 64u
-#define SHM_REC_HDR 8u
+#define SHM_REC_HDR 16u
 #define SHM_REC_PKT 0x54504B50u  /* "PKTP" */
 #define SHM_REC_WRAP 0x50415257u /* "WRAP" */
 
-/* A ring's control block, in the shared region: each side's index on a
- * cache line of its own, and the consumer's "about to sleep" flag on a
- * third, which the producer reads (and finds unchanged, in its cache)
- * after each burst. */
+struct shm_rec_hdr {
+    _Atomic uint64_t pos;
+    uint32_t len;
+    uint32_t kind;
+};
+
+/* A ring's control block, in the shared region: the consumer's head on a
+ * cache line of its own, and its "about to sleep" flag on another, which
+ * the producer reads (and finds unchanged, in its cache) after each
+ * burst. */
 struct shm_ring_ctl {
-    _Alignas(64) _Atomic uint64_t tail;   /* producer: bytes written */
     _Alignas(64) _Atomic uint64_t head;   /* consumer: bytes freed */
     _Alignas(64) _Atomic uint32_t sleeping;
 };
@@ -66,13 +78,18 @@ struct shm_answer {
     uint64_t nonce;            /* the server endpoint's (its route) */
 };
 
+/* Positions start at the ring's size, not 0: a ring's zeroed bytes then
+ * never read as a record written at the position the consumer waits on. */
+#define SHM_POS0(size) (size)
+
 /* Our end of a ring we write. */
 struct shm_tx {
     struct shm_ring_ctl *ctl;
     uint8_t *data;
     uint64_t size;       /* bytes, a power of two */
-    uint64_t tail;       /* written so far; published at the burst's end */
+    uint64_t tail;       /* where the next record goes */
     uint64_t head_seen;  /* the consumer's head, as last read */
+    uint64_t rec;        /* the record shm_tx_reserve opened */
 };
 
 /* Our end of a ring we read. */
@@ -90,38 +107,45 @@ static inline uint64_t shm_rec_bytes(uint32_t len)
     return ((uint64_t)SHM_REC_HDR + len + SHM_REC_ALIGN - 1) & ~(uint64_t)(SHM_REC_ALIGN - 1);
 }
 
-/* Room for a packet of len bytes: writes the record's header (and a wrap
- * marker first where the record would not fit before the ring's end) and
- * returns where the packet's bytes go; NULL when the ring is full. */
+static inline struct shm_rec_hdr *shm_rec_at(uint8_t *data, uint64_t off)
+{
+    return (struct shm_rec_hdr *)(void *)(data + off);
+}
+
+/* Room for a packet of len bytes (after a wrap marker where the record
+ * would not fit before the ring's end): where its bytes go, or NULL when
+ * the ring is full. shm_tx_commit then makes it visible. */
 static inline uint8_t *shm_tx_reserve(struct shm_tx *t, uint32_t len)
 {
     uint64_t need = shm_rec_bytes(len);
-    uint64_t pos = t->tail & (t->size - 1);
-    uint64_t skip = t->size - pos < need ? t->size - pos : 0;
+    uint64_t off = t->tail & (t->size - 1);
+    uint64_t skip = t->size - off < need ? t->size - off : 0;
     if (t->tail + skip + need - t->head_seen > t->size) {
         t->head_seen = atomic_load_explicit(&t->ctl->head, memory_order_acquire);
         if (t->tail + skip + need - t->head_seen > t->size)
             return NULL; /* (a consumer's head beyond our tail reads as full) */
     }
-    uint32_t h[2];
     if (skip) {
-        h[0] = 0;
-        h[1] = SHM_REC_WRAP;
-        memcpy(t->data + pos, h, sizeof(h));
+        struct shm_rec_hdr *w = shm_rec_at(t->data, off);
+        w->len = 0;
+        w->kind = SHM_REC_WRAP;
+        atomic_store_explicit(&w->pos, t->tail, memory_order_release);
         t->tail += skip;
-        pos = 0;
+        off = 0;
     }
-    h[0] = len;
-    h[1] = SHM_REC_PKT;
-    memcpy(t->data + pos, h, sizeof(h));
+    t->rec = t->tail;
     t->tail += need;
-    return t->data + pos + SHM_REC_HDR;
+    return t->data + off + SHM_REC_HDR;
 }
 
-/* Makes what shm_tx_reserve wrote visible to the consumer. */
-static inline void shm_tx_publish(struct shm_tx *t)
+/* Publishes the record shm_tx_reserve(t, len) opened, once its bytes are
+ * written. */
+static inline void shm_tx_commit(struct shm_tx *t, uint32_t len)
 {
-    atomic_store_explicit(&t->ctl->tail, t->tail, memory_order_release);
+    struct shm_rec_hdr *h = shm_rec_at(t->data, t->rec & (t->size - 1));
+    h->len = len;
+    h->kind = SHM_REC_PKT;
+    atomic_store_explicit(&h->pos, t->rec, memory_order_release);
 }
 
 /* Frees the records the last shm_rx_read returned: the producer may
@@ -134,43 +158,44 @@ static inline void shm_rx_release(struct shm_rx *r)
     }
 }
 
-/* true if the producer has written something we have not read. */
+static inline uint64_t shm_rx_pos(const struct shm_rx *r, uint64_t off)
+{
+    const struct shm_rec_hdr *h = (const struct shm_rec_hdr *)(const void *)(r->data + off);
+    return atomic_load_explicit(&h->pos, memory_order_acquire);
+}
+
+/* true if the producer has written a record we have not read. */
 static inline int shm_rx_ready(const struct shm_rx *r)
 {
-    return atomic_load_explicit(&r->ctl->tail, memory_order_acquire) != r->head;
+    return shm_rx_pos(r, r->head & (r->size - 1)) == r->head;
 }
 
 /* Reads up to max packets: bufs[i] and lens[i] point at each in the ring,
  * valid until the next shm_rx_release. Returns how many, or -1 for a ring
- * the producer broke: a tail more than a ring ahead of us, an unknown
- * kind, a length over the MTU, or a record past the tail or the end. */
+ * the producer broke: an unknown kind, a length over the MTU, a record
+ * past the ring's end, or a wrap marker at its start. */
 static inline int shm_rx_read(struct shm_rx *r, const uint8_t **bufs, uint32_t *lens,
                               unsigned max)
 {
-    uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
-    if (tail == r->head)
-        return 0;
-    if (tail - r->head > r->size)
-        return -1;
     unsigned n = 0;
-    while (n < max && r->head != tail) {
-        uint64_t pos = r->head & (r->size - 1); /* a multiple of 64 */
-        uint64_t left = tail - r->head;
+    while (n < max) {
+        uint64_t off = r->head & (r->size - 1); /* a multiple of 64 */
+        if (shm_rx_pos(r, off) != r->head)
+            break; /* not written yet */
         /* One read of each field: the producer may change them under us. */
-        const uint32_t *h = (const uint32_t *)(const void *)(r->data + pos);
-        uint32_t len = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
-        uint32_t kind = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
+        const struct shm_rec_hdr *h = (const struct shm_rec_hdr *)(const void *)(r->data + off);
+        uint32_t len = __atomic_load_n(&h->len, __ATOMIC_RELAXED);
+        uint32_t kind = __atomic_load_n(&h->kind, __ATOMIC_RELAXED);
         if (kind == SHM_REC_WRAP) {
-            uint64_t skip = r->size - pos;
-            if (pos == 0 || skip > left)
-                return -1;
-            r->head += skip;
-            continue;
+            if (off == 0)
+                return -1; /* (a wrap there would skip a whole lap) */
+            r->head += r->size - off;
+            continue; /* (the record at 0 is no wrap: this loop ends) */
         }
         uint64_t need = shm_rec_bytes(len);
-        if (kind != SHM_REC_PKT || len > r->mtu || need > r->size - pos || need > left)
+        if (kind != SHM_REC_PKT || len > r->mtu || need > r->size - off)
             return -1;
-        bufs[n] = r->data + pos + SHM_REC_HDR;
+        bufs[n] = r->data + off + SHM_REC_HDR;
         lens[n] = len;
         n++;
         r->head += need;
