@@ -65,4 +65,11 @@ void bench_stop_server(pid_t pid);
 int udp_echo_run(const char *host, size_t size, unsigned depth, double duration_s,
                  int server_cpu, int client_cpu, int gso, struct bench_result *r);
 
+/* The shm ring floor (peers/shm_echo.c): depth messages of size bytes in
+ * flight between two processes through shm's rings and nothing else. */
+int shm_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu, int client_cpu,
+                 struct bench_result *r);
+/* One core's memcpy of size bytes, in bytes per second. */
+double memcpy_bytes_per_s(size_t size, double duration_s, int cpu);
+
 #endif

@@ -139,6 +139,12 @@ struct point {
     double cc_rate_min, cc_rate_avg, cc_rate_max, cc_rtt_min_us, cc_rtt_avg_us;
     double pkts_per_send; /* udp: datagrams per send of the client (GSO) */
     uint64_t cc_paced;
+    /* shm's peers: its ring floor (--repeat runs), UCX over shared memory
+     * (one run), and for 64 KiB and up one core's memcpy of the size */
+    struct bench_result floor_rep[MAX_REPEAT], floor, ucx;
+    struct range rps_vs_floor, p50_vs_floor;
+    int have_floor, have_ucx;
+    double memcpy_bytes_per_s;
 };
 
 static const char *type_name(uint8_t t)
@@ -731,7 +737,60 @@ static void summarize(struct point *pt)
         pt->rps_vs_gso = ratio_range(pt->rep, pt->gso_rep, n,
                                      offsetof(struct bench_result, rpc_per_s));
     }
+    if (pt->have_floor) {
+        pt->floor = median_result(pt->floor_rep, n);
+        pt->rps_vs_floor = ratio_range(pt->rep, pt->floor_rep, n,
+                                       offsetof(struct bench_result, rpc_per_s));
+        pt->p50_vs_floor = ratio_range(pt->rep, pt->floor_rep, n,
+                                       offsetof(struct bench_result, p50_us));
+    }
 }
+
+/* UCX over shared memory (ucx_perftest, UCX_TLS=sm), when ucx-utils is
+ * installed: UCP tag_lat at depth 1 (its one-way latency doubled into a
+ * round trip; its rate, one-way messages, halved into round trips), else
+ * tag_bw, a one-way stream of messages (its rate as it is: no answers). */
+static int run_ucx(size_t size, unsigned depth, struct bench_result *r)
+{
+    static int said;
+    if (system("command -v ucx_perftest >/dev/null 2>&1") != 0) {
+        if (!said++)
+            fprintf(stderr, "rpc_bench: no UCX row: ucx_perftest is not installed "
+                            "(Debian: ucx-utils)\n");
+        return -1;
+    }
+    char cmd[640];
+    int port = 30000 + (int)(getpid() % 20000);
+    const int lat = depth == 1;
+    double secs = opt.duration_s < 1 ? 1 : opt.duration_s;
+    snprintf(cmd, sizeof(cmd),
+             "export UCX_TLS=sm; taskset -c %d ucx_perftest -p %d >/dev/null 2>&1 & U=$!; "
+             "sleep 0.5; taskset -c %d timeout 60 ucx_perftest 127.0.0.1 -p %d -t %s -s %zu "
+             "-T %.0f -n 100000000 2>&1; kill $U 2>/dev/null",
+             opt.server_core < 0 ? 0 : opt.server_core, port,
+             opt.client_core < 0 ? 0 : opt.client_core, port, lat ? "tag_lat" : "tag_bw",
+             size, secs);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int got = 0;
+    memset(r, 0, sizeof(*r));
+    while (fgets(line, sizeof(line), f)) {
+        double it, p50, avg, overall, bw_avg, bw_all, rate_avg, rate_all;
+        char *p = strstr(line, "Final:");
+        if (p && sscanf(p + 6, "%lf %lf %lf %lf %lf %lf %lf %lf", &it, &p50, &avg, &overall,
+                        &bw_avg, &bw_all, &rate_avg, &rate_all) == 8) {
+            r->p50_us = lat ? 2 * p50 : 0;
+            r->rpc_per_s = lat ? rate_all / 2 : rate_all;
+            r->count = (uint64_t)it;
+            got = 1;
+        }
+    }
+    pclose(f);
+    return got ? 0 : -1;
+}
+
 /* sockperf ping-pong (depth 1), when installed. It reports one-way latency
  * (RTT/2), so its percentiles are doubled here to compare round trips. */
 static int run_sockperf(size_t size, struct bench_result *r)
@@ -877,7 +936,20 @@ static void print_point(const struct point *pt, const char *tp)
         print_row(pt, "sockperf", &pt->sp, 0);
         print_ratio(pt, "sockperf", &pt->sp, NULL);
     }
+    if (pt->have_floor)
+        print_peer(pt, "shm ring floor", "ring floor", &pt->floor, &pt->rps_vs_floor);
+    if (pt->have_ucx) {
+        print_row(pt, pt->depth == 1 ? "UCX tag_lat" : "UCX tag_bw", &pt->ucx, 0);
+        print_ratio(pt, pt->depth == 1 ? "UCX round trips over sm"
+                                       : "UCX one-way messages over sm", &pt->ucx, NULL);
+    }
+    if (pt->memcpy_bytes_per_s > 0)
+        printf("%8zu %5u %4u %-14s %.2f GB/s of memcpy; udrpc's goodput (one way) %.2f GB/s: "
+               "%.2fx\n", pt->size, pt->depth, pt->sessions, "memcpy",
+               pt->memcpy_bytes_per_s / 1e9, pt->r.rpc_per_s * (double)pt->size / 1e9,
+               pt->r.rpc_per_s * (double)pt->size / pt->memcpy_bytes_per_s);
     fflush(stdout);
+
 }
 
 static void git_commit(char *out, size_t len)
@@ -958,6 +1030,19 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
         }
         if (p->have_gso)
             json_range(f, "rps_vs_gso", &p->rps_vs_gso);
+        if (p->have_floor) {
+            json_range(f, "rps_vs_floor", &p->rps_vs_floor);
+            json_range(f, "p50_vs_floor", &p->p50_vs_floor);
+            fprintf(f, "\"shm_floor_rpc_per_s\": %.1f, \"shm_floor_p50_us\": %.3f, ",
+                    p->floor.rpc_per_s, p->floor.p50_us);
+        }
+        if (p->have_ucx)
+            fprintf(f, "\"ucx_rpc_per_s\": %.1f, \"ucx_p50_us\": %.3f, \"ucx_test\": \"%s\", ",
+                    p->ucx.rpc_per_s, p->ucx.p50_us, p->depth == 1 ? "tag_lat" : "tag_bw");
+        if (p->memcpy_bytes_per_s > 0)
+            fprintf(f, "\"memcpy_gb_per_s\": %.3f, \"goodput_vs_memcpy\": %.3f, ",
+                    p->memcpy_bytes_per_s / 1e9,
+                    p->r.rpc_per_s * (double)p->size / p->memcpy_bytes_per_s);
         fprintf(f,
                 "\"err_timeout\": %llu, \"err_session\": %llu, \"err_no_handler\": %llu, "
                 "\"err_too_big\": %llu, \"err_other\": %llu, \"bad_responses\": %llu, ",
@@ -1366,14 +1451,34 @@ static void run_peers(struct point *pts, unsigned n, unsigned *done, unsigned st
             if (same) {
                 pt->raw_rep[rep] = same->raw_rep[rep];
                 pt->gso_rep[rep] = same->gso_rep[rep];
+                pt->floor_rep[rep] = same->floor_rep[rep];
                 pt->have_raw = same->have_raw;
                 pt->have_gso = same->have_gso;
                 pt->have_sp = same->have_sp;
+                pt->have_floor = same->have_floor;
+                pt->have_ucx = same->have_ucx;
                 pt->sp = same->sp;
+                pt->ucx = same->ucx;
+                pt->memcpy_bytes_per_s = same->memcpy_bytes_per_s;
                 continue;
             }
             progress(*done, steps, per_point * (steps - *done));
             ++*done;
+            if (!strcmp(opt.transport, "shm")) {
+                /* Its peers are of memory, not of the kernel's UDP. */
+                if (pt->size <= 65507)
+                    pt->have_floor = shm_echo_run(pt->size, pt->depth, opt.duration_s,
+                                                  opt.server_core, opt.client_core,
+                                                  &pt->floor_rep[rep]) == 0;
+                if (rep == 0) {
+                    pt->have_ucx = run_ucx(pt->size, pt->depth, &pt->ucx) == 0;
+                    if (pt->size >= 65536)
+                        pt->memcpy_bytes_per_s = memcpy_bytes_per_s(
+                            pt->size, opt.duration_s, opt.client_core);
+                }
+                continue;
+            }
+
             if (pt->size > 65507)
                 continue;
             pt->have_raw = udp_echo_run(opt.host, pt->size, pt->depth, opt.duration_s,
