@@ -361,8 +361,10 @@ typedef struct udrpc_stats {
                                       a bad hello or region, no room) */
     uint64_t shm_bad_rings;      /**< shm: channels closed because the
                                       peer broke a ring's rules */
-    uint64_t shm_ring_full;      /**< shm: packets a full ring refused
-                                      (also in drops[UDRPC_DROP_TX_FULL]) */
+    uint64_t shm_ring_full;      /**< shm: packets that found their ring
+                                      full and waited in the endpoint's
+                                      backlog (8 MiB); beyond it, they count
+                                      in drops[UDRPC_DROP_TX_FULL] */
 } udrpc_stats_t;
 
 /** udrpc_stats_t.udp_offload: GSO (batched sends) is on. */
