@@ -256,7 +256,9 @@ typedef struct udrpc_config {
                                      default; env UDRPC_IDLE_SLEEP_US).
                                      udrpc_run_event_loop_once() never
                                      sleeps. Transports that cannot block
-                                     (loop) always busy-poll. */
+                                     (loop, verbs, mlx5) always busy-poll;
+                                     an endpoint of several transports
+                                     (shm,udp) sleeps on all of them. */
     bool     cc;                /**< Timely congestion control with pacing
                                      (default false; env UDRPC_CC=1) */
     bool     udp_gso;           /**< udp: batch in the kernel (default true;

@@ -4,6 +4,7 @@
  * loop, message buffers, and its stats.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -139,8 +140,9 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
                           rpc->clock->tsc_per_ns,
                           udrpc__us_to_tsc(rpc->clock, rpc->cfg.timely.t_low_us),
                           udrpc__us_to_tsc(rpc->clock, 2 * UDRPC_WHEEL_BUCKET_US));
-    if (!rpc->tp_ops->wait || rpc->n_tps > 1)
-        rpc->idle_sleep_tsc = 0; /* (several: a sleep on one would miss the others) */
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (!rpc->tps[t]->ops->poll_fd)
+            rpc->idle_sleep_tsc = 0; /* a transport that only busy-polls */
     rpc->dpp = rpc->mtu - UDRPC_HDR_SIZE;
     if (msgbuf_pkts(rpc->max_msg_size, rpc->dpp) >= UDRPC_MAX_PKTS_PER_MSG) {
         err = -EINVAL; /* pkt_num is 16 bits: raise the MTU or lower the max */
@@ -367,6 +369,9 @@ rx_bursts(struct udrpc *rpc, struct transport *tp, const struct transport_ops *o
  * the next wait. */
 static __attribute__((noinline, cold)) void ev_drain(struct udrpc *rpc)
 {
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (rpc->tps[t]->ops->disarm)
+            rpc->tps[t]->ops->disarm(rpc->tps[t]);
     uint64_t v;
     ssize_t r = read(atomic_load(&rpc->ev_notify_fd), &v, sizeof(v));
     r = read(rpc->ev_timerfd, &v, sizeof(v));
@@ -380,6 +385,9 @@ static __attribute__((noinline, cold)) void ev_drain(struct udrpc *rpc)
 static __attribute__((noinline, cold)) void ev_rearm(struct udrpc *rpc)
 {
     rpc->ev_kick = true;
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (rpc->tps[t]->ops->arm && !rpc->tps[t]->ops->arm(rpc->tps[t]))
+            udrpc__ev_notify(rpc); /* a packet came meanwhile: poll again */
     uint64_t next = rpc->next_liveness_tsc;
     if (rpc->sm_pending && rpc->sm_next_check_tsc < next)
         next = rpc->sm_next_check_tsc;
@@ -480,6 +488,28 @@ static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc)
     udrpc__tx_flush(rpc);
 }
 
+/* Blocks until a packet may be waiting on one of the transports, or
+ * timeout_us passes: each armed, then one poll over their descriptors. */
+static __attribute__((noinline)) void tps_wait(struct udrpc *rpc, unsigned timeout_us)
+{
+    struct pollfd pfd[UDRPC_MAX_TRANSPORTS];
+    bool ready = false;
+    for (unsigned t = 0; t < rpc->n_tps; t++) {
+        struct transport *tp = rpc->tps[t];
+        pfd[t] = (struct pollfd){ .fd = tp->ops->poll_fd(tp), .events = POLLIN };
+        if (tp->ops->arm && !tp->ops->arm(tp))
+            ready = true;
+    }
+    if (!ready) {
+        struct timespec ts = { .tv_sec = timeout_us / 1000000,
+                               .tv_nsec = (long)(timeout_us % 1000000) * 1000 };
+        (void)ppoll(pfd, rpc->n_tps, &ts, NULL); /* EINTR or a timeout: the loop polls again */
+    }
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (rpc->tps[t]->ops->disarm)
+            rpc->tps[t]->ops->disarm(rpc->tps[t]);
+}
+
 /* The idle test lives here, not in udrpc_run_event_loop_once(), so that
  * busy-polling costs nothing extra: an iteration that moved no packet leaves
  * the packet counters alone. Timers fire late by at most the 1 ms cap, and SM
@@ -502,7 +532,7 @@ static void idle_check(struct udrpc *rpc, uint64_t end_tsc)
         if (left_us < sleep_us)
             sleep_us = (unsigned)left_us;
     }
-    rpc->tp_ops->wait(rpc->tp, sleep_us);
+    tps_wait(rpc, sleep_us);
 }
 
 void udrpc_run_event_loop(udrpc_t *rpc, unsigned timeout_ms)

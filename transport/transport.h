@@ -95,12 +95,17 @@ struct transport_ops {
     /* The Rpc's 1 ms scan, off the datapath (shm: new channels, hang-ups).
      * NULL: nothing to do. */
     void (*scan)(struct transport *tp);
-    /* Blocks until a packet may be waiting or timeout_us passes; NULL for a
-     * transport that cannot block (its endpoints busy-poll). */
-    void (*wait)(struct transport *tp, unsigned timeout_us);
     /* A file descriptor that polls readable (POLLIN) when rx_burst may have
-     * packets, for udrpc_get_fd; NULL where there is none. */
+     * packets, once arm has been called: for idle sleep and udrpc_get_fd.
+     * NULL for a transport that cannot block (its endpoints busy-poll). */
     int (*poll_fd)(struct transport *tp);
+    /* Before the endpoint blocks on poll_fd: makes new packets signal it
+     * (shm: its peers write its eventfd only while it says it sleeps).
+     * false: packets are waiting already, do not block. disarm: the
+     * endpoint is awake again. NULL: poll_fd always signals (udp's
+     * socket). Off the busy-polling path. */
+    bool (*arm)(struct transport *tp);
+    void (*disarm)(struct transport *tp);
     /* Adds the transport's own counters to out (kernel_drops: datagrams
      * the kernel dropped before we saw them, its socket filter or a full
      * receive buffer; udp's offload fields). NULL where it has none. Read

@@ -680,26 +680,27 @@ static void shm_scan(struct transport *tp)
     }
 }
 
-static void shm_wait(struct transport *tp, unsigned timeout_us)
+/* The endpoint may sleep: each ring we read says so, so that its
+ * producer writes our eventfd; false if a packet came meanwhile. */
+static bool shm_arm(struct transport *tp)
 {
     struct shm_transport *t = (struct shm_transport *)tp;
     for (unsigned i = 0; i < t->n_open; i++)
         atomic_store(&t->chans[t->open[i]].rx.ctl->sleeping, 1); /* seq_cst */
-    bool ready = false;
-    for (unsigned i = 0; i < t->n_open && !ready; i++)
-        ready = shm_rx_ready(&t->chans[t->open[i]].rx);
-    if (!ready) {
-        struct pollfd pfd[2] = { { .fd = t->efd, .events = POLLIN },
-                                 { .fd = t->listen_fd, .events = POLLIN } };
-        int ms = (int)((timeout_us + 999) / 1000);
-        if (poll(pfd, 2, ms) > 0 && (pfd[0].revents & POLLIN)) {
-            uint64_t v;
-            ssize_t r = read(t->efd, &v, sizeof(v));
-            (void)r;
-        }
-    }
+    for (unsigned i = 0; i < t->n_open; i++)
+        if (shm_rx_ready(&t->chans[t->open[i]].rx))
+            return false;
+    return true;
+}
+
+static void shm_disarm(struct transport *tp)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
     for (unsigned i = 0; i < t->n_open; i++)
         atomic_store_explicit(&t->chans[t->open[i]].rx.ctl->sleeping, 0, memory_order_relaxed);
+    uint64_t v;
+    ssize_t r = read(t->efd, &v, sizeof(v)); /* (nonblocking: the wake-ups are spent) */
+    (void)r;
 }
 
 static int shm_poll_fd(struct transport *tp)
@@ -735,8 +736,9 @@ static const struct transport_ops shm_ops = {
     .make_peer = shm_make_peer,
     .route_for = shm_route_for,
     .scan = shm_scan,
-    .wait = shm_wait,
     .poll_fd = shm_poll_fd,
+    .arm = shm_arm,
+    .disarm = shm_disarm,
     .stats = shm_stats,
     .destroy = shm_destroy,
 };

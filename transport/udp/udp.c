@@ -440,15 +440,6 @@ static void udp_destroy(struct transport *tp)
     free(u);
 }
 
-static void udp_wait(struct transport *tp, unsigned timeout_us)
-{
-    struct udp_transport *u = (struct udp_transport *)tp;
-    struct pollfd pfd = { .fd = u->fd, .events = POLLIN };
-    struct timespec ts = { .tv_sec = timeout_us / 1000000,
-                           .tv_nsec = (long)(timeout_us % 1000000) * 1000 };
-    (void)ppoll(&pfd, 1, &ts, NULL); /* EINTR or a timeout: the loop polls again */
-}
-
 static int udp_poll_fd(struct transport *tp)
 {
     return ((struct udp_transport *)tp)->fd;
@@ -496,7 +487,6 @@ static const struct transport_ops udp_ops = {
     .tx_burst = udp_tx_burst,
     .tx_flush = udp_tx_flush,
     .make_peer = udp_make_peer,
-    .wait = udp_wait,
     .poll_fd = udp_poll_fd,
     .stats = udp_stats,
     .destroy = udp_destroy,
