@@ -1437,6 +1437,14 @@ static unsigned make_points(struct point *pts)
     return n;
 }
 
+/* What the sweep's sessions go over, for its peers: "auto" (the default)
+ * with rpc_bench's own server goes over shm, as any two default endpoints
+ * on one host do. */
+static const char *sweep_kind(void)
+{
+    return !strcmp(opt.transport, "auto") && !opt.server_uri ? "shm" : opt.transport;
+}
+
 /* The peers of every point: the same size and depth, on the same cores. */
 static void run_peers(struct point *pts, unsigned n, unsigned *done, unsigned steps,
                       double per_point)
@@ -1464,7 +1472,7 @@ static void run_peers(struct point *pts, unsigned n, unsigned *done, unsigned st
             }
             progress(*done, steps, per_point * (steps - *done));
             ++*done;
-            if (!strcmp(opt.transport, "shm")) {
+            if (!strcmp(sweep_kind(), "shm")) {
                 /* Its peers are of memory, not of the kernel's UDP. */
                 if (pt->size <= 65507)
                     pt->have_floor = shm_echo_run(pt->size, pt->depth, opt.duration_s,
@@ -1583,6 +1591,13 @@ int main(int argc, char **argv)
         pump();
     if (cl.failed_conn)
         return 1;
+    udrpc_stats_t st0;
+    udrpc_get_stats(cl.rpc, &st0);
+    if (st0.shm_channels)
+        tp = "shm"; /* (auto, or a list with shm: the sessions' transport) */
+    else if (!strcmp(sweep_kind(), "shm") && strcmp(opt.transport, "shm") != 0)
+        fprintf(stderr, "rpc_bench: the sessions went over %s, not shm: the peers measured "
+                        "are shm's\n", tp);
     udrpc_msgbuf_alloc(cl.rpc, 16, &cl.info_req);
     udrpc_msgbuf_alloc(cl.rpc, 16, &cl.info_resp);
     udrpc_msgbuf_resize(&cl.info_req, 0);

@@ -23,9 +23,34 @@ static void destroy_transports(udrpc_t *rpc)
     rpc->n_tps = 0;
 }
 
+/* "auto": shm beside the network transport, for peers on this host. Its
+ * failure (its socket's name taken) fails nothing: peers on this host
+ * then go over the network transport. */
+static void add_auto_shm(udrpc_t *rpc)
+{
+    const struct transport_desc *d = udrpc__transport_find("shm", 3);
+    if (!d || rpc->n_tps == UDRPC_MAX_TRANSPORTS)
+        return;
+    for (unsigned i = 0; i < rpc->n_tps; i++)
+        if (rpc->tps[i]->desc == d)
+            return;
+    struct tp_params p = { .bind = rpc->nx->sm_addr,
+                           .src_tag = (uint64_t)rpc->n_tps << TP_SRC_TAG_SHIFT,
+                           .rpc_id = rpc->rpc_id };
+    int ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps]);
+    if (ret == 0)
+        rpc->n_tps++;
+    else
+        UDRPC_LOG_INFO(rpc, -1, "auto: no shm beside %s (%s): peers on this host go over it",
+                       rpc->tps[0]->name, udrpc_strerror(ret));
+}
+
 /* The transports the configuration names, from the registry: one name,
- * "auto", or a list ("loop,udp"). The first is the one client sessions
- * use; a server session takes the one whose kind its client speaks. Each
+ * "auto", or a list ("loop,udp"). "auto" is the best network transport
+ * here, and shm beside it for peers on this host (left out, with a note,
+ * where it cannot be made). A client session goes over shm where its
+ * server is on this host and speaks shm, else over the first of the
+ * others; a server session takes the one whose kind its client speaks. Each
  * gets its index as the tag of its sources. All send datagrams of one
  * size, the smallest of their MTUs (packet boundaries are the endpoint's),
  * and at most one may register memory (a msgbuf has one lkey). */
@@ -35,9 +60,9 @@ static int make_transports(udrpc_t *rpc)
     int ret = 0;
     while (*t) {
         size_t len = strcspn(t, ",");
+        const bool is_auto = len == 4 && !memcmp(t, "auto", 4);
         const struct transport_desc *d =
-            len == 4 && !memcmp(t, "auto", 4) ? udrpc__transport_auto(&rpc->cfg)
-                                               : udrpc__transport_find(t, len);
+            is_auto ? udrpc__transport_auto(&rpc->cfg) : udrpc__transport_find(t, len);
         if (!d || rpc->n_tps == UDRPC_MAX_TRANSPORTS) {
             ret = -EINVAL;
             break;
@@ -48,6 +73,8 @@ static int make_transports(udrpc_t *rpc)
         if ((ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps])) != 0)
             break;
         rpc->n_tps++;
+        if (is_auto)
+            add_auto_shm(rpc);
         t += len;
         if (*t == ',')
             t++;

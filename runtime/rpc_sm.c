@@ -56,22 +56,26 @@ static void sm_req_pkt(struct udrpc *rpc, const struct session *s, uint8_t type,
         p->client_route = tp->local;
 }
 
-/* A client session goes over the first of the endpoint's transports, from
- * the one numbered from on, that can reach its server: all can, but shm
- * only a server on this host. 0, or the last one's -errno. */
-static int client_pick_transport(struct udrpc *rpc, struct session *s, unsigned from)
+/* A client session's transport: shm (a transport with route_for) where it
+ * reaches the server, unless local is false (the server refused it);
+ * else the first of the others. 0, or -EHOSTUNREACH: none. */
+static int client_pick_transport(struct udrpc *rpc, struct session *s, bool local)
 {
-    int err = -EHOSTUNREACH;
-    for (unsigned t = from; t < rpc->n_tps; t++) {
+    for (unsigned t = 0; local && t < rpc->n_tps; t++) {
         struct transport *tp = rpc->tps[t];
         struct tp_route r;
         if (tp->ops->route_for &&
-            (err = tp->ops->route_for(tp, &s->remote_sm, s->remote_rpc_id, &r)) != 0)
-            continue;
-        s->peer.tpi = (uint8_t)t;
-        return 0;
+            tp->ops->route_for(tp, &s->remote_sm, s->remote_rpc_id, &r) == 0) {
+            s->peer.tpi = (uint8_t)t;
+            return 0;
+        }
     }
-    return err;
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (!rpc->tps[t]->ops->route_for) {
+            s->peer.tpi = (uint8_t)t;
+            return 0;
+        }
+    return -EHOSTUNREACH;
 }
 
 static void sm_reply(struct udrpc *rpc, const struct sm_pkt *req, uint8_t type,
@@ -156,7 +160,7 @@ int udrpc_connect_ctx(udrpc_t *rpc, const char *remote_uri, uint8_t remote_rpc_i
     s->remote_rpc_id = remote_rpc_id;
     s->remote_sm = sin;
     strncpy(s->remote_uri, remote_uri, sizeof(s->remote_uri) - 1);
-    if (client_pick_transport(rpc, s, 0) != 0)
+    if (client_pick_transport(rpc, s, true) != 0)
         s->peer.tpi = 0; /* none: the server will say it does not take ours */
     sm_pending_add(rpc, s, udrpc__rdtsc());
     udrpc__sm_send_req(rpc, s, SM_CONNECT_REQ);
@@ -351,7 +355,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
                   ? -EPROTO
                   : tp->ops->make_peer(tp, &p->server_route, &s->remote_sm, &s->peer);
     if (ret != 0 && tp->ops->route_for && (ret == -EPROTONOSUPPORT || ret == -EINVAL) &&
-        client_pick_transport(rpc, s, tpi + 1) == 0) {
+        client_pick_transport(rpc, s, false) == 0) {
         /* The server does not take this route (shm: it is not on this
          * host, or has no shm): the next transport, under a new token, so
          * that the server sees a new session. */

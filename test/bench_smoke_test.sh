@@ -19,6 +19,12 @@ for field in rpc_per_s goodput_gbps p50_us p90_us p99_us p999_us max_us retransm
              raw_udp_rpc_per_s gso_udp_rpc_per_s gso_udp_p50_us udp_gso_pkts_per_send; do
     [ "$(grep -c "\"$field\"" "$out/b.json")" = 4 ] || { echo "no $field in JSON"; exit 1; }
 done
+# shm's peers (--peers): the ring floor of every point
+if [ "$tp" = shm ]; then
+    for field in shm_floor_rpc_per_s shm_floor_p50_us rps_vs_floor_min; do
+        [ "$(grep -c "\"$field\"" "$out/b.json")" = 4 ] || { echo "no $field in JSON"; exit 1; }
+    done
+fi
 [ "$(wc -l < "$out/b.csv")" = 5 ]
 # every point measured something
 awk -F, 'NR > 1 && $5 + 0 <= 0 { exit 1 }' "$out/b.csv"

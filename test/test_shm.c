@@ -6,6 +6,7 @@
  *                     udp-only client gets none, and both sessions serve
  *                     at once on the one server endpoint, every byte
  *                     checked, every continuation once.
+ *   auto              two default endpoints ("auto") talk over shm.
  *   fallback          a "shm,udp" client of a udp-only server connects
  *                     over udp (no channel), and serves.
  *   backpressure      four sessions of 1 MiB RPCs, more than a ring holds:
@@ -228,6 +229,24 @@ static void local_and_remote(void)
            (unsigned long long)sb.retransmits);
     client_close(&a);
     client_close(&b);
+    ep_close(&srv);
+}
+
+/* Default endpoints ("auto") on one host talk over shm; the endpoint is
+ * still named for its network transport. */
+static void auto_picks_shm(void)
+{
+    struct ep srv = ep_open("auto");
+    static struct client a;
+    client_open(&a, "auto", udrpc_nexus_uri(srv.nx), 2000);
+    struct client *cs[] = { &a };
+    pump(&srv, cs, 1, 10000);
+    CHECK_EQ(stats_of(&a.e).shm_channels, 1);
+    CHECK_EQ(stats_of(&srv).shm_channels, 1);
+    CHECK(strcmp(udrpc_transport_name(a.e.rpc), "shm") != 0);
+    printf("auto: two default endpoints: 2000 RPCs over shm (beside %s)\n",
+           udrpc_transport_name(a.e.rpc));
+    client_close(&a);
     ep_close(&srv);
 }
 
@@ -541,6 +560,7 @@ int main(int argc, char **argv)
         const char *name;
         void (*fn)(void);
     } cases[] = { { "local_and_remote", local_and_remote },
+                  { "auto", auto_picks_shm },
                   { "fallback", fallback },
                   { "backpressure", backpressure },
                   { "idle_sleep", idle_sleep },
