@@ -803,7 +803,7 @@ int udrpc__shm_fuzz_rx(const uint8_t *data, size_t size)
      * the consumer's head starts (an offset in the ring, in its first lap
      * after SHM_POS0), the rest the ring's bytes. */
     enum { RING = 4096 };
-    static _Alignas(64) struct shm_ring_ctl ctl;
+    static struct shm_ring_ctl ctl;
     static _Alignas(64) uint8_t ring[RING];
     uint64_t head = 0;
     memcpy(&head, data, size < 8 ? size : 8);
