@@ -3,11 +3,13 @@
 #   ./build.sh test     install what is missing, build, run the whole ctest suite
 #                       (normal build, then the suite again under ASan+UBSan,
 #                       then the multi-threaded tests under TSan)
-#   ./build.sh bench    build, then the default rpc_bench sweep on the default
-#                       transport (sizes 32, 4096, 65536 B x depths 1, 8, 64,
-#                       8 sessions, peers in the same run), with JSON, CSV and
-#                       SVG plots in build/bench-results/; extra arguments go
-#                       to rpc_bench (e.g. ./build.sh bench --sizes 32 --depths 1)
+#   ./build.sh bench    build, then rpc_bench's sweeps: the default transport
+#                       between processes of this host (auto: shm; 32 B to
+#                       1 MiB x depths 1, 8, 64, 8 sessions, its peers in the
+#                       same run), then udp over loopback (32 to 65536 B, the
+#                       UDP peers), with JSON, CSV and SVG plots in
+#                       build/bench-results/; extra arguments go to rpc_bench
+#                       (e.g. ./build.sh bench --sizes 32 --depths 1)
 #   ./build.sh gate     the regression gate (bench/gate) on build/
 #   ./build.sh fuzz [S] the libFuzzer targets (clang; build-fuzz/), each for S
 #                       seconds (default 60) from the seeds in test/fuzz/corpus;
@@ -44,6 +46,9 @@ need_pkgs() {
     if [ "$cmd" = bench ] || [ "$cmd" = gate ]; then
         command -v sockperf >/dev/null || missing+=(sockperf)
         command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+    fi
+    if [ "$cmd" = bench ]; then
+        command -v ucx_perftest >/dev/null || missing+=(ucx-utils) # shm's UCX peer
     fi
     echo "${missing[@]:-}"
 }
@@ -123,9 +128,16 @@ test)
 bench)
     configure_build build
     mkdir -p build/bench-results
-    ./build/bench/rpc_bench --sizes 32,4096,65536 --depths 1,8,64 --sessions 8 --duration 1 \
-        --peers --json build/bench-results/bench.json --csv build/bench-results/bench.csv \
-        --plot build/bench-results "${@:2}"
+    # The default transport between two processes of this host: shm (auto),
+    # next to its ring floor, UCX over shared memory and memcpy...
+    ./build/bench/rpc_bench --sizes 32,4096,65536,1048576 --depths 1,8,64 --sessions 8 \
+        --duration 1 --peers --json build/bench-results/shm.json \
+        --csv build/bench-results/shm.csv "${@:2}"
+    # ...and udp, over loopback, next to a raw UDP echo, the same with GSO
+    # and GRO, and sockperf
+    ./build/bench/rpc_bench --transport udp --sizes 32,4096,65536 --depths 1,8,64 --sessions 8 \
+        --duration 1 --peers --json build/bench-results/bench.json \
+        --csv build/bench-results/bench.csv --plot build/bench-results "${@:2}"
     # 1 MiB RPCs between two network namespaces at MTU 1500, udp with and
     # without GSO/GRO (root only; skipped elsewhere)
     bench/veth_bench.sh build/test/e2e_rpc 200 3 || true

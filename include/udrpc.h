@@ -365,7 +365,7 @@ typedef struct udrpc_stats {
                                       peer broke a ring's rules */
     uint64_t shm_ring_full;      /**< shm: packets that found their ring
                                       full and waited in the endpoint's
-                                      backlog (8 MiB); beyond it, they count
+                                      backlog (32 MiB); beyond it, they count
                                       in drops[UDRPC_DROP_TX_FULL] */
 } udrpc_stats_t;
 

@@ -59,7 +59,7 @@
                                       the caches (the rate at 32 B fell by a
                                       fifth at 16 MiB); what does not fit
                                       waits in the backlog */
-#define SHM_BACKLOG_BYTES (8u << 20) /* per endpoint, private: packets that
+#define SHM_BACKLOG_BYTES (32u << 20) /* per endpoint, private: packets that
                                         found their ring full, in order */
 #define SHM_BURST 64u
 
@@ -426,17 +426,23 @@ fail:
     return ret;
 }
 
-/* Has c's peer hung up (ended, or closed its endpoint)? Nothing else is
- * ever sent on the socket once the answer has been read. */
+/* What on c's socket means its peer hung up (ended, or closed its
+ * endpoint): nothing else is ever sent on it once the answer is read. */
+static short hang_up_events(const struct shm_chan *c)
+{
+    short bad = POLLHUP | POLLERR;
+    if (!c->is_client || c->answered)
+        bad |= POLLIN; /* (a message after the answer breaks the protocol) */
+    return bad;
+}
+
+/* Has c's peer hung up? */
 static bool chan_hung_up(struct shm_transport *t, struct shm_chan *c)
 {
     if (c->is_client && !c->answered)
         client_answer(t, c);
     struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
-    short bad = POLLHUP | POLLERR;
-    if (!c->is_client || c->answered)
-        bad |= POLLIN; /* (a message after the answer breaks the protocol) */
-    return c->state != CH_OPEN || (poll(&pfd, 1, 0) == 1 && (pfd.revents & bad));
+    return c->state != CH_OPEN || (poll(&pfd, 1, 0) == 1 && (pfd.revents & hang_up_events(c)));
 }
 
 /* ---------------------------------------------------------- datapath */
@@ -669,13 +675,27 @@ static void shm_scan(struct transport *tp)
 {
     struct shm_transport *t = (struct shm_transport *)tp;
     server_accept(t);
+    struct pollfd pfd[SHM_MAX_CHANS];
+    uint16_t idx[SHM_MAX_CHANS];
+    unsigned n = 0;
     for (unsigned i = 0; i < SHM_MAX_CHANS; i++) {
         struct shm_chan *c = &t->chans[i];
         if (c->state == CH_DEAD) {
             chan_free(c); /* no rx_burst points into it any more */
             continue;
         }
-        if (c->state == CH_OPEN && chan_hung_up(t, c))
+        if (c->state != CH_OPEN)
+            continue;
+        if (c->is_client && !c->answered)
+            client_answer(t, c);
+        pfd[n] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
+        idx[n++] = (uint16_t)i;
+    }
+    if (n == 0 || poll(pfd, n, 0) <= 0) /* one call for every channel */
+        return;
+    for (unsigned k = 0; k < n; k++) {
+        struct shm_chan *c = &t->chans[idx[k]];
+        if (c->state == CH_OPEN && (pfd[k].revents & hang_up_events(c)))
             chan_kill(t, c);
     }
 }
