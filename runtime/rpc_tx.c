@@ -11,6 +11,17 @@
 static __attribute__((noinline)) void tx_flush_each(struct udrpc *rpc)
 {
     struct tp_tx_pkt mine[UDRPC_TX_BATCH];
+    unsigned first = rpc->tx[0].peer->tpi, same = 1;
+    while (same < rpc->tx_n && rpc->tx[same].peer->tpi == first)
+        same++;
+    if (same == rpc->tx_n) { /* all for one transport (auto: shm, or the network): as is */
+        struct transport *tp = rpc->tps[first];
+        unsigned sent = tp->ops->tx_burst(tp, rpc->tx, rpc->tx_n, rpc->now_tsc);
+        rpc->stats.pkts_tx += sent;
+        rpc->stats.drops[UDRPC_DROP_TX_FULL] += rpc->tx_n - sent;
+        tp->ops->tx_flush(tp);
+        return;
+    }
     for (unsigned t = 0; t < rpc->n_tps; t++) {
         unsigned k = 0;
         for (unsigned i = 0; i < rpc->tx_n; i++)
