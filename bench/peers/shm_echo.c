@@ -18,7 +18,7 @@
 #include "clock.h"
 #include "shm_ring.h"
 
-#define RING_BYTES (1u << 20) /* as shm's */
+#define RING_BYTES (4u << 20) /* as shm's */
 #define MAX_DEPTH 1024
 #define BURST 64
 
