@@ -30,9 +30,10 @@
  *    route, and the client connects over its next transport.
  *
  * The datapath: tx_burst copies each packet into its channel's ring (the
- * copy a NIC's DMA would make) and publishes each touched ring once;
- * rx_burst reads every open channel's ring in place. No syscall, unless a
- * peer sleeps (idle_sleep_us): then its eventfd is written once.
+ * copy a NIC's DMA would make), or into the backlog while that ring is
+ * full; rx_burst reads every open channel's ring in place. No syscall,
+ * unless a peer sleeps (idle_sleep_us, udrpc_get_fd): then its eventfd is
+ * written once per burst.
  */
 #include <errno.h>
 #include <fcntl.h>
