@@ -559,8 +559,16 @@ static unsigned probe_gso(const union tp_addr *addr)
             int seg = 1; /* 1-byte datagrams: the socket's own queue takes them */
             if (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) != 0)
                 break;
-            if (sendto(fd, zeros, segs, 0, &sin.sa, udrpc__addr_len(&sin)) == (ssize_t)segs)
-                ok = segs;
+            /* A send can fail for a moment without GSO being refused: a
+             * netfilter rule dropped it (EPERM; nft_gso.udp's 5% loss did,
+             * twice in a row, once) or buffers ran short. */
+            for (unsigned attempt = 0; attempt < 4 && !ok; attempt++) {
+                ssize_t r = sendto(fd, zeros, segs, 0, &sin.sa, udrpc__addr_len(&sin));
+                if (r == (ssize_t)segs)
+                    ok = segs;
+                else if (r >= 0 || (errno != EPERM && errno != ENOBUFS && errno != EAGAIN))
+                    break; /* refused */
+            }
         }
     }
     close(fd);
