@@ -750,6 +750,20 @@ static void summarize(struct point *pt)
     }
 }
 
+/* Whether the peer tool cmd is installed. */
+static int have_command(const char *cmd)
+{
+    char sh[128];
+    snprintf(sh, sizeof(sh), "command -v %s >/dev/null 2>&1", cmd);
+    return system(sh) == 0;
+}
+
+/* The core a peer's end runs on (0 where rpc_bench pins nothing). */
+static int peer_core(int core)
+{
+    return core < 0 ? 0 : core;
+}
+
 /* UCX over shared memory (ucx_perftest, UCX_TLS=sm), when ucx-utils is
  * installed: UCP tag_lat at depth 1 (its one-way latency doubled into a
  * round trip, and its mean into round trips per second), else tag_bw, a
@@ -757,7 +771,7 @@ static void summarize(struct point *pt)
 static int run_ucx(size_t size, unsigned depth, struct bench_result *r)
 {
     static int said;
-    if (system("command -v ucx_perftest >/dev/null 2>&1") != 0) {
+    if (!have_command("ucx_perftest")) {
         if (!said++)
             fprintf(stderr, "rpc_bench: no UCX row: ucx_perftest is not installed "
                             "(Debian: ucx-utils)\n");
@@ -775,8 +789,8 @@ static int run_ucx(size_t size, unsigned depth, struct bench_result *r)
              "export UCX_TLS=sm; taskset -c %d ucx_perftest -p %d >/dev/null 2>&1 & U=$!; "
              "sleep 0.5; taskset -c %d timeout 30 ucx_perftest 127.0.0.1 -p %d -t %s -s %zu "
              "-n %.0f 2>&1; kill $U 2>/dev/null",
-             opt.server_core < 0 ? 0 : opt.server_core, port,
-             opt.client_core < 0 ? 0 : opt.client_core, port, lat ? "tag_lat" : "tag_bw",
+             peer_core(opt.server_core), port, peer_core(opt.client_core), port,
+             lat ? "tag_lat" : "tag_bw",
              size, secs * rate + 10000);
     FILE *f = popen(cmd, "r");
     if (!f)
@@ -803,7 +817,7 @@ static int run_ucx(size_t size, unsigned depth, struct bench_result *r)
  * (RTT/2), so its percentiles are doubled here to compare round trips. */
 static int run_sockperf(size_t size, struct bench_result *r)
 {
-    if (size > 65000 || system("command -v sockperf >/dev/null 2>&1") != 0)
+    if (size > 65000 || !have_command("sockperf"))
         return -1;
     if (strchr(opt.host, ':')) {
         static int said;
@@ -818,8 +832,8 @@ static int run_sockperf(size_t size, struct bench_result *r)
     snprintf(cmd, sizeof(cmd),
              "taskset -c %d sockperf server -i %s -p %d >/dev/null 2>&1 & SP=$!; sleep 0.3; "
              "taskset -c %d sockperf ping-pong -i %s -p %d -m %zu -t %.0f 2>&1; kill $SP",
-             opt.server_core < 0 ? 0 : opt.server_core, opt.host, port,
-             opt.client_core < 0 ? 0 : opt.client_core, opt.host, port, size < 14 ? 14 : size,
+             peer_core(opt.server_core), opt.host, port,
+             peer_core(opt.client_core), opt.host, port, size < 14 ? 14 : size,
              secs);
     FILE *f = popen(cmd, "r");
     if (!f)

@@ -91,7 +91,6 @@ struct shm_transport {
     int efd;                   /* ours: peers write it to wake us */
     uint64_t nonce;
     uid_t uid;
-    unsigned mtu;
     uint64_t ring_bytes;       /* of each ring of the channels we make */
     uint16_t sm_port;
     uint8_t rpc_id;
@@ -272,9 +271,9 @@ static int server_hello(struct shm_transport *t, struct shm_chan *c)
     struct stat st;
     int seals;
     if (r != (ssize_t)sizeof(h) || n_fds != 2 || h.magic != SHM_MAGIC ||
-        h.version != SHM_VERSION || h.mtu != t->mtu || h.ring_bytes < 4096 ||
+        h.version != SHM_VERSION || h.mtu != t->base.mtu || h.ring_bytes < 4096 ||
         h.ring_bytes > (1ull << 30) || (h.ring_bytes & (h.ring_bytes - 1)) ||
-        h.ring_bytes < 4 * shm_rec_bytes(t->mtu))
+        h.ring_bytes < 4 * shm_rec_bytes(t->base.mtu))
         goto out;
     /* Sealed against shrinking, so the client cannot take pages from under
      * us (SIGBUS), and exactly as large as it says. */
@@ -295,7 +294,7 @@ static int server_hello(struct shm_transport *t, struct shm_chan *c)
     c->token = h.token;
     c->peer_efd = fds[1];
     fds[1] = -1;
-    chan_rings(c, h.ring_bytes, t->mtu);
+    chan_rings(c, h.ring_bytes, t->base.mtu);
     open_add(t, c);
     ret = 0;
 out:
@@ -409,7 +408,7 @@ static int client_open(struct shm_transport *t, const union tp_addr *peer_sm, ui
         ret = -EIO;
         goto fail;
     }
-    struct shm_hello h = { .magic = SHM_MAGIC, .version = SHM_VERSION, .mtu = t->mtu,
+    struct shm_hello h = { .magic = SHM_MAGIC, .version = SHM_VERSION, .mtu = t->base.mtu,
                            .ring_bytes = ring, .token = c->token };
     int fds[2] = { mfd, t->efd };
     if ((ret = send_fds(c->sock, &h, sizeof(h), fds, 2)) != 0)
@@ -418,7 +417,7 @@ static int client_open(struct shm_transport *t, const union tp_addr *peer_sm, ui
     c->is_client = true;
     c->server = *peer_sm;
     c->server_rpc_id = rpc_id;
-    chan_rings(c, ring, t->mtu);
+    chan_rings(c, ring, t->base.mtu);
     open_add(t, c);
     *out = c;
     return 0;
@@ -540,7 +539,7 @@ static unsigned shm_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
             continue;
         }
         uint32_t len = TP_HDR_SIZE + pkts[i].data_len;
-        if (unlikely(len > t->mtu))
+        if (unlikely(len > t->base.mtu))
             continue; /* (never from the Rpc) */
         /* Behind what already waits for this ring, or waiting itself. */
         uint8_t *p = c->backlog ? NULL : shm_tx_reserve(&c->tx, len);
@@ -779,14 +778,14 @@ int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
         return -ENOMEM;
     for (unsigned i = 0; i < SHM_MAX_CHANS; i++)
         t->chans[i].sock = t->chans[i].peer_efd = -1;
-    t->mtu = cfg->mtu ? cfg->mtu : SHM_DEFAULT_MTU;
+    t->base.mtu = cfg->mtu ? cfg->mtu : SHM_DEFAULT_MTU;
     /* UDRPC_SHM_RING_KB: a power of two from 256 KiB to 64 MiB (the
      * client's choice: the server takes the size its hello names). */
     t->ring_bytes = SHM_RING_BYTES;
     const char *kb = getenv("UDRPC_SHM_RING_KB");
     if (kb && *kb) {
         unsigned long v = strtoul(kb, NULL, 10);
-        if (v < 256 || v > 65536 || (v & (v - 1)) || (uint64_t)v * 1024 < 4 * shm_rec_bytes(t->mtu)) {
+        if (v < 256 || v > 65536 || (v & (v - 1)) || (uint64_t)v * 1024 < 4 * shm_rec_bytes(t->base.mtu)) {
             free(t->backlog);
             free(t);
             return -EINVAL;
@@ -822,7 +821,6 @@ int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
     t->base.ops = &shm_ops;
     t->base.name = "shm";
     t->base.kind = TP_SHM;
-    t->base.mtu = t->mtu;
     t->base.link_rate_bytes_per_s = 10e9; /* memory: ~80 Gbit/s */
     t->base.local.kind = TP_SHM;
     t->base.local.len = 8;
