@@ -23,7 +23,7 @@ cmd=${1:-test}
 JOBS=${JOBS:-$(nproc)}
 
 # Debian packages the build needs; gcc, cmake and pkgconf are on most machines.
-PKGS=(cmake gcc make libxxhash-dev libibverbs-dev pkgconf valgrind doxygen)
+PKGS=(cmake gcc make libxxhash-dev libibverbs-dev libbpf-dev pkgconf valgrind doxygen)
 need_pkgs() {
     local missing=()
     command -v cmake >/dev/null || missing+=(cmake)
@@ -31,6 +31,7 @@ need_pkgs() {
     command -v make >/dev/null || missing+=(make)
     [ -f /usr/include/xxhash.h ] || missing+=(libxxhash-dev)
     [ -f /usr/include/infiniband/verbs.h ] || missing+=(libibverbs-dev)
+    [ -f /usr/include/bpf/libbpf.h ] || missing+=(libbpf-dev) # the xdp transport
     command -v pkg-config >/dev/null || missing+=(pkgconf)
     command -v valgrind >/dev/null || missing+=(valgrind)
     command -v doxygen >/dev/null || missing+=(doxygen)

@@ -38,6 +38,21 @@ function(udrpc_find_deps)
     set(UDRPC_HAVE_MLX5 OFF PARENT_SCOPE)
   endif()
   set(MLX5_LIBRARY ${MLX5_LIBRARY} PARENT_SCOPE)
+
+  # The AF_XDP transport: libbpf (libbpf-dev) loads and attaches its XDP
+  # program; the socket and its rings are udrpc's own code.
+  find_path(LIBBPF_INCLUDE_DIR bpf/libbpf.h)
+  find_library(LIBBPF_LIBRARY bpf)
+  if(LIBBPF_INCLUDE_DIR AND LIBBPF_LIBRARY AND NOT UDRPC_NO_XDP)
+    message(STATUS "udrpc: libbpf found (${LIBBPF_LIBRARY}): the xdp transport is built")
+    set(UDRPC_HAVE_XDP ON PARENT_SCOPE)
+  else()
+    message(STATUS "udrpc: libbpf not found (apt-get install libbpf-dev): "
+                   "the xdp transport is left out")
+    set(UDRPC_HAVE_XDP OFF PARENT_SCOPE)
+  endif()
+  set(LIBBPF_INCLUDE_DIR ${LIBBPF_INCLUDE_DIR} PARENT_SCOPE)
+  set(LIBBPF_LIBRARY ${LIBBPF_LIBRARY} PARENT_SCOPE)
 endfunction()
 
 # One module of the library (a folder): an object library of its sources,

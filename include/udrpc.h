@@ -40,7 +40,8 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 7 /* 0.7: the shm transport, stats shm_*;
+#define UDRPC_VERSION_MINOR 8 /* 0.8: the xdp transport, stats xdp_*;
+                                  0.7: the shm transport, stats shm_*;
                                   0.6: udrpc_req_type;
                                   0.5: deadlines and cancellation, max_msg_size
                                   exchanged at connect (SM version 4);
@@ -187,8 +188,19 @@ typedef struct udrpc_timely_params {
 typedef struct udrpc_config {
     const char *transport;      /**< "auto" (mlx5 where mlx5dv drives an
                                      active port, else verbs where any
-                                     RDMA port is active, else udp),
-                                     "udp", "loop", "verbs", "mlx5"; or a
+                                     RDMA port is active, else xdp where
+                                     it would run zero-copy on the named
+                                     interface, else udp; with shm beside
+                                     it for peers on this host), "udp",
+                                     "loop", "verbs", "mlx5", "shm", "xdp"
+                                     (AF_XDP on interface UDRPC_XDP_IF or
+                                     device, else the one holding the
+                                     Nexus's IPv4 address; queue
+                                     UDRPC_XDP_QUEUE, 0; mode
+                                     UDRPC_XDP_MODE native|skb, by default
+                                     SKB on veth and native elsewhere;
+                                     needs CAP_NET_ADMIN, CAP_NET_RAW and
+                                     CAP_BPF, or root); or a
                                      comma-separated list of them
                                      ("loop,udp", up to 4): the endpoint
                                      holds each, its client sessions use
@@ -199,7 +211,8 @@ typedef struct udrpc_config {
                                      may be verbs or mlx5). udrpc_create()
                                      fails with ENODEV where a named one is
                                      absent, EINVAL for an unknown name */
-    const char *device;         /**< RDMA device name; NULL: first active */
+    const char *device;         /**< RDMA device name; NULL: first active.
+                                     xdp: the network interface */
     unsigned mtu;               /**< largest datagram incl. 16 B header;
                                      0: the transport's default (udp: the
                                      bound interface's MTU less IP and UDP
@@ -367,7 +380,28 @@ typedef struct udrpc_stats {
                                       full and waited in the endpoint's
                                       backlog (32 MiB); beyond it, they count
                                       in drops[UDRPC_DROP_TX_FULL] */
+    uint32_t xdp_mode;           /**< xdp: UDRPC_XDP_ON, with
+                                      UDRPC_XDP_NATIVE (the driver runs
+                                      the XDP program; else SKB mode) and
+                                      UDRPC_XDP_ZEROCOPY (else copy mode);
+                                      0 without xdp */
+    uint64_t xdp_rx_bad;         /**< xdp: frames to this endpoint's port
+                                      dropped as malformed: a bad or short
+                                      Ethernet, IPv4 or UDP header, lengths
+                                      that disagree, a fragment, a wrong
+                                      checksum */
+    uint64_t xdp_tx_kicks;       /**< xdp: sendto calls that told the
+                                      kernel to send (one per burst, and
+                                      one per event-loop pass while sends
+                                      wait in the ring) */
 } udrpc_stats_t;
+
+/** udrpc_stats_t.xdp_mode: an xdp transport is in use ... */
+#define UDRPC_XDP_ON 1u
+/** ... with its program run by the driver (native mode; else SKB mode) ... */
+#define UDRPC_XDP_NATIVE 2u
+/** ... and zero-copy frames (else the kernel copies each frame). */
+#define UDRPC_XDP_ZEROCOPY 4u
 
 /** udrpc_stats_t.udp_offload: GSO (batched sends) is on. */
 #define UDRPC_UDP_GSO 1u

@@ -67,11 +67,16 @@ static int make_transports(udrpc_t *rpc)
             ret = -EINVAL;
             break;
         }
+        char why[TP_WHY_LEN] = "";
         struct tp_params p = { .bind = rpc->nx->sm_addr,
                                .src_tag = (uint64_t)rpc->n_tps << TP_SRC_TAG_SHIFT,
-                               .rpc_id = rpc->rpc_id };
-        if ((ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps])) != 0)
+                               .rpc_id = rpc->rpc_id,
+                               .why = why };
+        if ((ret = udrpc__transport_create(d, &rpc->cfg, &p, &rpc->tps[rpc->n_tps])) != 0) {
+            if (why[0])
+                UDRPC_LOG_WARN(rpc, -1, "%s", why);
             break;
+        }
         rpc->n_tps++;
         if (is_auto)
             add_auto_shm(rpc);

@@ -18,6 +18,9 @@
 #ifdef UDRPC_HAVE_MLX5
 #include "mlx5.h"
 #endif
+#ifdef UDRPC_HAVE_XDP
+#include "xdp.h"
+#endif
 
 static bool always(const udrpc_config_t *cfg)
 {
@@ -51,6 +54,13 @@ static const struct transport_desc registry[] = {
 #else
     { "verbs", TP_VERBS, 30, NULL, NULL },
 #endif
+#ifdef UDRPC_HAVE_XDP
+    /* Above udp only where it would run zero-copy (udrpc__xdp_auto_probe);
+     * copy mode when named. */
+    { "xdp", TP_XDP, 20, udrpc__xdp_auto_probe, udrpc__xdp_create },
+#else
+    { "xdp", TP_XDP, 20, NULL, NULL },
+#endif
     { "udp", TP_UDP, 10, always, udrpc__udp_create },
     { "shm", TP_SHM, 0, always, udrpc__shm_create },
     { "loop", TP_LOOP, 0, always, udrpc__loop_create },
@@ -80,7 +90,7 @@ int udrpc__transport_create(const struct transport_desc *d, const udrpc_config_t
                             const struct tp_params *p, struct transport **out)
 {
     if (!d->create)
-        return -ENODEV; /* not built here (no rdma-core headers) */
+        return -ENODEV; /* not built here (no rdma-core or libbpf headers) */
     int ret = d->create(cfg, p, out);
     if (ret == 0) {
         (*out)->desc = d;

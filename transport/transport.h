@@ -31,7 +31,7 @@
 #include "addr.h"
 #include "udrpc.h"
 
-enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4, TP_SHM = 5 };
+enum tp_kind { TP_UDP = 1, TP_LOOP = 2, TP_VERBS = 3, TP_MLX5 = 4, TP_SHM = 5, TP_XDP = 6 };
 
 /* The data header as transports see it (runtime/wire.h has the layout and
  * checks these against it): its size, and what the udp socket filter
@@ -207,7 +207,11 @@ struct tp_params {
     union tp_addr bind;         /* the Nexus's address (its port: the SM's) */
     uint64_t src_tag;           /* for src_id[1]'s top byte: index << 56 */
     uint8_t rpc_id;             /* the endpoint's (shm: its socket's name) */
+    char *why;                  /* TP_WHY_LEN bytes, "" on entry: where
+                                   create fails, what went wrong, for the
+                                   log (xdp: which capability is missing) */
 };
+#define TP_WHY_LEN 200
 #define TP_SRC_TAG_SHIFT 56
 
 struct transport_desc {
