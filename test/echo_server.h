@@ -50,7 +50,7 @@ static __attribute__((unused)) pid_t spawn_echo_server(const char *bind_uri, uns
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(p[0]);
-        udrpc_nexus_t *nx = udrpc_nexus_create(bind_uri, NULL);
+        udrpc_nexus_t *nx = udrpc_nexus_create(test_peer_enter(bind_uri, test_local_uri()), NULL);
         if (!nx || udrpc_register_handler(nx, 1, echo_inverted, UDRPC_HANDLER_FG) != 0 ||
             udrpc_register_handler(nx, 2, stall_then_echo, UDRPC_HANDLER_FG) != 0)
             _exit(3);

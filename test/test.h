@@ -5,7 +5,9 @@
 #ifndef UDRPC_TEST_H
 #define UDRPC_TEST_H
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,30 @@
         fprintf(stderr, "skipped: %s\n", why);                                \
         exit(77);                                                             \
     } while (0)
+
+/* For tests whose peer processes run in another network namespace (xdp
+ * holds one endpoint per interface, so a server and its clients live on
+ * the two ends of a veth: test/xdp_test.sh). A forked peer calls this
+ * first with the URI it would bind: where UDRPC_TEST_PEER_NETNS names a
+ * namespace (ip netns), it moves there, and the local URI (test_local_uri)
+ * becomes UDRPC_TEST_PEER_URI; any other URI (a restarted server's own)
+ * stays. Elsewhere: uri. */
+static inline const char *test_peer_enter(const char *uri, const char *local_uri)
+{
+    const char *ns = getenv("UDRPC_TEST_PEER_NETNS");
+    if (!ns || !*ns)
+        return uri;
+    char path[256];
+    snprintf(path, sizeof(path), "/run/netns/%s", ns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        fprintf(stderr, "cannot enter network namespace %s\n", ns);
+        exit(1);
+    }
+    close(fd);
+    const char *peer = getenv("UDRPC_TEST_PEER_URI");
+    return strcmp(uri, local_uri) == 0 && peer && *peer ? peer : uri;
+}
 
 /* The URI a test binds its Nexus to: "127.0.0.1:0", or UDRPC_TEST_URI
  * (ctest's <feature>.udp6 runs give "[::1]:0": the same tests over IPv6).

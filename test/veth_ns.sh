@@ -28,3 +28,29 @@ offload_used() {
     bufs=$(echo "$line" | sed -E 's/.* ([0-9]+) GRO receives.*/\1/')
     [ "$sends" -gt 0 ] && [ "$bufs" -gt 0 ] || { echo "FAIL: no GSO send or no GRO receive"; return 1; }
 }
+#   veth_ns_routed NAME NET  makes ${NAME}_a, ${NAME}_m and ${NAME}_b ($ns_a,
+#                         $ns_m, $ns_b): a (NET.1.1 on va) -- m (NET.1.254 on
+#                         ma, NET.2.254 on mb, forwarding) -- b (NET.2.1 on
+#                         vb), MTU 1500, each end's default route via m.
+veth_ns_routed() {
+    [ "$(id -u)" = 0 ] || { echo "skipped: needs root (network namespaces)"; exit 77; }
+    ns_a=${1}_a$$ ns_m=${1}_m$$ ns_b=${1}_b$$
+    ip netns add "$ns_a" 2>/dev/null || { echo "skipped: cannot create network namespaces"; exit 77; }
+    trap 'ip netns del $ns_a 2>/dev/null; ip netns del $ns_m 2>/dev/null; ip netns del $ns_b 2>/dev/null' EXIT
+    ip netns add "$ns_m" || exit 77
+    ip netns add "$ns_b" || exit 77
+    ip link add va netns "$ns_a" mtu 1500 type veth peer name ma netns "$ns_m" mtu 1500 || exit 77
+    ip link add vb netns "$ns_b" mtu 1500 type veth peer name mb netns "$ns_m" mtu 1500 || exit 77
+    ip -n "$ns_a" addr add "$2.1.1/24" dev va
+    ip -n "$ns_m" addr add "$2.1.254/24" dev ma
+    ip -n "$ns_m" addr add "$2.2.254/24" dev mb
+    ip -n "$ns_b" addr add "$2.2.1/24" dev vb
+    for ns in "$ns_a" "$ns_m" "$ns_b"; do ip -n "$ns" link set lo up; done
+    ip -n "$ns_a" link set va up
+    ip -n "$ns_m" link set dev ma up
+    ip -n "$ns_m" link set dev mb up
+    ip -n "$ns_b" link set vb up
+    ip -n "$ns_a" route add default via "$2.1.254"
+    ip -n "$ns_b" route add default via "$2.2.254"
+    ip netns exec "$ns_m" sysctl -qw net.ipv4.ip_forward=1
+}

@@ -55,6 +55,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -572,7 +573,17 @@ static int socket_setup(struct xdp_transport *x, bool try_zerocopy, char *why, s
         return 0;
     }
     sa.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
-    if (bind(x->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    /* A socket just closed on this queue frees it a moment later (the
+     * kernel's deferred release): EBUSY for up to some milliseconds. */
+    int rc;
+    for (unsigned attempt = 0;; attempt++) {
+        rc = bind(x->fd, (struct sockaddr *)&sa, sizeof(sa));
+        if (rc == 0 || errno != EBUSY || attempt == 100)
+            break;
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+    if (rc != 0) {
         ret = -errno;
         snprintf(why, why_len, "xdp: cannot bind to %s queue %u (%s)", x->ifc.name, x->queue,
                  strerror(errno));

@@ -230,6 +230,27 @@ static bool is_udrpc_prog(uint32_t id)
     return ours;
 }
 
+/* Whether a BPF link holds program id on ifindex: a live process's. */
+static bool held_by_link(int ifindex, uint32_t id)
+{
+    uint32_t link_id = 0;
+    while (bpf_link_get_next_id(link_id, &link_id) == 0) {
+        int fd = bpf_link_get_fd_by_id(link_id);
+        if (fd < 0)
+            continue;
+        struct bpf_link_info info;
+        uint32_t len = sizeof(info);
+        memset(&info, 0, sizeof(info));
+        bool held = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                    info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex == (uint32_t)ifindex &&
+                    info.prog_id == id;
+        close(fd);
+        if (held)
+            return true;
+    }
+    return false;
+}
+
 /* Detaches a stale udrpc program (attached the old way, so that the
  * kernel kept it after its process) from ifc: 1 if one was, 0 if none
  * was there, -EBUSY (why) where a program stays: a live endpoint's, held
@@ -250,8 +271,8 @@ static int replace_stale(const struct xdp_if *ifc, char *why, size_t why_len)
                                    "udrpc leaves it in place", ifc->name, ids[m]);
             return -EBUSY;
         }
-        /* The old way's detach refuses a program held by a link. */
-        if (bpf_xdp_detach(ifc->ifindex, mode_flags[m], NULL) != 0) {
+        if (held_by_link(ifc->ifindex, ids[m]) ||
+            bpf_xdp_detach(ifc->ifindex, mode_flags[m], NULL) != 0) {
             snprintf(why, why_len, "xdp: %s already carries a live udrpc endpoint's program "
                                    "(id %u): one endpoint per interface and queue", ifc->name,
                      ids[m]);
