@@ -2,6 +2,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -55,6 +56,24 @@ void bench_pin_cpu(int cpu)
     (void)sched_setaffinity(0, sizeof(set), &set);
 }
 
+const char *bench_server_netns, *bench_server_host;
+
+/* The child enters bench_server_netns: 0, or 1 where it cannot. */
+static int enter_server_netns(void)
+{
+    if (!bench_server_netns)
+        return 0;
+    char path[256];
+    snprintf(path, sizeof(path), "/run/netns/%s", bench_server_netns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        fprintf(stderr, "rpc_bench: cannot enter network namespace %s\n", bench_server_netns);
+        return 1;
+    }
+    close(fd);
+    return 0;
+}
+
 pid_t bench_fork_server(int (*fn)(void *arg, int fd), void *arg, void *buf, size_t len)
 {
     int p[2];
@@ -65,6 +84,8 @@ pid_t bench_fork_server(int (*fn)(void *arg, int fd), void *arg, void *buf, size
         /* A busy-polling server must not outlive a bench that failed. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(p[0]);
+        if (enter_server_netns() != 0)
+            _exit(1);
         _exit(fn(arg, p[1]));
     }
     close(p[1]);

@@ -53,6 +53,10 @@ void bench_pin_cpu(int cpu);
 /* The whole of path in a new buffer (*len bytes, then a NUL): 0, or a
  * negative errno (the file's, -EIO, -ENOMEM). */
 int bench_read_file(const char *path, uint8_t **out, size_t *len);
+/* Where forked servers run (rpc_bench --server-netns, --server-host): a
+ * network namespace (ip netns) the child enters before fn, and the
+ * address its servers bind there; NULL: here, and the client's host. */
+extern const char *bench_server_netns, *bench_server_host;
 /* Forks; the child runs fn(arg, write_fd) and exits with its status. The
  * parent gets the child's first message (up to len bytes) into buf. */
 pid_t bench_fork_server(int (*fn)(void *arg, int fd), void *arg, void *buf, size_t len);

@@ -37,7 +37,10 @@
  * server has no handler for stops the run before the sweep (exit 2).
  *
  * --host binds every end, udrpc's and the peers', to ADDR (127.0.0.1 by
- * default, or ::1...). --cc turns Timely on and prints the sessions' rates.
+ * default, or ::1...). --server-netns NS --server-host ADDR run the
+ * servers, udrpc's and the UDP echoes', in network namespace NS bound to
+ * ADDR, the client where rpc_bench runs (bench/xdp_bench.sh: the two ends
+ * of a veth; no sockperf row then). --cc turns Timely on and prints the sessions' rates.
  * Requests in flight (depth) are spread over the point's sessions; one
  * session holds 8 at most, the rest wait in it. Each point runs 0.3 s of
  * warm-up, then --duration seconds of measurement; --repeat N measures
@@ -269,6 +272,8 @@ static void serve(udrpc_nexus_t *nx, int fd_out, char *uri_out)
 static int server_process(void *arg, int fd)
 {
     (void)arg;
+    if (bench_server_host)
+        opt.host = bench_server_host; /* in bench_server_netns */
     bench_pin_cpu(opt.server_core);
     serve(bench_nexus(), fd, NULL);
     return 0;
@@ -817,7 +822,7 @@ static int run_ucx(size_t size, unsigned depth, struct bench_result *r)
  * (RTT/2), so its percentiles are doubled here to compare round trips. */
 static int run_sockperf(size_t size, struct bench_result *r)
 {
-    if (size > 65000 || !have_command("sockperf"))
+    if (size > 65000 || bench_server_netns || !have_command("sockperf"))
         return -1;
     if (strchr(opt.host, ':')) {
         static int said;
@@ -1299,6 +1304,7 @@ static void usage(void)
             "                 [--server-core N] [--client-core N] [--peers] [--verify]\n"
             "                 [--json FILE] [--csv FILE] [--plot DIR] [--metrics NAME:FILE]\n"
             "                 [--cc] [--host 127.0.0.1|::1|ADDR]\n"
+            "                 [--server-netns NS --server-host ADDR]\n"
             "                 [--server URI [--rpc-id N]] [--req-types T,...|echo]\n"
             "                 [--handler-lib LIB.so [--plugin-arg ARG]]\n"
             "                 [--payload pattern|random|fixed:TEXT|hex:HEX|lines:FILE|lenpfx:FILE]\n"
@@ -1368,6 +1374,8 @@ static void parse(int argc, char **argv)
         else if (!strcmp(k, "--plot")) opt.plot = v;
         else if (!strcmp(k, "--metrics")) opt.metrics = v;
         else if (!strcmp(k, "--host")) opt.host = v;
+        else if (!strcmp(k, "--server-netns")) bench_server_netns = v;
+        else if (!strcmp(k, "--server-host")) bench_server_host = v;
         else if (!strcmp(k, "--server")) opt.server_uri = v;
         else if (!strcmp(k, "--rpc-id")) opt.rpc_id = (unsigned)strtoul(v, NULL, 0);
         else if (!strcmp(k, "--req-type") || !strcmp(k, "--req-types")) {
@@ -1389,6 +1397,12 @@ static void parse(int argc, char **argv)
         bad("--host takes an IPv4 or IPv6 address", opt.host);
     if (opt.metrics && (!strchr(opt.metrics, ':') || strchr(opt.metrics, ':') == opt.metrics))
         bad("--metrics takes NAME:FILE", opt.metrics);
+    if ((bench_server_netns == NULL) != (bench_server_host == NULL))
+        bad("--server-netns and --server-host go together",
+            bench_server_netns ? bench_server_netns : bench_server_host);
+    if (bench_server_netns && (opt.threads || opt.server_uri))
+        bad("--server-netns runs rpc_bench's own server process: not with --threads or --server",
+            bench_server_netns);
     if (opt.server_uri) {
         const char *why = NULL;
         if (udrpc_uri_check(opt.server_uri, &why) != 0)

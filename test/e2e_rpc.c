@@ -481,6 +481,11 @@ int main(int argc, char **argv)
            cs.udp_offload & UDRPC_UDP_GRO ? "+gro" : "", (unsigned long long)cs.udp_gso_sends,
            (unsigned long long)cs.udp_gso_pkts, (unsigned long long)cs.udp_gro_bufs,
            (unsigned long long)cs.udp_gro_pkts);
+    if (cs.xdp_mode & UDRPC_XDP_ON)
+        printf("client xdp mode %s, %s: %llu bad frames, %llu kicks\n",
+               cs.xdp_mode & UDRPC_XDP_NATIVE ? "native" : "skb",
+               cs.xdp_mode & UDRPC_XDP_ZEROCOPY ? "zerocopy" : "copy",
+               (unsigned long long)cs.xdp_rx_bad, (unsigned long long)cs.xdp_tx_kicks);
     if (strstr(o.transport, "shm"))
         printf("shm: client channels %llu, ring full %llu + server's %llu, bad rings %llu, "
                "refused %llu\n", (unsigned long long)cs.shm_channels,

@@ -130,6 +130,8 @@ static int echo_server(void *argp, int fd_out)
     struct echo_args *a = argp;
     bench_pin_cpu(a->cpu);
     struct sockaddr_in6 sin = a->addr;
+    if (bench_server_host && !host_addr(bench_server_host, &sin))
+        return 1;
     int fd = socket(sin.sin6_family, SOCK_DGRAM, 0);
     socklen_t sl = sin.sin6_family == AF_INET6 ? sizeof(sin) : sizeof(struct sockaddr_in);
     if (fd >= 0)
