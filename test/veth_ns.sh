@@ -54,3 +54,17 @@ veth_ns_routed() {
     ip -n "$ns_b" route add default via "$2.2.254"
     ip netns exec "$ns_m" sysctl -qw net.ipv4.ip_forward=1
 }
+#   veth_ns_both NAME NET  makes one namespace ${NAME}$$ ($ns) holding both
+#                         ends of a veth pair, NET.1 on va and NET.2 on vb
+#                         (MTU 1500): two endpoints of one process, each on
+#                         its own interface, talk across it (xdp's matrix).
+veth_ns_both() {
+    [ "$(id -u)" = 0 ] || { echo "skipped: needs root (network namespaces)"; exit 77; }
+    ns=${1}$$
+    ip netns add "$ns" 2>/dev/null || { echo "skipped: cannot create network namespaces"; exit 77; }
+    trap 'ip netns del $ns 2>/dev/null' EXIT
+    ip link add va netns "$ns" mtu 1500 type veth peer name vb netns "$ns" mtu 1500 || exit 77
+    ip -n "$ns" addr add "$2.1/24" dev va
+    ip -n "$ns" addr add "$2.2/24" dev vb
+    for d in lo va vb; do ip -n "$ns" link set dev $d up; done
+}

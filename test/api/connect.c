@@ -83,6 +83,8 @@ static void no_such_endpoint(struct fx *f)
 /* Packet boundaries must agree: a server with another MTU refuses. */
 static void mtu_mismatch(struct fx *f)
 {
+    if (!strcmp(f->transport, "xdp"))
+        FX_SKIP(f, "a third endpoint: xdp holds one per interface, and the test's veth has two");
     udrpc_config_t c = f->cfg;
     c.mtu = 2048;
     udrpc_t *other = udrpc_create(f->nx, 4, NULL, NULL, &c);

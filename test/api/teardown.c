@@ -130,6 +130,8 @@ static void forgotten_session(struct fx *f)
  * out: the server frees its session at once; the other session lives. */
 static void client_destroyed(struct fx *f)
 {
+    if (!strcmp(f->transport, "xdp"))
+        FX_SKIP(f, "a third endpoint: xdp holds one per interface, and the test's veth has two");
     udrpc_t *ghost = udrpc_create(f->nx, 3, NULL, NULL, &f->cfg);
     CHECK(ghost != NULL);
     int gs = udrpc_connect(ghost, udrpc_nexus_uri(f->nx), 2);

@@ -6,8 +6,10 @@
  * looks like any UDP sender on the wire. This file: set-up and the
  * datapath; the XDP program, privileges and neighbours are xdp_ctl.c.
  *
- * Set-up. The interface: UDRPC_XDP_IF, else cfg->device, else the one
- * holding the Nexus's IPv4 address; the queue: UDRPC_XDP_QUEUE (0). A
+ * Set-up. The interface: cfg->device, else UDRPC_XDP_IF, else the one
+ * holding the Nexus's IPv4 address. A list ("eth1,eth2") gives each new
+ * endpoint of the process the next interface none of the others holds
+ * (one endpoint per interface queue). The queue: UDRPC_XDP_QUEUE (0). A
  * kernel UDP socket on the interface's address holds our data port (so
  * that nothing else takes it) and drops whatever reaches it: the XDP
  * program (xdp_ctl.c) redirects the port's datagrams on our queue to our
@@ -105,6 +107,7 @@ struct xdp_transport {
     int fd;                     /* the AF_XDP socket */
     int port_fd;                /* kernel UDP socket holding the port */
     struct xdp_if ifc;
+    char claimed[IF_NAMESIZE];  /* the interface claimed from a list, or "" */
     uint16_t port_be;
     uint32_t queue;
     bool zerocopy;
@@ -478,6 +481,8 @@ static void xdp_destroy(struct transport *tp)
         close(x->port_fd);
     if (x->umem)
         munmap(x->umem, (size_t)(XDP_RX_FRAMES + XDP_TX_FRAMES) * XDP_FRAME);
+    if (x->claimed[0])
+        udrpc__xdp_if_release(x->claimed);
     free(x);
 }
 
@@ -639,9 +644,13 @@ int udrpc__xdp_create(const udrpc_config_t *cfg, const struct tp_params *p,
         return -ENOMEM;
     x->fd = x->port_fd = -1;
     x->prog.prog_fd = x->prog.map_fd = x->prog.link_fd = -1;
-    const char *ifname = getenv("UDRPC_XDP_IF");
-    if (!ifname || !*ifname)
-        ifname = cfg->device;
+    const char *names = udrpc__xdp_if_names(cfg);
+    char ifname[IF_NAMESIZE] = "";
+    if (names && *names) {
+        if ((ret = udrpc__xdp_if_claim(names, ifname, why, why_len)) != 0)
+            goto fail;
+        memcpy(x->claimed, ifname, sizeof(ifname));
+    }
     if ((ret = udrpc__xdp_if_find(ifname, p->bind.v4.sin_addr.s_addr, &x->ifc, why, why_len)))
         goto fail;
     x->queue = env_uint("UDRPC_XDP_QUEUE", 0);
@@ -709,11 +718,12 @@ fail:
 
 bool udrpc__xdp_auto_probe(const udrpc_config_t *cfg)
 {
-    const char *ifname = getenv("UDRPC_XDP_IF");
-    if (!ifname || !*ifname)
-        ifname = cfg->device;
+    const char *names = udrpc__xdp_if_names(cfg);
+    char ifname[IF_NAMESIZE] = "";
+    if (names)
+        snprintf(ifname, sizeof(ifname), "%.*s", (int)strcspn(names, ","), names);
     char why[16];
-    int ifindex = ifname && *ifname ? (int)if_nametoindex(ifname) : 0;
+    int ifindex = ifname[0] ? (int)if_nametoindex(ifname) : 0;
     return ifindex > 0 && udrpc__xdp_caps_check(why, sizeof(why)) == 0 &&
            udrpc__xdp_if_zerocopy(ifindex);
 }

@@ -27,6 +27,7 @@
 #include <linux/sockios.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,81 @@ int udrpc__xdp_caps_check(char *why, size_t why_len)
 
 /* ------------------------------------------------------------ interfaces */
 
+const char *udrpc__xdp_if_names(const udrpc_config_t *cfg)
+{
+    if (cfg->device && *cfg->device)
+        return cfg->device;
+    return getenv("UDRPC_XDP_IF");
+}
+
+/* The interfaces this process's xdp endpoints hold (one endpoint per
+ * interface: its queue 0, its program). */
+#define XDP_MAX_HELD 64
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static char held_ifs[XDP_MAX_HELD][IF_NAMESIZE];
+
+static bool is_held(const char *name)
+{
+    for (unsigned i = 0; i < XDP_MAX_HELD; i++)
+        if (held_ifs[i][0] && strcmp(held_ifs[i], name) == 0)
+            return true;
+    return false;
+}
+
+int udrpc__xdp_if_claim(const char *names, char *name, char *why, size_t why_len)
+{
+    int ret = -EBUSY;
+    pthread_mutex_lock(&held_mu);
+    for (const char *p = names; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0 && len < IF_NAMESIZE) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            if (!is_held(name)) {
+                for (unsigned i = 0; i < XDP_MAX_HELD; i++)
+                    if (!held_ifs[i][0]) {
+                        memcpy(held_ifs[i], name, len + 1);
+                        ret = 0;
+                        break;
+                    }
+                break;
+            }
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    pthread_mutex_unlock(&held_mu);
+    if (ret)
+        snprintf(why, why_len, "xdp: every interface of \"%s\" already has an endpoint of "
+                               "this process (one endpoint per interface)", names);
+    return ret;
+}
+
+void udrpc__xdp_if_release(const char *name)
+{
+    pthread_mutex_lock(&held_mu);
+    for (unsigned i = 0; i < XDP_MAX_HELD; i++)
+        if (held_ifs[i][0] && strcmp(held_ifs[i], name) == 0) {
+            held_ifs[i][0] = '\0';
+            break;
+        }
+    pthread_mutex_unlock(&held_mu);
+}
+
+bool udrpc__xdp_ip_is_local(uint32_t ip_be)
+{
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) != 0)
+        return false;
+    bool local = false;
+    for (struct ifaddrs *i = ifs; i && !local; i = i->ifa_next)
+        local = i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+                ((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr.s_addr == ip_be;
+    freeifaddrs(ifs);
+    return local;
+}
+
 static int if_ioctl(unsigned long req, struct ifreq *ifr)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -98,13 +174,14 @@ int udrpc__xdp_if_find(const char *name, uint32_t ip_be, struct xdp_if *ifc, cha
         if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !i->ifa_netmask)
             continue;
         const uint32_t a = ((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr.s_addr;
-        if (by_name ? strcmp(i->ifa_name, name) != 0 || (ip_be != 0 && a != ip_be)
+        if (by_name ? strcmp(i->ifa_name, name) != 0 || (ifc->ip_be && a != ip_be)
                     : a != ip_be)
-            continue;
+            continue; /* by name: its first address, unless it holds ip_be */
         snprintf(ifc->name, sizeof(ifc->name), "%s", i->ifa_name);
         ifc->ip_be = a;
         ifc->mask_be = ((const struct sockaddr_in *)(const void *)i->ifa_netmask)->sin_addr.s_addr;
-        break;
+        if (a == ip_be)
+            break;
     }
     freeifaddrs(ifs);
     if (!ifc->ip_be) {
@@ -112,8 +189,7 @@ int udrpc__xdp_if_find(const char *name, uint32_t ip_be, struct xdp_if *ifc, cha
         char ip[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &ia, ip, sizeof(ip));
         if (by_name)
-            snprintf(why, why_len, "xdp: interface %s has no IPv4 address%s%s", name,
-                     ip_be ? " " : "", ip_be ? ip : "");
+            snprintf(why, why_len, "xdp: interface %s has no IPv4 address", name);
         else
             snprintf(why, why_len, "xdp: no interface holds %s: bind the Nexus to an "
                                    "interface's IPv4 address, or name one (UDRPC_XDP_IF)", ip);
@@ -402,6 +478,13 @@ static bool arp_lookup(const struct xdp_if *ifc, uint32_t ip_be, uint8_t mac[6])
 int udrpc__xdp_next_hop_mac(const struct xdp_if *ifc, uint32_t peer_ip_be,
                             const uint8_t adv_mac[6], uint8_t mac[6])
 {
+    /* A peer on this host's other interface (tests: both ends of a veth
+     * in one namespace) has no neighbour entry: what it advertised. */
+    if ((peer_ip_be & ifc->mask_be) == (ifc->ip_be & ifc->mask_be) &&
+        udrpc__xdp_ip_is_local(peer_ip_be)) {
+        memcpy(mac, adv_mac, 6);
+        return 0;
+    }
     const uint32_t hop = next_hop(ifc, peer_ip_be);
     for (unsigned attempt = 0; attempt < 50; attempt++) { /* up to 100 ms */
         if (arp_lookup(ifc, hop, mac))

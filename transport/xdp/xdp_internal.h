@@ -31,10 +31,23 @@ struct xdp_prog {
     bool skb_mode;
 };
 
+/* The interfaces an endpoint may take: cfg->device, else UDRPC_XDP_IF,
+ * either a name or a comma-separated list of them ("eth1,eth2"); NULL or
+ * "" where none is named (the Nexus's address decides). */
+const char *udrpc__xdp_if_names(const udrpc_config_t *cfg);
+/* Takes the first interface of names (a list as above) that no endpoint
+ * of this process holds, into name (IF_NAMESIZE): 0, or -EBUSY (why) where
+ * every one is held. udrpc__xdp_if_release gives it back. */
+int udrpc__xdp_if_claim(const char *names, char *name, char *why, size_t why_len);
+void udrpc__xdp_if_release(const char *name);
+/* Whether ip_be is an address of this namespace's interfaces. */
+bool udrpc__xdp_ip_is_local(uint32_t ip_be);
+
 /* 0, or -EPERM with why saying which capabilities are missing. */
 int udrpc__xdp_caps_check(char *why, size_t why_len);
-/* Fills *ifc from its name, or (name NULL or empty) from the interface
- * that holds IPv4 address ip_be. 0 or -errno (why says what). */
+/* Fills *ifc from its name (its address ip_be if it holds it, else its
+ * first IPv4 address), or (name NULL or empty) from the interface that
+ * holds IPv4 address ip_be. 0 or -errno (why says what). */
 int udrpc__xdp_if_find(const char *name, uint32_t ip_be, struct xdp_if *ifc, char *why,
                        size_t why_len);
 /* Loads the program that redirects UDP to port_be on queue to the XSK map
