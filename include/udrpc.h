@@ -193,9 +193,11 @@ typedef struct udrpc_config {
                                      interface, else udp; with shm beside
                                      it for peers on this host), "udp",
                                      "loop", "verbs", "mlx5", "shm", "xdp"
-                                     (AF_XDP on interface UDRPC_XDP_IF or
-                                     device, else the one holding the
-                                     Nexus's IPv4 address; queue
+                                     (AF_XDP on interface device, else
+                                     UDRPC_XDP_IF, else the one holding the
+                                     Nexus's IPv4 address; a list of
+                                     interfaces gives each endpoint of the
+                                     process the next free one; queue
                                      UDRPC_XDP_QUEUE, 0; mode
                                      UDRPC_XDP_MODE native|skb, by default
                                      SKB on veth and native elsewhere;
@@ -212,7 +214,8 @@ typedef struct udrpc_config {
                                      fails with ENODEV where a named one is
                                      absent, EINVAL for an unknown name */
     const char *device;         /**< RDMA device name; NULL: first active.
-                                     xdp: the network interface */
+                                     xdp: the network interface, or a
+                                     comma-separated list of them */
     unsigned mtu;               /**< largest datagram incl. 16 B header;
                                      0: the transport's default (udp: the
                                      bound interface's MTU less IP and UDP

@@ -15,7 +15,8 @@
  * program (xdp_ctl.c) redirects the port's datagrams on our queue to our
  * socket before the kernel sees them. Session management stays on the
  * Nexus's kernel socket. Routing info: MAC (6 bytes), IPv4 address (4),
- * port (2), queue (2), network order.
+ * port (2), queue (2), network order (the queue is for the record: the
+ * peer's NIC, not the sender, decides where a frame lands).
  *
  * Modes, probed at creation, in udrpc_get_stats' xdp_mode:
  *  - native (the driver runs the program) or SKB (the kernel runs it on
@@ -263,6 +264,13 @@ static inline void kick(struct xdp_transport *x)
     (void)sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0); /* EAGAIN etc.: next pass */
 }
 
+/* Whether the kernel needs a kick to send: always in copy mode, in
+ * zero-copy mode where the driver asks (the ring's need-wakeup flag). */
+static inline bool wants_kick(const struct xdp_transport *x)
+{
+    return !x->zerocopy || (__atomic_load_n(x->tx.flags, __ATOMIC_RELAXED) & XDP_RING_NEED_WAKEUP);
+}
+
 /* The frames lent out by the last burst go back to the fill ring (those
  * whose slot does not show free yet, next time). */
 static inline void refill(struct xdp_transport *x)
@@ -289,7 +297,7 @@ static unsigned xdp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         reap_completions(x);
         /* Sends still in the ring: the kernel stopped short (copy mode
          * moves at most 32 per kick, and none while the queue is full). */
-        if (__atomic_load_n(x->tx.cons, __ATOMIC_RELAXED) != x->tx.cached_prod)
+        if (__atomic_load_n(x->tx.cons, __ATOMIC_RELAXED) != x->tx.cached_prod && wants_kick(x))
             kick(x);
     }
     uint32_t n = ring_avail(&x->rx);
@@ -309,11 +317,11 @@ static unsigned xdp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
     for (uint32_t i = 0; i < n; i++) {
         const struct xdp_desc *desc = &d[(x->rx.cached_cons + i) & x->rx.mask];
         const uint64_t addr = desc->addr;
-        x->held[x->n_held++] = addr & ~(uint64_t)(XDP_FRAME - 1);
         if (unlikely(addr + desc->len > (uint64_t)XDP_RX_FRAMES * XDP_FRAME)) {
-            x->rx_bad++;
+            x->rx_bad++; /* not one of ours (never seen): not refilled */
             continue;
         }
+        x->held[x->n_held++] = addr & ~(uint64_t)(XDP_FRAME - 1);
         uint32_t len;
         const uint8_t *p = frame_packet(x, x->umem + addr, desc->len, &len, pkts[out].src_id);
         if (unlikely(!p)) {
@@ -370,7 +378,7 @@ static inline unsigned xdp_send(struct xdp_transport *x, const struct tp_tx_pkt 
     x->tx.cached_prod += n;
     store_release(x->tx.prod, x->tx.cached_prod);
     x->tx_outstanding += n;
-    if (!x->zerocopy || (__atomic_load_n(x->tx.flags, __ATOMIC_RELAXED) & XDP_RING_NEED_WAKEUP))
+    if (wants_kick(x))
         kick(x);
     return n;
 }
