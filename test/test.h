@@ -48,6 +48,20 @@
         exit(77);                                                             \
     } while (0)
 
+/* Moves the calling thread into network namespace ns (made by ip netns);
+ * exits 1 where it cannot. */
+static inline void test_enter_netns(const char *ns)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/run/netns/%s", ns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        fprintf(stderr, "cannot enter network namespace %s\n", ns);
+        exit(1);
+    }
+    close(fd);
+}
+
 /* For tests whose peer processes run in another network namespace (xdp
  * holds one endpoint per interface, so a server and its clients live on
  * the two ends of a veth: test/xdp_test.sh). A forked peer calls this
@@ -60,14 +74,7 @@ static inline const char *test_peer_enter(const char *uri, const char *local_uri
     const char *ns = getenv("UDRPC_TEST_PEER_NETNS");
     if (!ns || !*ns)
         return uri;
-    char path[256];
-    snprintf(path, sizeof(path), "/run/netns/%s", ns);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-        fprintf(stderr, "cannot enter network namespace %s\n", ns);
-        exit(1);
-    }
-    close(fd);
+    test_enter_netns(ns);
     const char *peer = getenv("UDRPC_TEST_PEER_URI");
     return strcmp(uri, local_uri) == 0 && peer && *peer ? peer : uri;
 }

@@ -52,16 +52,6 @@
 
 static const char *ns_a, *ns_b;
 
-static void enter_ns(const char *ns)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "/run/netns/%s", ns);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    CHECK_EQ(setns(fd, CLONE_NEWNET), 0);
-    close(fd);
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -105,7 +95,7 @@ static void test_noperm(void)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        enter_ns(ns_a);
+        test_enter_netns(ns_a);
         udrpc_nexus_t *nx = udrpc_nexus_create(IP_A ":0", NULL);
         CHECK(nx != NULL);
         /* uid nobody: the kernel clears every capability. */
@@ -133,7 +123,7 @@ static void test_stale(void)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        enter_ns(ns_a);
+        test_enter_netns(ns_a);
         CHECK_EQ(udrpc__xdp_attached_id("va"), 0);
         CHECK_EQ(udrpc__xdp_plant_stale("va"), 0);
         const int stale_id = udrpc__xdp_attached_id("va");
@@ -182,7 +172,7 @@ static struct {
 static void *server_main(void *arg)
 {
     (void)arg;
-    enter_ns(ns_a);
+    test_enter_netns(ns_a);
     udrpc_nexus_t *nx = udrpc_nexus_create(IP_A ":31900", NULL);
     CHECK(nx != NULL);
     CHECK_EQ(udrpc_register_handler(nx, REQ_ECHO, echo_inverted, UDRPC_HANDLER_FG), 0);
@@ -474,7 +464,7 @@ int main(int argc, char **argv)
 
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, server_main, NULL), 0);
-    enter_ns(ns_b); /* this thread: the client side */
+    test_enter_netns(ns_b); /* this thread: the client side */
     uint64_t end = now_ms() + 5000;
     while (!atomic_load(&srv.ready) && now_ms() < end)
         usleep(1000);
