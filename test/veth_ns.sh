@@ -1,8 +1,10 @@
 # veth_ns.sh — sourced by the scripts that run udrpc between two network
 # namespaces (test/nft_gso_test.sh, bench/veth_bench.sh).
-#   veth_ns_up NAME NET   makes namespaces ${NAME}_a and ${NAME}_b (set as
-#                         $ns_a, $ns_b) joined by a veth pair va/vb at MTU
-#                         1500, NET.1 on va and NET.2 on vb, removed at exit.
+#   veth_ns_up NAME NET [QUEUES]  makes namespaces ${NAME}_a and ${NAME}_b
+#                         (set as $ns_a, $ns_b) joined by a veth pair va/vb
+#                         at MTU 1500 (QUEUES receive and send queues each;
+#                         default 1), NET.1 on va and NET.2 on vb, removed
+#                         at exit.
 #   offload_used OUT      checks e2e_rpc's output OUT: its client's GSO and
 #                         GRO were on and used (sets $sends, $bufs), else
 #                         says why and returns 1.
@@ -13,7 +15,9 @@ veth_ns_up() {
     ip netns add "$ns_a" 2>/dev/null || { echo "skipped: cannot create network namespaces"; exit 77; }
     trap 'ip netns del $ns_a 2>/dev/null; ip netns del $ns_b 2>/dev/null' EXIT
     ip netns add "$ns_b" || exit 77
-    ip link add va netns "$ns_a" mtu 1500 type veth peer name vb netns "$ns_b" mtu 1500 || exit 77
+    local q=${3:+numrxqueues $3 numtxqueues $3}
+    ip link add va netns "$ns_a" mtu 1500 $q type veth peer name vb netns "$ns_b" mtu 1500 $q ||
+        exit 77
     ip -n "$ns_a" addr add "$2.1/24" dev va
     ip -n "$ns_b" addr add "$2.2/24" dev vb
     for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done

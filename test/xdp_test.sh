@@ -13,6 +13,8 @@
 #   kill    BIN=test_kill: kill -9 of the server and of a client, the
 #           restart on the same interface, then no XDP program left on
 #           either end
+#   queues  BIN=e2e_rpc, over a veth of two queues each way: the endpoint
+#           logs how to steer its port to its queue, and 1,000 RPCs pass
 #   own     BIN=test_xdp: privileges, stale programs, junk frames, foreign
 #           UDP beside udrpc
 # Needs root, `ip netns`, and a kernel with AF_XDP; else exit 77.
@@ -100,10 +102,21 @@ kill)
     [ $rc = 0 ] || exit $rc
     no_prog_left $ns_a va && no_prog_left $ns_b vb || exit 1
     echo "kill: no XDP program left on va or vb" ;;
+queues)
+    # A veth of two queues each way: the endpoint (on queue 0) says that
+    # frames landing on queue 1 would be lost, and how to steer them.
+    veth_ns_up udrpc_xdpq 10.79.2 2
+    E2E=$bin probe 10.79.2.1
+    out=$(pair 10.79.2.1:31853 10.79.2.2:0 --count 1000 --min-size 0 --max-size pkt 2>&1)
+    rc=$?
+    echo "$out"
+    echo "$out" | grep -q "va has 2 receive queues: .* ethtool -N va flow-type udp4 dst-port" ||
+        { echo "FAIL: no steering notice for a 2-queue interface"; exit 1; }
+    exit $rc ;;
 own)
     veth_ns_up udrpc_xdpo 10.79.0
     E2E=$(dirname "$bin")/e2e_rpc probe 10.79.0.1
     "$bin" $ns_a $ns_b ;;
 *)
-    echo "usage: xdp_test.sh e2e|faults|kill|own BIN"; exit 2 ;;
+    echo "usage: xdp_test.sh e2e|faults|kill|queues|own BIN"; exit 2 ;;
 esac

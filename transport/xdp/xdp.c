@@ -109,6 +109,7 @@ struct xdp_transport {
     int port_fd;                /* kernel UDP socket holding the port */
     struct xdp_if ifc;
     char claimed[IF_NAMESIZE];  /* the interface claimed from a list, or "" */
+    char notice_buf[320];       /* base.notice, where composed here */
     uint16_t port_be;
     uint32_t queue;
     bool zerocopy;
@@ -708,6 +709,17 @@ int udrpc__xdp_create(const udrpc_config_t *cfg, const struct tp_params *p,
     x->base.kind = TP_XDP;
     x->base.mtu = mtu;
     x->base.link_rate_bytes_per_s = 1.25e9; /* 10 Gbit/s */
+    if (x->ifc.rx_queues > 1) {
+        /* RSS spreads flows over the queues; the program redirects only
+         * what lands on ours, and the kernel drops the rest at our port. */
+        snprintf(x->notice_buf, sizeof(x->notice_buf),
+                 "%s%sxdp: %s has %u receive queues: frames for port %u that land on any but "
+                 "queue %u reach the kernel and are dropped (kernel_drops); steer them: "
+                 "ethtool -N %s flow-type udp4 dst-port %u action %u",
+                 notice ? notice : "", notice ? "; " : "", x->ifc.name, x->ifc.rx_queues,
+                 ntohs(x->port_be), x->queue, x->ifc.name, ntohs(x->port_be), x->queue);
+        notice = x->notice_buf;
+    }
     x->base.notice = notice;
     x->base.local.kind = TP_XDP;
     x->base.local.len = 14;

@@ -213,6 +213,9 @@ int udrpc__xdp_if_find(const char *name, uint32_t ip_be, struct xdp_if *ifc, cha
     ifr.ifr_data = (void *)&drv;
     if (if_ioctl(SIOCETHTOOL, &ifr) == 0)
         ifc->is_veth = strcmp(drv.driver, "veth") == 0;
+    struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+    ifr.ifr_data = (void *)&ch;
+    ifc->rx_queues = if_ioctl(SIOCETHTOOL, &ifr) == 0 ? ch.rx_count + ch.combined_count : 0;
     return 0;
 }
 

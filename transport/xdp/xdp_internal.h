@@ -22,6 +22,7 @@ struct xdp_if {
     uint32_t mask_be;           /* and that address's netmask */
     unsigned mtu;               /* the interface's (IP packet) MTU */
     bool is_veth;               /* driver "veth": SKB mode measured faster */
+    unsigned rx_queues;         /* receive queues in use (0: unknown) */
 };
 
 /* The program, its XSK map and the link that holds it on the interface
