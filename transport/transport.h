@@ -199,6 +199,13 @@ static inline bool udrpc__tp_faults_on(const struct tp_faults *f)
  * packet dropped or sent twice by chance. Returns how many. */
 unsigned udrpc__tp_faults_apply(struct tp_faults *f, const struct tp_tx_pkt *in, unsigned n,
                                 struct tp_tx_pkt *out);
+/* What tx_burst returns for the wanted packets it was given, once sent of
+ * the k that udrpc__tp_faults_apply made of them left: all wanted when
+ * all k did, else the same share of them. */
+static inline unsigned udrpc__tp_faults_taken(unsigned wanted, unsigned sent, unsigned k)
+{
+    return sent == k ? wanted : (unsigned)((uint64_t)wanted * sent / (k ? k : 1));
+}
 
 /* ---- The registry (transport.c) ---- */
 

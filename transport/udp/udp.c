@@ -376,11 +376,8 @@ static unsigned udp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
     if (unlikely(udrpc__tp_faults_on(&u->faults))) { /* tests */
         if (n > UDP_TX_BURST / 2)
             n = UDP_TX_BURST / 2; /* room to duplicate each */
-        unsigned wanted = n;
-        n = udrpc__tp_faults_apply(&u->faults, pkts, n, u->faulted);
-        pkts = u->faulted;
-        unsigned sent = udp_send_any(u, pkts, n);
-        return sent == n ? wanted : (unsigned)((uint64_t)wanted * sent / (n ? n : 1));
+        unsigned k = udrpc__tp_faults_apply(&u->faults, pkts, n, u->faulted);
+        return udrpc__tp_faults_taken(n, udp_send_any(u, u->faulted, k), k);
     }
     return udp_send(u, pkts, taken);
 }

@@ -394,10 +394,8 @@ static unsigned xdp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
     if (unlikely(udrpc__tp_faults_on(&x->faults))) { /* tests */
         if (n > XDP_TX_BURST / 2)
             n = XDP_TX_BURST / 2; /* room to duplicate each */
-        const unsigned wanted = n;
         unsigned k = udrpc__tp_faults_apply(&x->faults, pkts, n, x->faulted);
-        unsigned sent = xdp_send(x, x->faulted, k);
-        return sent == k ? wanted : (unsigned)((uint64_t)wanted * sent / (k ? k : 1));
+        return udrpc__tp_faults_taken(n, xdp_send(x, x->faulted, k), k);
     }
     return xdp_send(x, pkts, n);
 }
