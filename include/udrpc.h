@@ -40,7 +40,9 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 8 /* 0.8: the xdp transport, stats xdp_*;
+#define UDRPC_VERSION_MINOR 9 /* 0.9: xdp's in-place sends (stats
+                                  xdp_in_place_sends, UDRPC_XDP_IN_PLACE);
+                                  0.8: the xdp transport, stats xdp_*;
                                   0.7: the shm transport, stats shm_*;
                                   0.6: udrpc_req_type;
                                   0.5: deadlines and cancellation, max_msg_size
@@ -397,6 +399,9 @@ typedef struct udrpc_stats {
                                       kernel to send (one per burst, and
                                       one per event-loop pass while sends
                                       wait in the ring) */
+    uint64_t xdp_in_place_sends; /**< xdp: packets whose payload the
+                                      kernel or NIC read from the msgbuf in
+                                      place, not from a copy */
 } udrpc_stats_t;
 
 /** udrpc_stats_t.xdp_mode: an xdp transport is in use ... */
@@ -405,6 +410,11 @@ typedef struct udrpc_stats {
 #define UDRPC_XDP_NATIVE 2u
 /** ... and zero-copy frames (else the kernel copies each frame). */
 #define UDRPC_XDP_ZEROCOPY 4u
+/** ... and payloads of 512 B and more sent from their msgbuf in place
+ * (msgbufs then come from the socket's UMEM: UDRPC_XDP_ARENA_MB, 32 MiB by
+ * default; beyond it they are copied). On by default in zero-copy mode;
+ * UDRPC_XDP_IN_PLACE=0|1 decides. Needs Linux 6.6 (multi-buffer sockets). */
+#define UDRPC_XDP_IN_PLACE 8u
 
 /** udrpc_stats_t.udp_offload: GSO (batched sends) is on. */
 #define UDRPC_UDP_GSO 1u

@@ -18,8 +18,16 @@ void udrpc__msgbuf_alloc_init(struct msgbuf_alloc *a, size_t dpp,
     a->bytes_mapped = 0;
     a->reg = reg;
     a->reg_ctx = reg_ctx;
+    a->borrow = NULL;
+    a->borrow_ctx = NULL;
     a->try_huge = 1;
     a->huge_regions = 0;
+}
+
+void udrpc__msgbuf_alloc_borrow(struct msgbuf_alloc *a, mb_borrow_fn borrow, void *ctx)
+{
+    a->borrow = borrow;
+    a->borrow_ctx = ctx;
 }
 
 void udrpc__msgbuf_alloc_fini(struct msgbuf_alloc *a)
@@ -27,7 +35,8 @@ void udrpc__msgbuf_alloc_fini(struct msgbuf_alloc *a)
     struct mb_region *r = a->regions;
     while (r) {
         struct mb_region *next = r->next;
-        munmap(r->base, r->len);
+        if (!r->borrowed)
+            munmap(r->base, r->len);
         free(r);
         r = next;
     }
@@ -59,8 +68,11 @@ static int refill(struct msgbuf_alloc *a, unsigned c)
     struct mb_region *r = malloc(sizeof(*r));
     if (!r)
         return -ENOMEM;
-    int huge;
-    r->base = map_region(a, len, &huge);
+    int huge = 0;
+    r->base = a->borrow ? a->borrow(a->borrow_ctx, len) : NULL;
+    r->borrowed = r->base != NULL;
+    if (!r->base)
+        r->base = map_region(a, len, &huge);
     if (!r->base) {
         free(r);
         return -ENOMEM;
@@ -70,7 +82,8 @@ static int refill(struct msgbuf_alloc *a, unsigned c)
     if (a->reg) {
         int ret = a->reg(a->reg_ctx, r->base, len, &r->lkey);
         if (ret) {
-            munmap(r->base, len);
+            if (!r->borrowed)
+                munmap(r->base, len);
             free(r);
             return ret;
         }

@@ -42,11 +42,18 @@ struct mb_region {
     void *base;
     size_t len;
     uint32_t lkey;
+    int borrowed;             /* 1: the transport's memory, not unmapped here */
 };
 
 /* Called for each new region (memory registration with the NIC). Returns
  * 0 and an lkey, or -errno. */
 typedef int (*mb_reg_fn)(void *ctx, void *base, size_t len, uint32_t *lkey);
+
+/* Where a new region comes from before the allocator maps one of its own:
+ * memory the transport sends from without a copy (xdp: its UMEM). Returns
+ * len bytes that the transport keeps owning, or NULL where it has no more.
+ * May be called from two allocators' threads at once. */
+typedef void *(*mb_borrow_fn)(void *ctx, size_t len);
 
 struct msgbuf_alloc {
     struct mb_desc *free_list[MSGBUF_NUM_CLASSES];
@@ -55,12 +62,16 @@ struct msgbuf_alloc {
     size_t bytes_mapped;
     mb_reg_fn reg;
     void *reg_ctx;
+    mb_borrow_fn borrow;      /* NULL: every region is mapped here */
+    void *borrow_ctx;
     int try_huge;             /* 1: try MAP_HUGETLB first */
     unsigned huge_regions;
 };
 
 void udrpc__msgbuf_alloc_init(struct msgbuf_alloc *a, size_t dpp,
                               mb_reg_fn reg, void *reg_ctx);
+/* Regions from borrow(ctx, len) first, from now on. */
+void udrpc__msgbuf_alloc_borrow(struct msgbuf_alloc *a, mb_borrow_fn borrow, void *ctx);
 void udrpc__msgbuf_alloc_fini(struct msgbuf_alloc *a);
 int udrpc__msgbuf_get(struct msgbuf_alloc *a, size_t max_size, udrpc_msgbuf_t *out);
 void udrpc__msgbuf_put(struct msgbuf_alloc *a, udrpc_msgbuf_t *mb);

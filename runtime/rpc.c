@@ -107,6 +107,13 @@ static int reg_region(void *ctx, void *base, size_t len, uint32_t *lkey)
     return tp->ops->reg_mem(tp, base, len, lkey);
 }
 
+/* The allocators' borrow hook: memory the transport sends from in place. */
+static void *lent_region(void *ctx, size_t len)
+{
+    struct transport *tp = ctx;
+    return tp->ops->lend_mem(tp, len);
+}
+
 /* --------------------------------------------------- create/destroy ---- */
 
 udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
@@ -183,6 +190,12 @@ udrpc_t *udrpc_create(udrpc_nexus_t *nx, uint8_t rpc_id, void *rpc_context,
     mb_reg_fn reg = rpc->reg_tp ? reg_region : NULL;
     udrpc__msgbuf_alloc_init(&rpc->alloc, rpc->dpp, reg, rpc->reg_tp);
     udrpc__msgbuf_alloc_init(&rpc->bg_alloc, rpc->dpp, reg, rpc->reg_tp);
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (rpc->tps[t]->ops->lend_mem) {
+            udrpc__msgbuf_alloc_borrow(&rpc->alloc, lent_region, rpc->tps[t]);
+            udrpc__msgbuf_alloc_borrow(&rpc->bg_alloc, lent_region, rpc->tps[t]);
+            break;
+        }
     if ((err = udrpc__msgbuf_get(&rpc->alloc, UDRPC_CTRL_HDRS * UDRPC_HDR_SIZE,
                                  &rpc->ctrl_mb)) != 0)
         goto out_alloc;

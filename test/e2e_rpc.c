@@ -482,10 +482,13 @@ int main(int argc, char **argv)
            (unsigned long long)cs.udp_gso_pkts, (unsigned long long)cs.udp_gro_bufs,
            (unsigned long long)cs.udp_gro_pkts);
     if (cs.xdp_mode & UDRPC_XDP_ON)
-        printf("client xdp mode %s, %s: %llu bad frames, %llu kicks\n",
+        printf("client xdp mode %s, %s, in place %s: %llu bad frames, %llu kicks, "
+               "%llu in-place sends\n",
                cs.xdp_mode & UDRPC_XDP_NATIVE ? "native" : "skb",
                cs.xdp_mode & UDRPC_XDP_ZEROCOPY ? "zerocopy" : "copy",
-               (unsigned long long)cs.xdp_rx_bad, (unsigned long long)cs.xdp_tx_kicks);
+               cs.xdp_mode & UDRPC_XDP_IN_PLACE ? "on" : "off",
+               (unsigned long long)cs.xdp_rx_bad, (unsigned long long)cs.xdp_tx_kicks,
+               (unsigned long long)cs.xdp_in_place_sends);
     if (strstr(o.transport, "shm"))
         printf("shm: client channels %llu, ring full %llu + server's %llu, bad rings %llu, "
                "refused %llu\n", (unsigned long long)cs.shm_channels,

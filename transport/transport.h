@@ -115,6 +115,12 @@ struct transport_ops {
      * each msgbuf of the region. NULL: no registration needed. The
      * transport releases its registrations when destroyed. */
     int (*reg_mem)(struct transport *tp, void *base, size_t len, uint32_t *lkey);
+    /* Lends len bytes of memory the transport can send from without a copy
+     * (xdp: its UMEM), for msgbuf regions: NULL where it has no more, and
+     * the allocator maps its own. The memory stays the transport's, valid
+     * until destroy. Called from the Rpc's thread and the background
+     * allocator's at once. NULL: it lends none. */
+    void *(*lend_mem)(struct transport *tp, size_t len);
     void (*destroy)(struct transport *tp);
 };
 

@@ -72,10 +72,25 @@
 #ifndef AF_XDP
 #define AF_XDP 44
 #endif
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4)    /* Linux 6.6: packets of several descriptors */
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0) /* the packet goes on in the next descriptor */
+#endif
 
 #define XDP_FRAME 4096u
 #define XDP_RX_FRAMES 512u
 #define XDP_TX_FRAMES 512u
+/* Send and completion ring entries: a packet sent in place takes up to 3
+ * descriptors (its headers' frame, its payload on either side of a frame
+ * boundary), so 3 per send frame always fit. */
+#define XDP_TX_DESCS 2048u
+_Static_assert(XDP_TX_DESCS >= 3 * XDP_TX_FRAMES, "in-place sends fit the send ring");
+/* Payloads of at least this many bytes leave from their msgbuf in place,
+ * where that is on (below it, a copy costs less than a descriptor). */
+#define XDP_IN_PLACE_MIN 512u
+#define XDP_ARENA_MB 32u /* UMEM lent to msgbufs, by default */
 #define XDP_FILL_RING (2 * XDP_RX_FRAMES) /* a returned frame's slot may show late */
 #define XDP_RX_BURST 64u
 #define XDP_TX_BURST 64u
@@ -113,14 +128,23 @@ struct xdp_transport {
     uint16_t port_be;
     uint32_t queue;
     bool zerocopy;
+    bool rx_skip;               /* dropping the rest of a many-descriptor frame */
     struct xdp_prog prog;
     uint8_t *umem;
+    size_t umem_len;
+    /* Msgbuf memory inside the UMEM (lend_mem): sends take payloads of
+     * XDP_IN_PLACE_MIN bytes or more from there in place. 0: none. */
+    uint64_t arena_off;
+    size_t arena_len, arena_used;
+    uint32_t in_place_min;       /* payload bytes (UINT32_MAX: never) */
+    uint64_t in_place_posted, in_place_done; /* their payload descriptors */
+    uint64_t in_place_pkts;      /* udrpc_get_stats: xdp_in_place_sends */
     struct xring rx, fill, tx, comp;
     uint64_t held[XDP_RX_FRAMES]; /* receive frames lent out or not yet refilled */
     unsigned n_held;
     uint64_t tx_free[XDP_TX_FRAMES];
     unsigned n_tx_free;
-    unsigned tx_outstanding;      /* send frames not completed */
+    unsigned tx_outstanding;      /* send descriptors not completed */
     struct tp_faults faults;      /* tests: drop, duplicate */
     struct tp_tx_pkt faulted[XDP_TX_BURST];
     uint64_t rx_bad, tx_kicks;    /* udrpc_get_stats */
@@ -252,8 +276,13 @@ static inline void reap_completions(struct xdp_transport *x)
     if (n == 0)
         return;
     const uint64_t *addrs = x->comp.descs;
-    for (uint32_t i = 0; i < n; i++)
-        x->tx_free[x->n_tx_free++] = addrs[(x->comp.cached_cons + i) & x->comp.mask];
+    for (uint32_t i = 0; i < n; i++) {
+        const uint64_t addr = addrs[(x->comp.cached_cons + i) & x->comp.mask];
+        if (likely(addr < x->arena_off))
+            x->tx_free[x->n_tx_free++] = addr; /* a send frame */
+        else
+            x->in_place_done++;                /* a msgbuf's payload */
+    }
     x->comp.cached_cons += n;
     store_release(x->comp.cons, x->comp.cached_cons);
     x->tx_outstanding -= n;
@@ -323,6 +352,13 @@ static unsigned xdp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
             continue;
         }
         x->held[x->n_held++] = addr & ~(uint64_t)(XDP_FRAME - 1);
+        /* A frame larger than ours comes in several descriptors (the socket
+         * takes them for sends): never a udrpc packet. Dropped whole. */
+        if (unlikely(x->rx_skip | (desc->options & XDP_PKT_CONTD))) {
+            x->rx_bad += !x->rx_skip;
+            x->rx_skip = (desc->options & XDP_PKT_CONTD) != 0;
+            continue;
+        }
         uint32_t len;
         const uint8_t *p = frame_packet(x, x->umem + addr, desc->len, &len, pkts[out].src_id);
         if (unlikely(!p)) {
@@ -340,6 +376,13 @@ static unsigned xdp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
 
 /* ------------------------------------------------------------------ TX */
 
+static inline void put_desc(struct xdp_desc *d, uint64_t addr, uint32_t len, uint32_t options)
+{
+    d->addr = addr;
+    d->len = len;
+    d->options = options;
+}
+
 static inline unsigned xdp_send(struct xdp_transport *x, const struct tp_tx_pkt *pkts,
                                 unsigned n)
 {
@@ -350,35 +393,55 @@ static inline unsigned xdp_send(struct xdp_transport *x, const struct tp_tx_pkt 
     if (n == 0)
         return 0;
     struct xdp_desc *d = x->tx.descs;
+    const uint8_t *arena = x->umem + x->arena_off;
+    uint32_t k = x->tx.cached_prod; /* the next descriptor */
     for (unsigned i = 0; i < n; i++) {
         const struct tp_tx_pkt *p = &pkts[i];
         const struct xdp_peer *pp = (const struct xdp_peer *)(const void *)p->peer->tx;
         const uint64_t addr = x->tx_free[--x->n_tx_free];
         uint8_t *f = x->umem + addr;
         const uint32_t plen = TP_HDR_SIZE + p->data_len;
+        const uint16_t ulen_be = htons((uint16_t)(8 + plen));
         memcpy(f, pp->hdr, XDP_HDRS);
         memcpy(f + XDP_HDRS, p->hdr, TP_HDR_SIZE);
-        if (p->data_len)
-            memcpy(f + XDP_HDRS + TP_HDR_SIZE, p->data, p->data_len);
+        uint64_t sum = (uint64_t)pp->udp_sum + 2u * ulen_be;
+        /* The payload's offset in the arena (huge where it is not there). */
+        const uint64_t in_arena = (uint64_t)((const uint8_t *)p->data - arena);
+        if (p->data_len >= x->in_place_min && in_arena < x->arena_len) {
+            /* In place: the headers' frame, then the payload where it lies,
+             * cut where it crosses a UMEM chunk (a descriptor may not). */
+            sum = csum_add(csum_add(sum, f + XDP_HDRS, TP_HDR_SIZE), p->data, p->data_len);
+            const uint64_t at = x->arena_off + in_arena;
+            const uint32_t head = XDP_FRAME - (uint32_t)(at & (XDP_FRAME - 1));
+            put_desc(&d[k++ & x->tx.mask], addr, XDP_HDRS + TP_HDR_SIZE, XDP_PKT_CONTD);
+            if (p->data_len > head) {
+                put_desc(&d[k++ & x->tx.mask], at, head, XDP_PKT_CONTD);
+                put_desc(&d[k++ & x->tx.mask], at + head, p->data_len - head, 0);
+                x->in_place_posted += 2;
+            } else {
+                put_desc(&d[k++ & x->tx.mask], at, p->data_len, 0);
+                x->in_place_posted++;
+            }
+            x->in_place_pkts++;
+        } else {
+            if (p->data_len)
+                memcpy(f + XDP_HDRS + TP_HDR_SIZE, p->data, p->data_len);
+            sum = csum_add(sum, f + XDP_HDRS, plen);
+            put_desc(&d[k++ & x->tx.mask], addr, XDP_HDRS + plen, 0);
+        }
         const uint16_t tot_be = htons((uint16_t)(20 + 8 + plen));
-        const uint16_t ulen_be = htons((uint16_t)(8 + plen));
         const uint16_t ip_csum = (uint16_t)~csum_fold((uint64_t)pp->ip_sum + tot_be);
-        uint16_t ucsum = (uint16_t)~csum_fold(
-            csum_add((uint64_t)pp->udp_sum + 2u * ulen_be, f + XDP_HDRS, plen));
+        uint16_t ucsum = (uint16_t)~csum_fold(sum);
         if (ucsum == 0)
             ucsum = 0xFFFF; /* 0 would mean "no checksum" */
         memcpy(f + 16, &tot_be, 2);
         memcpy(f + 24, &ip_csum, 2);
         memcpy(f + 38, &ulen_be, 2);
         memcpy(f + 40, &ucsum, 2);
-        struct xdp_desc *desc = &d[(x->tx.cached_prod + i) & x->tx.mask];
-        desc->addr = addr;
-        desc->len = XDP_HDRS + plen;
-        desc->options = 0;
     }
-    x->tx.cached_prod += n;
-    store_release(x->tx.prod, x->tx.cached_prod);
-    x->tx_outstanding += n;
+    x->tx_outstanding += k - x->tx.cached_prod;
+    x->tx.cached_prod = k;
+    store_release(x->tx.prod, k);
     if (wants_kick(x))
         kick(x);
     return n;
@@ -400,9 +463,58 @@ static unsigned xdp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
     return xdp_send(x, pkts, n);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends that did not complete in XDP_FLUSH_WAIT_NS: the kernel holds them
+ * (the interface went down, the driver stopped). Their msgbufs may be
+ * reused once tx_flush returns, so each frame the kernel has not taken yet
+ * is made one that no host accepts (its EtherType 0), in place sends stop,
+ * and the protocol retransmits what was lost. In copy mode the kernel
+ * takes frames only inside our own kicks, so this cannot race it; in
+ * zero-copy mode a driver holding a frame for a second may still send a
+ * reused payload, which then fails the receiver's UDP checksum. */
+#define XDP_FLUSH_WAIT_NS 1000000000ull
+static void void_stalled(struct xdp_transport *x)
+{
+    const struct xdp_desc *d = x->tx.descs;
+    for (uint32_t i = __atomic_load_n(x->tx.cons, __ATOMIC_ACQUIRE); i != x->tx.cached_prod; i++) {
+        const uint64_t addr = d[i & x->tx.mask].addr;
+        if (addr < x->arena_off)
+            memset(x->umem + addr + 12, 0, 2);
+    }
+    x->in_place_min = UINT32_MAX;
+    x->in_place_done = x->in_place_posted;
+    x->base.notice = "xdp: sends stalled for a second (is the interface down?): the frames "
+                     "waiting were voided, and payloads are copied from now on";
+}
+
+/* Returns once no send reads a msgbuf: every in-place payload completed
+ * (kicking meanwhile where the kernel needs it, as in rx_burst). */
 static void xdp_tx_flush(struct transport *tp)
 {
-    (void)tp; /* every send copied its bytes into a send frame */
+    struct xdp_transport *x = (struct xdp_transport *)tp;
+    uint64_t deadline_ns = 0;
+    for (unsigned spins = 1; x->in_place_done < x->in_place_posted; spins++) {
+        reap_completions(x);
+        if (x->in_place_done >= x->in_place_posted)
+            return;
+        if (__atomic_load_n(x->tx.cons, __ATOMIC_RELAXED) != x->tx.cached_prod && wants_kick(x))
+            kick(x);
+        if ((spins & 1023) == 0) {
+            const uint64_t now_ns = mono_ns();
+            if (deadline_ns == 0) {
+                deadline_ns = now_ns + XDP_FLUSH_WAIT_NS;
+            } else if (now_ns > deadline_ns) {
+                void_stalled(x);
+                return;
+            }
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- peers */
@@ -450,6 +562,20 @@ static int xdp_make_peer(struct transport *tp, const struct tp_route *r,
 
 /* -------------------------------------------------------------- the rest */
 
+/* Msgbuf regions from the arena, for in-place sends (none where they are
+ * off: arena_len 0). Lock-free: two allocators' threads may call at once. */
+static void *xdp_lend_mem(struct transport *tp, size_t len)
+{
+    struct xdp_transport *x = (struct xdp_transport *)tp;
+    size_t used = __atomic_load_n(&x->arena_used, __ATOMIC_RELAXED);
+    do {
+        if (len > x->arena_len - used)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&x->arena_used, &used, used + len, false,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return x->umem + x->arena_off + used;
+}
+
 static int xdp_poll_fd(struct transport *tp)
 {
     return ((struct xdp_transport *)tp)->fd;
@@ -459,7 +585,9 @@ static void xdp_stats(struct transport *tp, udrpc_stats_t *out)
 {
     struct xdp_transport *x = (struct xdp_transport *)tp;
     out->xdp_mode |= UDRPC_XDP_ON | (x->zerocopy ? UDRPC_XDP_ZEROCOPY : 0) |
-                     (x->prog.skb_mode ? 0 : UDRPC_XDP_NATIVE);
+                     (x->prog.skb_mode ? 0 : UDRPC_XDP_NATIVE) |
+                     (x->in_place_min != UINT32_MAX ? UDRPC_XDP_IN_PLACE : 0);
+    out->xdp_in_place_sends += x->in_place_pkts;
     out->xdp_rx_bad += x->rx_bad;
     out->xdp_tx_kicks += x->tx_kicks;
     /* What reached the port's kernel socket (an IPv4 header with options,
@@ -474,20 +602,29 @@ static void ring_unmap(struct xring *r)
     r->map = NULL;
 }
 
-static void xdp_destroy(struct transport *tp)
+/* Undoes socket_setup, for another try or for good. */
+static void socket_teardown(struct xdp_transport *x)
 {
-    struct xdp_transport *x = (struct xdp_transport *)tp;
-    udrpc__xdp_prog_detach(&x->prog);
     ring_unmap(&x->rx);
     ring_unmap(&x->tx);
     ring_unmap(&x->fill);
     ring_unmap(&x->comp);
     if (x->fd >= 0)
         close(x->fd);
+    x->fd = -1;
+    if (x->umem)
+        munmap(x->umem, x->umem_len);
+    x->umem = NULL;
+    x->arena_len = 0;
+}
+
+static void xdp_destroy(struct transport *tp)
+{
+    struct xdp_transport *x = (struct xdp_transport *)tp;
+    udrpc__xdp_prog_detach(&x->prog);
+    socket_teardown(x);
     if (x->port_fd >= 0)
         close(x->port_fd);
-    if (x->umem)
-        munmap(x->umem, (size_t)(XDP_RX_FRAMES + XDP_TX_FRAMES) * XDP_FRAME);
     if (x->claimed[0])
         udrpc__xdp_if_release(x->claimed);
     free(x);
@@ -499,6 +636,7 @@ static const struct transport_ops xdp_ops = {
     .tx_flush = xdp_tx_flush,
     .make_peer = xdp_make_peer,
     .poll_fd = xdp_poll_fd,
+    .lend_mem = xdp_lend_mem,
     .stats = xdp_stats,
     .destroy = xdp_destroy,
 };
@@ -525,25 +663,31 @@ static int ring_map(int fd, struct xring *r, const struct xdp_ring_offset *off, 
     return 0;
 }
 
-/* The socket, its UMEM and its four rings, bound to the queue: zero-copy
- * where asked and the driver does it, else copy. */
-static int socket_setup(struct xdp_transport *x, bool try_zerocopy, char *why, size_t why_len)
+/* The socket, its UMEM (the frames, then arena_len bytes to lend to
+ * msgbufs) and its four rings, bound to the queue in zero-copy or copy
+ * mode, taking packets of several descriptors (sg) or not: 0, or -errno
+ * (why says what), after which socket_teardown. */
+static int socket_setup(struct xdp_transport *x, bool zerocopy, bool sg, size_t arena_len,
+                        char *why, size_t why_len)
 {
-    const size_t umem_len = (size_t)(XDP_RX_FRAMES + XDP_TX_FRAMES) * XDP_FRAME;
-    x->umem = mmap(NULL, umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    x->arena_off = (uint64_t)(XDP_RX_FRAMES + XDP_TX_FRAMES) * XDP_FRAME;
+    x->umem_len = x->arena_off + arena_len;
+    x->umem = mmap(NULL, x->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (x->umem == MAP_FAILED) {
         x->umem = NULL;
         return -ENOMEM;
     }
+    x->arena_len = arena_len;
+    x->arena_used = 0;
     x->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (x->fd < 0) {
         int ret = -errno;
         snprintf(why, why_len, "xdp: no AF_XDP socket (%s)", strerror(errno));
         return ret;
     }
-    struct xdp_umem_reg mr = { .addr = (uintptr_t)x->umem, .len = umem_len,
+    struct xdp_umem_reg mr = { .addr = (uintptr_t)x->umem, .len = x->umem_len,
                                .chunk_size = XDP_FRAME, .headroom = 0 };
-    int sizes[4] = { XDP_FILL_RING, XDP_TX_FRAMES, XDP_RX_FRAMES, XDP_TX_FRAMES };
+    int sizes[4] = { XDP_FILL_RING, XDP_TX_DESCS, XDP_RX_FRAMES, XDP_TX_DESCS };
     if (setsockopt(x->fd, SOL_XDP, XDP_UMEM_REG, &mr, sizeof(mr)) != 0 ||
         setsockopt(x->fd, SOL_XDP, XDP_UMEM_FILL_RING, &sizes[0], sizeof(int)) != 0 ||
         setsockopt(x->fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &sizes[1], sizeof(int)) != 0 ||
@@ -560,12 +704,12 @@ static int socket_setup(struct xdp_transport *x, bool try_zerocopy, char *why, s
         return -errno;
     if ((ret = ring_map(x->fd, &x->rx, &off.rx, XDP_PGOFF_RX_RING, XDP_RX_FRAMES,
                         sizeof(struct xdp_desc))) != 0 ||
-        (ret = ring_map(x->fd, &x->tx, &off.tx, XDP_PGOFF_TX_RING, XDP_TX_FRAMES,
+        (ret = ring_map(x->fd, &x->tx, &off.tx, XDP_PGOFF_TX_RING, XDP_TX_DESCS,
                         sizeof(struct xdp_desc))) != 0 ||
         (ret = ring_map(x->fd, &x->fill, &off.fr, XDP_UMEM_PGOFF_FILL_RING, XDP_FILL_RING,
                         sizeof(uint64_t))) != 0 ||
         (ret = ring_map(x->fd, &x->comp, &off.cr, XDP_UMEM_PGOFF_COMPLETION_RING,
-                        XDP_TX_FRAMES, sizeof(uint64_t))) != 0)
+                        XDP_TX_DESCS, sizeof(uint64_t))) != 0)
         return ret;
     /* Every receive frame into the fill ring; every send frame free. */
     uint64_t *fill = x->fill.descs;
@@ -579,12 +723,8 @@ static int socket_setup(struct xdp_transport *x, bool try_zerocopy, char *why, s
 
     struct sockaddr_xdp sa = { .sxdp_family = AF_XDP, .sxdp_ifindex = (uint32_t)x->ifc.ifindex,
                                .sxdp_queue_id = x->queue };
-    sa.sxdp_flags = XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP;
-    if (try_zerocopy && bind(x->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        x->zerocopy = true;
-        return 0;
-    }
-    sa.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
+    sa.sxdp_flags = (zerocopy ? XDP_ZEROCOPY : XDP_COPY) | XDP_USE_NEED_WAKEUP |
+                    (sg ? XDP_USE_SG : 0);
     /* A socket just closed on this queue frees it a moment later (the
      * kernel's deferred release): EBUSY for up to some milliseconds. */
     int rc;
@@ -597,11 +737,43 @@ static int socket_setup(struct xdp_transport *x, bool try_zerocopy, char *why, s
     }
     if (rc != 0) {
         ret = -errno;
-        snprintf(why, why_len, "xdp: cannot bind to %s queue %u (%s)", x->ifc.name, x->queue,
+        snprintf(why, why_len, "xdp: cannot bind to %s queue %u%s%s (%s)", x->ifc.name,
+                 x->queue, zerocopy ? ", zero-copy" : "", sg ? ", multi-buffer" : "",
                  strerror(errno));
         return ret;
     }
+    x->zerocopy = zerocopy;
     return 0;
+}
+
+/* The socket, in the best mode the driver takes: zero-copy where asked
+ * (native mode), else copy; with the arena and in-place sends where
+ * in_place says (1: on, 0: off, -1: where zero-copy), which needs sockets
+ * that take packets of several descriptors (Linux 6.6), else without. */
+static int socket_open(struct xdp_transport *x, bool try_zerocopy, int in_place,
+                       size_t arena_len, char *why, size_t why_len)
+{
+    struct bind_try {
+        bool zc, sg;
+    } tries[4];
+    unsigned n = 0;
+    if (try_zerocopy) {
+        if (in_place != 0)
+            tries[n++] = (struct bind_try){ true, true };
+        tries[n++] = (struct bind_try){ true, false };
+    }
+    if (in_place == 1)
+        tries[n++] = (struct bind_try){ false, true };
+    tries[n++] = (struct bind_try){ false, false };
+    int ret = -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        ret = socket_setup(x, tries[i].zc, tries[i].sg, tries[i].sg ? arena_len : 0, why, why_len);
+        if (ret == 0)
+            break;
+        socket_teardown(x);
+    }
+    x->in_place_min = x->arena_len ? XDP_IN_PLACE_MIN : UINT32_MAX;
+    return ret;
 }
 
 /* A kernel UDP socket on addr that holds a port for us (*port_be) and
@@ -693,7 +865,13 @@ int udrpc__xdp_create(const udrpc_config_t *cfg, const struct tp_params *p,
                                      why, why_len);
     if (ret)
         goto fail;
-    if ((ret = socket_setup(x, !x->prog.skb_mode, why, why_len)) != 0)
+    /* In-place sends: UDRPC_XDP_IN_PLACE=0|1, by default where zero-copy;
+     * UDRPC_XDP_ARENA_MB of UMEM lent to msgbufs for them. */
+    const char *ip_env = getenv("UDRPC_XDP_IN_PLACE");
+    const int in_place = ip_env && *ip_env ? (*ip_env == '1') : -1;
+    const size_t arena_len = (size_t)env_uint("UDRPC_XDP_ARENA_MB", XDP_ARENA_MB) << 20;
+    if ((ret = socket_open(x, !x->prog.skb_mode, arena_len ? in_place : 0, arena_len, why,
+                           why_len)) != 0)
         goto fail;
     const uint32_t key = x->queue;
     const uint32_t val = (uint32_t)x->fd;
