@@ -17,6 +17,14 @@
 #           logs how to steer its port to its queue, and 1,000 RPCs pass
 #   own     BIN=test_xdp: privileges, stale programs, junk frames, foreign
 #           UDP beside udrpc
+#   native  BIN=e2e_rpc: as e2e, in native mode (the veth driver runs the
+#           program) with in-place sends on (payloads of 512 B and more
+#           leave from their msgbuf in the UMEM): both must show in the
+#           client's stats, and in-place sends be counted
+#   stall   BIN=e2e_rpc: 64 KiB RPCs with in-place sends on, and the
+#           client's veth down for 2.5 s meanwhile: its waiting sends are
+#           voided after a second (logged), in-place sends turn off, and
+#           every RPC still completes, its bytes checked
 # Needs root, `ip netns`, and a kernel with AF_XDP; else exit 77.
 set -u
 case_=$1
@@ -30,12 +38,13 @@ no_prog_left() { # namespace, device
     fi
 }
 
-# A server on va (NS_A) at URI $1, a client on vb (NS_B) at $2 running
-# e2e_rpc with the rest of the arguments.
+# A server on va (NS_A) at URI $1 (with $SERVER_ARGS), a client on vb
+# (NS_B) at $2 running e2e_rpc with the rest of the arguments.
 pair() {
     local srv_uri=$1 cli_uri=$2 server rc
     shift 2
-    ip netns exec $ns_a "$bin" --transport xdp --mode server --uri "$srv_uri" --timeout-s 250 &
+    ip netns exec $ns_a "$bin" --transport xdp --mode server --uri "$srv_uri" --timeout-s 250 \
+        ${SERVER_ARGS:-} &
     server=$!
     sleep 0.3
     ip netns exec $ns_b "$bin" --transport xdp --mode client --server "$srv_uri" --uri "$cli_uri" \
@@ -64,8 +73,12 @@ e2e)
     E2E=$bin probe 10.79.0.1
     rc=0
     pair 10.79.0.1:31851 10.79.0.2:0 --count 20000 --min-size 0 --max-size pkt || rc=1
-    pair 10.79.0.1:31852 10.79.0.2:0 --count 1000 --min-size 0 --max-size 1048576 \
-        --size-dist log || rc=1
+    out=$(pair 10.79.0.1:31852 10.79.0.2:0 --count 1000 --min-size 0 --max-size 1048576 \
+        --size-dist log) || rc=1
+    echo "$out"
+    # Copy mode: in-place sends are off unless asked for (measured slower).
+    echo "$out" | grep -q "^client xdp mode skb, copy, in place off: .* 0 in-place sends" ||
+        { echo "FAIL: in-place sends not off by default in copy mode"; rc=1; }
     no_prog_left $ns_a va || rc=1
     no_prog_left $ns_b vb || rc=1
     exit $rc ;;
@@ -117,6 +130,40 @@ own)
     veth_ns_up udrpc_xdpo 10.79.0
     E2E=$(dirname "$bin")/e2e_rpc probe 10.79.0.1
     "$bin" $ns_a $ns_b ;;
+native)
+    veth_ns_up udrpc_xdn 10.79.4
+    export UDRPC_XDP_MODE=native UDRPC_XDP_IN_PLACE=1
+    E2E=$bin probe 10.79.4.1
+    rc=0
+    for sizes in "--count 20000 --min-size 0 --max-size pkt" \
+                 "--count 1000 --min-size 0 --max-size 1048576 --size-dist log"; do
+        out=$(pair 10.79.4.1:31855 10.79.4.2:0 $sizes) || rc=1
+        echo "$out"
+        line=$(echo "$out" | grep "^client xdp mode")
+        echo "$line" | grep -q "mode native, copy, in place on:" ||
+            { echo "FAIL: not native mode with in-place sends"; rc=1; }
+        n=$(echo "$line" | sed -nE 's/.* ([0-9]+) in-place sends/\1/p')
+        [ "${n:-0}" -gt 0 ] || { echo "FAIL: no in-place send"; rc=1; }
+    done
+    no_prog_left $ns_a va || rc=1
+    no_prog_left $ns_b vb || rc=1
+    exit $rc ;;
+stall)
+    veth_ns_up udrpc_xds 10.79.3
+    E2E=$bin probe 10.79.3.1
+    (sleep 1; ip -n $ns_b link set vb down; sleep 2.5; ip -n $ns_b link set vb up) &
+    downer=$!
+    out=$(UDRPC_XDP_IN_PLACE=1 SERVER_ARGS="--peer-timeout-ms 15000" pair 10.79.3.1:31854 10.79.3.2:0 --count 15000 \
+        --min-size 65536 --max-size 65536 --peer-timeout-ms 15000 2>&1)
+    rc=$?
+    wait $downer
+    echo "$out"
+    [ $rc = 0 ] || exit $rc
+    echo "$out" | grep -q "xdp: sends stalled for a second" ||
+        { echo "FAIL: no stall noticed while vb was down"; exit 1; }
+    echo "$out" | grep -q "^client xdp mode skb, copy, in place off:" ||
+        { echo "FAIL: in-place sends still on after the stall"; exit 1; }
+    echo "stall: noticed, voided, every RPC completed" ;;
 *)
-    echo "usage: xdp_test.sh e2e|faults|kill|queues|own BIN"; exit 2 ;;
+    echo "usage: xdp_test.sh e2e|faults|kill|queues|own|native|stall BIN"; exit 2 ;;
 esac
