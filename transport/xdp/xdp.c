@@ -43,7 +43,7 @@
  *    mode the kernel copies each descriptor into a page of its own, and
  *    veth measured in-place sends at 0.97-1.05x the copying sends' RPC/s
  *    at 4 KiB, 0.87-0.89x at 64 KiB and 0.71-0.84x at 1 MiB
- *    (bench/xdp_in_place.sh). UDRPC_XDP_IN_PLACE=0|1 decides.
+ *    (bench/xdp_ab.sh in_place). UDRPC_XDP_IN_PLACE=0|1 decides.
  *
  * Datapath, no allocation and at most one syscall per burst:
  *  - rx_burst returns the previous burst's frames to the fill ring, reaps
