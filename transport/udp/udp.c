@@ -71,6 +71,7 @@ struct udp_transport {
      * from byte rx_off of it (a GRO buffer may take several calls). */
     unsigned rx_bufs_n;
     unsigned rx_n, rx_i, rx_off;
+    unsigned rx_used;                       /* headers the last recvmmsg changed */
     uint8_t *rx_bufs;                       /* rx_bufs_n buffers */
     struct mmsghdr rx_msgs[UDP_RX_BUFS];
     struct iovec rx_iov[UDP_RX_BUFS];
@@ -137,18 +138,20 @@ static uint16_t gro_seg_size(const struct msghdr *mh)
     return 0;
 }
 
-/* A fresh recvmmsg into every buffer: how many came. */
+/* A fresh recvmmsg into every buffer: how many came. The kernel writes
+ * back the address and control lengths of the headers it filled only, so
+ * only those are reset (an empty poll resets none). */
 static unsigned rx_fill(struct udp_transport *u)
 {
-    const unsigned nb = u->rx_bufs_n;
-    for (unsigned i = 0; i < nb; i++) {
+    for (unsigned i = 0; i < u->rx_used; i++) {
         u->rx_msgs[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
-        if (u->gro)
-            u->rx_msgs[i].msg_hdr.msg_controllen = sizeof(u->rx_ctrl[i]);
+        u->rx_msgs[i].msg_hdr.msg_controllen = u->gro ? sizeof(u->rx_ctrl[i]) : 0;
     }
-    int n = recvmmsg(u->fd, u->rx_msgs, nb, MSG_DONTWAIT, NULL);
+    u->rx_used = 0;
+    int n = recvmmsg(u->fd, u->rx_msgs, u->rx_bufs_n, MSG_DONTWAIT, NULL);
     if (n <= 0)
         return 0;
+    u->rx_used = (unsigned)n;
     for (int i = 0; i < n; i++) {
         const struct msghdr *mh = &u->rx_msgs[i].msg_hdr;
         u->rx_seg[i] = 0;
@@ -634,6 +637,7 @@ int udrpc__udp_create(const udrpc_config_t *cfg, const struct tp_params *p,
         u->rx_msgs[i].msg_hdr.msg_iovlen = 1;
         u->rx_msgs[i].msg_hdr.msg_control = u->gro ? u->rx_ctrl[i].buf : NULL;
     }
+    u->rx_used = u->rx_bufs_n; /* rx_fill sets their lengths */
     for (unsigned i = 0; i < UDP_TX_BURST; i++) /* what no send changes */
         u->tx_msgs[i].msg_hdr.msg_namelen = udrpc__addr_len(&sin);
     u->base.ops = &udp_ops;
