@@ -488,7 +488,8 @@ static uint64_t mono_ns(void)
  * and the protocol retransmits what was lost. In copy mode the kernel
  * takes frames only inside our own kicks, so this cannot race it; in
  * zero-copy mode a driver holding a frame for a second may still send a
- * reused payload, which then fails the receiver's UDP checksum. */
+ * reused payload, which the receiver's UDP checksum then drops unless the
+ * new bytes happen to sum the same (1 in 65,536). */
 #define XDP_FLUSH_WAIT_NS 1000000000ull
 static void void_stalled(struct xdp_transport *x)
 {
