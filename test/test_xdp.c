@@ -11,7 +11,10 @@
  *            a crashed older process) is replaced at create, with a
  *            notice; the endpoint's own goes with it at destroy.
  *   junk     frames to the server's port that break the Ethernet, IPv4 or
- *            UDP rules: each dropped and counted once in xdp_rx_bad; one
+ *            UDP rules, and a well-formed 6,000-byte frame, which reaches
+ *            the server's socket (it takes multi-buffer packets, with
+ *            in-place sends on) in two descriptors: each dropped and
+ *            counted once in xdp_rx_bad; one
  *            with IPv4 options, which the program passes to the kernel,
  *            dropped by the port's socket (kernel_drops); well-formed
  *            frames with a bad udrpc header, dropped by the runtime
@@ -230,16 +233,20 @@ static uint16_t csum16(const void *p, size_t len, uint32_t sum)
     return (uint16_t)~sum;
 }
 
-enum junk { J_SHORT_IP, J_IP_CSUM, J_UDP_CSUM, J_UDP_LEN, J_FRAGMENT, J_OTHER_MAC,
+enum junk { J_SHORT_IP, J_IP_CSUM, J_UDP_CSUM, J_UDP_LEN, J_FRAGMENT, J_OTHER_MAC, J_JUMBO,
             J_N_BAD, /* the rest reach the runtime or the kernel */
             J_IP_OPTIONS = J_N_BAD, J_BAD_MAGIC_NOSUM, J_BAD_MAGIC };
+
+/* The jumbo frame's UDP payload: more than a 4 KiB UMEM frame holds, within
+ * the veth's MTU of 9000 (test/xdp_test.sh sets it). A multiple of 32. */
+#define JUMBO_PAYLOAD 6016u
 
 /* A frame from vb to the server's port with payload "junk...", made wrong
  * as kind says; its length. */
 static size_t make_frame(uint8_t *f, enum junk kind, const uint8_t src_mac[6])
 {
     const bool opts = kind == J_IP_OPTIONS;
-    const unsigned ihl = opts ? 24 : 20, payload = 32;
+    const unsigned ihl = opts ? 24 : 20, payload = kind == J_JUMBO ? JUMBO_PAYLOAD : 32;
     uint8_t *ip = f + 14, *udp = ip + ihl;
     memset(f, 0, 14 + ihl + 8 + payload);
     memcpy(f, srv.mac, 6);
@@ -274,7 +281,8 @@ static size_t make_frame(uint8_t *f, enum junk kind, const uint8_t src_mac[6])
     uint16_t ulen = (uint16_t)(8 + payload);
     udp[4] = (uint8_t)(ulen >> 8);
     udp[5] = (uint8_t)(kind == J_UDP_LEN ? ulen - 4 : ulen);
-    memcpy(udp + 8, "junk: not a udrpc header at all.", payload);
+    for (unsigned i = 0; i < payload; i += 32)
+        memcpy(udp + 8 + i, "junk: not a udrpc header at all.", 32);
     if (kind != J_BAD_MAGIC_NOSUM) {
         uint8_t pseudo[12];
         memcpy(pseudo, ip + 12, 8);
@@ -307,7 +315,7 @@ static void send_junk(void)
     memcpy(ll.sll_addr, srv.mac, 6);
     udrpc_stats_t s0 = server_stats();
     for (int k = 0; k <= J_BAD_MAGIC; k++) {
-        uint8_t f[256];
+        static uint8_t f[14 + 24 + 8 + JUMBO_PAYLOAD];
         size_t len = make_frame(f, (enum junk)k, mac);
         CHECK_EQ(sendto(fd, f, len, 0, (struct sockaddr *)&ll, sizeof(ll)), (long)len);
     }
@@ -430,11 +438,17 @@ static void client_rpcs(unsigned n)
     CHECK_EQ(s.xdp_mode & UDRPC_XDP_ON, UDRPC_XDP_ON);
     CHECK_EQ(s.xdp_rx_bad, 0);
     CHECK_EQ(s.reqs_completed, n);
+    const char *in_place = getenv("UDRPC_XDP_IN_PLACE");
+    if (in_place && !strcmp(in_place, "1")) { /* xdp_test.sh own: forced on */
+        CHECK_EQ(s.xdp_mode & UDRPC_XDP_IN_PLACE, UDRPC_XDP_IN_PLACE);
+        CHECK(s.xdp_in_place_sends > 0);
+    }
     printf("client: %u RPCs of 0..5999 B over xdp (%s, %s), each byte checked, each "
-           "continuation once; %llu retransmits, %llu kicks\n", n,
+           "continuation once; %llu retransmits, %llu kicks, %llu in-place sends\n", n,
            s.xdp_mode & UDRPC_XDP_NATIVE ? "native" : "SKB mode",
            s.xdp_mode & UDRPC_XDP_ZEROCOPY ? "zero-copy" : "copy",
-           (unsigned long long)s.retransmits, (unsigned long long)s.xdp_tx_kicks);
+           (unsigned long long)s.retransmits, (unsigned long long)s.xdp_tx_kicks,
+           (unsigned long long)s.xdp_in_place_sends);
     for (int i = 0; i < 8; i++) {
         udrpc_msgbuf_free(cl.rpc, &cl.req[i]);
         udrpc_msgbuf_free(cl.rpc, &cl.resp[i]);

@@ -15,8 +15,9 @@
 #           either end
 #   queues  BIN=e2e_rpc, over a veth of two queues each way: the endpoint
 #           logs how to steer its port to its queue, and 1,000 RPCs pass
-#   own     BIN=test_xdp: privileges, stale programs, junk frames, foreign
-#           UDP beside udrpc
+#   own     BIN=test_xdp: privileges, stale programs, junk frames (one of
+#           them a 6,000-byte frame, over veths at MTU 9000, to a socket
+#           that takes multi-buffer packets), foreign UDP beside udrpc
 #   native  BIN=e2e_rpc: as e2e, in native mode (the veth driver runs the
 #           program) with in-place sends on (payloads of 512 B and more
 #           leave from their msgbuf in the UMEM): both must show in the
@@ -128,6 +129,10 @@ queues)
     exit $rc ;;
 own)
     veth_ns_up udrpc_xdpo 10.79.0
+    # MTU 9000, for the junk case's frame that takes two descriptors to a
+    # socket that takes multi-buffer packets (in-place sends on).
+    ip -n $ns_a link set va mtu 9000 && ip -n $ns_b link set vb mtu 9000 || exit 1
+    export UDRPC_XDP_IN_PLACE=1
     E2E=$(dirname "$bin")/e2e_rpc probe 10.79.0.1
     "$bin" $ns_a $ns_b ;;
 native)
