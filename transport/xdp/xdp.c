@@ -74,6 +74,7 @@
 
 #include <bpf/bpf.h>
 
+#include "clock.h"
 #include "compiler.h"
 #include "xdp_internal.h"
 
@@ -312,6 +313,14 @@ static inline bool wants_kick(const struct xdp_transport *x)
     return !x->zerocopy || (__atomic_load_n(x->tx.flags, __ATOMIC_RELAXED) & XDP_RING_NEED_WAKEUP);
 }
 
+/* Sends still in the ring: the kernel stopped short (copy mode moves at
+ * most 32 per kick, and none while the device queue is full): kick again. */
+static inline void rekick(struct xdp_transport *x)
+{
+    if (__atomic_load_n(x->tx.cons, __ATOMIC_RELAXED) != x->tx.cached_prod && wants_kick(x))
+        kick(x);
+}
+
 /* The frames lent out by the last burst go back to the fill ring (those
  * whose slot does not show free yet, next time). */
 static inline void refill(struct xdp_transport *x)
@@ -336,10 +345,7 @@ static unsigned xdp_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         refill(x);
     if (x->tx_outstanding) {
         reap_completions(x);
-        /* Sends still in the ring: the kernel stopped short (copy mode
-         * moves at most 32 per kick, and none while the queue is full). */
-        if (__atomic_load_n(x->tx.cons, __ATOMIC_RELAXED) != x->tx.cached_prod && wants_kick(x))
-            kick(x);
+        rekick(x);
     }
     uint32_t n = ring_avail(&x->rx);
     if (n == 0) {
@@ -474,13 +480,6 @@ static unsigned xdp_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
     return xdp_send(x, pkts, n);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Sends that did not complete in XDP_FLUSH_WAIT_NS: the kernel holds them
  * (the interface went down, the driver stopped). Their msgbufs may be
  * reused once tx_flush returns, so each frame the kernel has not taken yet
@@ -515,10 +514,9 @@ static void xdp_tx_flush(struct transport *tp)
         reap_completions(x);
         if (x->in_place_done >= x->in_place_posted)
             return;
-        if (__atomic_load_n(x->tx.cons, __ATOMIC_RELAXED) != x->tx.cached_prod && wants_kick(x))
-            kick(x);
+        rekick(x);
         if ((spins & 1023) == 0) {
-            const uint64_t now_ns = mono_ns();
+            const uint64_t now_ns = udrpc__monotonic_ns();
             if (deadline_ns == 0) {
                 deadline_ns = now_ns + XDP_FLUSH_WAIT_NS;
             } else if (now_ns > deadline_ns) {
