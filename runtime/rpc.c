@@ -409,6 +409,16 @@ rx_bursts(struct udrpc *rpc, struct transport *tp, const struct transport_ops *o
     }
 }
 
+/* Of several transports, those without a connected session, which the loop
+ * does not poll (rpc->tp_sessions): read what strays reached them. Every
+ * UDRPC_SM_CHECK_US, and after a sleep that one of them may have ended. */
+static __attribute__((noinline)) void rx_quiet_tps(struct udrpc *rpc)
+{
+    for (unsigned t = 0; rpc->n_tps > 1 && t < rpc->n_tps; t++)
+        if (!rpc->tp_sessions[t])
+            rx_bursts(rpc, rpc->tps[t], rpc->tps[t]->ops);
+}
+
 /* udrpc_get_fd's mode: the wake-ups this iteration answers are used up
  * before it looks at the queues, so that work handed over during it wakes
  * the next wait. */
@@ -517,7 +527,8 @@ static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc)
         rx_bursts(rpc, rpc->tp, rpc->tp_ops);
     } else {
         for (unsigned t = 0; t < rpc->n_tps; t++)
-            rx_bursts(rpc, rpc->tps[t], rpc->tps[t]->ops);
+            if (rpc->tp_sessions[t] || rpc->ev_mode)
+                rx_bursts(rpc, rpc->tps[t], rpc->tps[t]->ops);
     }
     if (rpc->stall_head)
         udrpc__process_stalls(rpc);
@@ -526,8 +537,10 @@ static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc)
     udrpc__fire_timers(rpc);
     if (unlikely(atomic_load_explicit(&rpc->smq_count, memory_order_acquire)))
         udrpc__sm_process_queue(rpc);
-    if (unlikely(rpc->now_tsc >= rpc->sm_next_check_tsc))
+    if (unlikely(rpc->now_tsc >= rpc->sm_next_check_tsc)) {
         udrpc__sm_check_timers(rpc);
+        rx_quiet_tps(rpc);
+    }
     if (unlikely(rpc->now_tsc >= rpc->next_liveness_tsc))
         udrpc__check_liveness(rpc);
     udrpc__tx_flush(rpc);
@@ -553,6 +566,7 @@ static __attribute__((noinline)) void tps_wait(struct udrpc *rpc, unsigned timeo
     for (unsigned t = 0; t < rpc->n_tps; t++)
         if (rpc->tps[t]->ops->disarm)
             rpc->tps[t]->ops->disarm(rpc->tps[t]);
+    rx_quiet_tps(rpc); /* (else a stray there would end every sleep at once) */
 }
 
 /* The idle test lives here, not in udrpc_run_event_loop_once(), so that

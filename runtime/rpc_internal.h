@@ -225,6 +225,7 @@ struct session {
     void *ctx;                       /* client: udrpc_connect_ctx's */
     uint8_t state;                   /* enum session_state */
     bool is_client;
+    bool tp_counted;                 /* in rpc->tp_sessions[peer.tpi] */
     uint8_t free_slots;              /* client: bitmask of idle slots */
     uint8_t in_handler;              /* server: slots waiting for a response */
     uint32_t credits;
@@ -310,6 +311,12 @@ struct udrpc {
     struct cc_params ccp;            /* Timely's parameters, link rate resolved */
     unsigned n_tps;                  /* transports (tps[0] == tp) */
     struct transport *tps[UDRPC_MAX_TRANSPORTS];
+    /* Of several transports, the loop polls only those that carry a
+     * connected session (counted here): an empty poll of udp is a
+     * syscall, which an endpoint that talks only over shm would otherwise
+     * pay every iteration. The rest are read every UDRPC_SM_CHECK_US and
+     * after a sleep, so that strays do not pile up. */
+    uint32_t tp_sessions[UDRPC_MAX_TRANSPORTS];
     struct tp_tx_pkt tx[UDRPC_TX_BATCH] __attribute__((aligned(UDRPC_CACHE_LINE)));
     struct tp_rx_pkt rx[UDRPC_RX_BURST];
     udrpc_msgbuf_t ctrl_mb;
@@ -400,6 +407,7 @@ void udrpc__session_check(struct udrpc *rpc, struct session *s);
 /* session.c */
 struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client);
 void udrpc__session_free(struct udrpc *rpc, struct session *s);
+void udrpc__session_connected(struct udrpc *rpc, struct session *s);
 /* The client session is over (err: -ETIMEDOUT, the peer went silent;
  * -ECONNABORTED, the server says it no longer has it). */
 void udrpc__session_fail(struct udrpc *rpc, struct session *s, int err);

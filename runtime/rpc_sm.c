@@ -303,7 +303,7 @@ static void sm_on_connect_req(struct udrpc *rpc, const struct sm_pkt *p,
     memcpy(s->remote_uri, p->client_uri, sizeof(s->remote_uri));
     s->remote_sm = *from;
     s->dedup_key = key;
-    s->state = SS_CONNECTED;
+    udrpc__session_connected(rpc, s);
     if (udrpc__hash_put(&rpc->dedup, key, s->local_num) != 0) {
         udrpc__session_free(rpc, s);
         sm_reply_stranger(rpc, p, SM_CONNECT_RESP, -ENOMEM, from);
@@ -374,7 +374,7 @@ static void sm_on_connect_resp(struct udrpc *rpc, const struct sm_pkt *p)
     /* Requests above it: -EMSGSIZE (all of them once udrpc_close began). */
     s->peer_msg_limit = rpc->closing ? 0 : p->max_msg_size + 1u;
     s->remote_num = p->server_session;
-    s->state = SS_CONNECTED;
+    udrpc__session_connected(rpc, s);
     s->last_rx_tsc = rpc->now_tsc;
     rpc->stats.sessions_connected++;
     udrpc__client_check_queued(rpc, s);

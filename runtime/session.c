@@ -55,10 +55,25 @@ struct session *udrpc__session_alloc(struct udrpc *rpc, bool is_client)
     return s;
 }
 
+/* The session is connected: its packets come over its transport, which the
+ * event loop now polls (rpc->tp_sessions), until the session is freed. */
+void udrpc__session_connected(struct udrpc *rpc, struct session *s)
+{
+    s->state = SS_CONNECTED;
+    if (!s->tp_counted) {
+        s->tp_counted = true;
+        rpc->tp_sessions[s->peer.tpi]++;
+    }
+}
+
 void udrpc__session_free(struct udrpc *rpc, struct session *s)
 {
     /* Queued sends point at the session's peer and buffers: send them now. */
     udrpc__tx_flush(rpc);
+    if (s->tp_counted) {
+        s->tp_counted = false;
+        rpc->tp_sessions[s->peer.tpi]--;
+    }
     if (s->state != SS_ZOMBIE) {
         rpc->sessions[s->local_num] = NULL;
         rpc->free_sessions[rpc->n_free_sessions++] = s->local_num;

@@ -7,17 +7,85 @@
  * each transport carried its own session's packets (the loop fabric's
  * count of the server's sends matches the loop client's RPCs). Also: a
  * list naming an unknown transport, or two that both register memory,
- * is refused.
+ * is refused. And a transport with no connected session, which the loop
+ * does not poll, still has its strays read (quiet_transport).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "echo_clients.h"
 #include "loop.h"
 #include "rpc_internal.h"
 #include "test.h"
+#include "wire.h"
 
 enum { COUNT = 2000, SIZE = 200 };
+
+/* A transport without a connected session is left out of the event loop's
+ * polls (an empty poll of udp is a syscall), yet what reaches it is read:
+ * a loop,udp server with only a loop client counts strays sent to its udp
+ * socket, each once, and serves the loop client meanwhile; once that
+ * client is gone, neither transport counts a session. */
+static void quiet_transport(udrpc_nexus_t *nx, udrpc_config_t *cfg)
+{
+    enum { STRAYS = 10 };
+    cfg->transport = "loop,udp";
+    cfg->idle_sleep_us = 50; /* strays must end a sleep, and be read then */
+    udrpc_t *srv = udrpc_create(nx, 3, NULL, NULL, cfg);
+    CHECK(srv != NULL);
+    CHECK_EQ(srv->tp_sessions[0] + srv->tp_sessions[1], 0);
+    cfg->idle_sleep_us = 0;
+    cfg->transport = "loop";
+    struct echo_client cl;
+    memset(&cl, 0, sizeof(cl));
+    cl.count = COUNT;
+    cl.max_size = SIZE;
+    cl.rpc = udrpc_create(nx, 4, &cl, echo_client_on_sm, cfg);
+    CHECK(cl.rpc != NULL);
+    cl.session = udrpc_connect(cl.rpc, udrpc_nexus_uri(nx), 3);
+    CHECK(cl.session >= 0);
+    echo_clients_pump(srv, &cl, 1, echo_clients_connected, 5);
+    CHECK_EQ(srv->tp_sessions[0], 1);
+    CHECK_EQ(srv->tp_sessions[1], 0);
+
+    union tp_addr to;
+    CHECK_EQ(udrpc__uri_parse(udrpc_nexus_uri(nx), &to, NULL), 0);
+    const struct tp_route *route = &srv->tps[1]->local;
+    uint16_t port_be;
+    memcpy(&port_be, route->bytes + route->len - 2, 2);
+    udrpc__addr_set_port(&to, ntohs(port_be));
+    int fd = socket(to.sa.sa_family, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    uint8_t buf[TP_HDR_SIZE + 8] = { 0 };
+    struct pkthdr h;
+    pkthdr_pack(&h, ECHO_REQ, 8, 500, PKT_REQ, 0, 0, 0); /* no session 500 */
+    memcpy(buf, &h, sizeof(h));
+    for (int i = 0; i < STRAYS; i++)
+        CHECK(sendto(fd, buf, sizeof(buf), 0, &to.sa, udrpc__addr_len(&to)) ==
+              (ssize_t)sizeof(buf));
+    close(fd);
+    echo_client_start(&cl);
+    echo_clients_pump(srv, &cl, 1, echo_clients_finished, 20);
+    udrpc_run_event_loop(srv, 20); /* idle: it sleeps, and the strays wake it */
+    udrpc_stats_t st;
+    CHECK_EQ(udrpc_get_stats(srv, &st), 0);
+    CHECK_EQ(st.reqs_handled, COUNT);
+    CHECK_EQ(st.drops[UDRPC_DROP_BAD_SESSION], STRAYS);
+    printf("multi: loop,udp with only a loop session: %d RPCs over loop, the %d strays "
+           "sent to its unpolled udp socket read and dropped\n", COUNT, STRAYS);
+    echo_client_free(&cl);
+    udrpc_destroy(cl.rpc); /* tells the server, which frees its session */
+    uint64_t end = udrpc__monotonic_ns() + 5000000000ull;
+    while (srv->tp_sessions[0] != 0) {
+        udrpc_run_event_loop_once(srv);
+        CHECK(udrpc__monotonic_ns() < end);
+    }
+    CHECK_EQ(srv->tp_sessions[1], 0);
+    udrpc_destroy(srv);
+}
 
 int main(void)
 {
@@ -59,6 +127,8 @@ int main(void)
         CHECK(cl[k].session >= 0);
     }
     echo_clients_pump(srv, cl, 2, echo_clients_connected, 5);
+    CHECK_EQ(srv->tp_sessions[0], 1); /* both transports polled */
+    CHECK_EQ(srv->tp_sessions[1], 1);
     for (int k = 0; k < 2; k++)
         echo_client_start(&cl[k]);
     struct udrpc_loop_stats ls0;
@@ -78,6 +148,7 @@ int main(void)
         udrpc_destroy(cl[k].rpc);
     }
     udrpc_destroy(srv);
+    quiet_transport(nx, &cfg);
     udrpc_nexus_destroy(nx);
     printf("test_multi: ok\n");
     return 0;
