@@ -45,11 +45,22 @@
 #include <unistd.h>
 
 #include "echo_server.h"
+#include "rpc_internal.h"
 #include "shm_ring.h"
 #include "test.h"
 #include "udrpc.h"
 
 enum { ECHO = 1, DEPTH = 8, SIZE_MAX_B = 3000 };
+
+/* The connected sessions on rpc's transport of that kind, which its event
+ * loop therefore polls (rpc->tp_sessions); -1: it has none of that kind. */
+static long sessions_on(const udrpc_t *rpc, enum tp_kind kind)
+{
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (rpc->tps[t]->kind == kind)
+            return rpc->tp_sessions[t];
+    return -1;
+}
 
 static uint64_t now_ms(void)
 {
@@ -224,6 +235,10 @@ static void local_and_remote(void)
     CHECK_EQ(ss.shm_channels, 1);
     CHECK_EQ(ss.sessions_active, 2);
     CHECK_EQ(sa.shm_ring_full + ss.shm_ring_full, 0);
+    CHECK_EQ(sessions_on(srv.rpc, TP_SHM), 1);
+    CHECK_EQ(sessions_on(srv.rpc, TP_UDP), 1);
+    CHECK_EQ(sessions_on(a.e.rpc, TP_SHM), 1);
+    CHECK_EQ(sessions_on(a.e.rpc, TP_UDP), 0); /* a's loop leaves its udp socket out */
     printf("local_and_remote: 20000 RPCs over shm and 20000 over udp on one server endpoint, "
            "1 channel, retransmits %llu and %llu\n", (unsigned long long)sa.retransmits,
            (unsigned long long)sb.retransmits);
@@ -259,6 +274,8 @@ static void fallback(void)
     pump(&srv, cs, 1, 10000);
     CHECK_EQ(stats_of(&a.e).shm_channels, 0);
     CHECK(udrpc_is_connected(a.e.rpc, a.session));
+    CHECK_EQ(sessions_on(a.e.rpc, TP_SHM), 0); /* the session went over udp */
+    CHECK_EQ(sessions_on(a.e.rpc, TP_UDP), 1);
     printf("fallback: a shm,udp client of a udp server: 2000 RPCs over udp, no channel\n");
     client_close(&a);
     ep_close(&srv);
