@@ -33,7 +33,8 @@ static void quiet_transport(udrpc_nexus_t *nx, udrpc_config_t *cfg)
 {
     enum { STRAYS = 10 };
     cfg->transport = "loop,udp";
-    cfg->idle_sleep_us = 50; /* strays must end a sleep, and be read then */
+    cfg->idle_sleep_us = 50; /* it sleeps when idle: strays are read after a
+                                sleep or at the 1 ms read, whichever comes first */
     udrpc_t *srv = udrpc_create(nx, 3, NULL, NULL, cfg);
     CHECK(srv != NULL);
     CHECK_EQ(srv->tp_sessions[0] + srv->tp_sessions[1], 0);
