@@ -970,11 +970,16 @@ static void print_point(const struct point *pt, const char *tp)
         print_ratio(pt, pt->depth == 1 ? "UCX round trips over sm"
                                        : "UCX one-way messages over sm", &pt->ucx, NULL);
     }
-    if (pt->memcpy_bytes_per_s > 0)
+    if (pt->memcpy_bytes_per_s > 0) {
         printf("%8zu %5u %4u %-14s %.2f GB/s of memcpy; udrpc's goodput (one way) %.2f GB/s: "
                "%.2fx\n", pt->size, pt->depth, pt->sessions, "memcpy",
                pt->memcpy_bytes_per_s / 1e9, pt->r.rpc_per_s * (double)pt->size / 1e9,
                pt->r.rpc_per_s * (double)pt->size / pt->memcpy_bytes_per_s);
+        if (pt->have_floor)
+            printf("%8s %5s %4s %-14s the ring floor's goodput (one way) %.2f GB/s: %.2fx\n",
+                   "", "", "", "", pt->floor.rpc_per_s * (double)pt->size / 1e9,
+                   pt->floor.rpc_per_s * (double)pt->size / pt->memcpy_bytes_per_s);
+    }
     fflush(stdout);
 
 }
@@ -1070,6 +1075,9 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
             fprintf(f, "\"memcpy_gb_per_s\": %.3f, \"goodput_vs_memcpy\": %.3f, ",
                     p->memcpy_bytes_per_s / 1e9,
                     p->r.rpc_per_s * (double)p->size / p->memcpy_bytes_per_s);
+        if (p->memcpy_bytes_per_s > 0 && p->have_floor)
+            fprintf(f, "\"shm_floor_goodput_vs_memcpy\": %.3f, ",
+                    p->floor.rpc_per_s * (double)p->size / p->memcpy_bytes_per_s);
         fprintf(f,
                 "\"err_timeout\": %llu, \"err_session\": %llu, \"err_no_handler\": %llu, "
                 "\"err_too_big\": %llu, \"err_other\": %llu, \"bad_responses\": %llu, ",
@@ -1510,10 +1518,9 @@ static void run_peers(struct point *pts, unsigned n, unsigned *done, unsigned st
             ++*done;
             if (!strcmp(sweep_kind(), "shm")) {
                 /* Its peers are of memory, not of the kernel's UDP. */
-                if (pt->size <= 65507)
-                    pt->have_floor = shm_echo_run(pt->size, pt->depth, opt.duration_s,
-                                                  opt.server_core, opt.client_core,
-                                                  &pt->floor_rep[rep]) == 0;
+                pt->have_floor = shm_echo_run(pt->size, pt->depth, opt.duration_s,
+                                              opt.server_core, opt.client_core,
+                                              &pt->floor_rep[rep]) == 0;
                 if (rep == 0) {
                     pt->have_ucx = run_ucx(pt->size, pt->depth, &pt->ucx) == 0;
                     if (pt->size >= 65536)

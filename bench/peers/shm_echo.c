@@ -4,7 +4,17 @@
  * each way in a shared mapping, and nothing else. The client keeps depth
  * messages of size bytes in flight, each carrying its index; the server
  * copies each back as it reads it; both busy-poll. What udrpc's shm
- * transport adds on top of this is the runtime's cost.
+ * transport adds on top of this is the runtime's cost. A message of more
+ * than 64 KiB goes as records of 64 KiB, as udrpc's packets do; a ring
+ * too full for the next record never stalls the client, which reads the
+ * echoes meanwhile (the server may wait for room in its own ring).
+ *
+ * Its copies: the client's into the ring, and the server's from one ring
+ * to the other. udrpc's echo makes five (the client's into the ring and
+ * out of it, the server's out of the ring, its handler's, and into the
+ * ring), so for large messages this is the bound of a transport that
+ * copies, not only of the runtime (four when the request fits one
+ * packet: its handler reads it in the ring).
  *
  * Also the memcpy peer of large messages: how fast one core copies size
  * bytes, the bound for a transport that copies once.
@@ -65,72 +75,100 @@ static int floor_server(void *argp, int fd_out)
     }
 }
 
+/* A message of more than CHUNK bytes goes as several records of CHUNK
+ * (the last shorter), as udrpc's shm packets are at most 64 KiB: each
+ * record starts with the message's index, its top bit set on the last. */
+#define CHUNK 65536u
+#define LAST_BIT 0x80000000u
+
 int shm_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu, int client_cpu,
                  struct bench_result *r)
 {
     const struct udrpc_clock *ck = udrpc__clock_init();
     if (size < sizeof(unsigned))
         size = sizeof(unsigned);
-    if (size > 65536 || depth > MAX_DEPTH)
+    if (size > (64u << 20) || depth == 0 || depth > MAX_DEPTH)
         return -1;
+    uint32_t rec_max = size < CHUNK ? (uint32_t)size : CHUNK;
     size_t bytes = SHM_HDR_BYTES + 2 * (size_t)RING_BYTES;
     struct shm_region *reg = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (reg == MAP_FAILED)
+    uint8_t *msg = malloc(size);
+    if (reg == MAP_FAILED || !msg) {
+        if (reg != MAP_FAILED)
+            munmap(reg, bytes);
+        free(msg);
         return -1;
-    struct floor_args a = { reg, size, server_cpu };
+    }
+    struct floor_args a = { reg, rec_max, server_cpu };
     char ok;
     pid_t pid = bench_fork_server(floor_server, &a, &ok, 1);
     if (pid < 0) {
         munmap(reg, bytes);
+        free(msg);
         return -1;
     }
     bench_pin_cpu(client_cpu);
     struct shm_tx tx;
     struct shm_rx rx;
-    rings(reg, 1, &tx, &rx, (uint32_t)size);
-    static uint8_t msg[65536];
+    rings(reg, 1, &tx, &rx, rec_max);
     static uint64_t sent_tsc[MAX_DEPTH];
+    static unsigned ready[MAX_DEPTH]; /* messages to send, in order */
     static struct lat_hist lat;
     memset(&lat, 0, sizeof(lat));
     memset(msg, 0x5A, size);
+    unsigned ready_head = 0, n_ready = depth;
+    for (unsigned i = 0; i < depth; i++)
+        ready[i] = i;
+    size_t off = 0; /* sent of ready[ready_head] */
     uint64_t start = udrpc__rdtsc();
     uint64_t warm_end = start + udrpc__us_to_tsc(ck, 300000);
     uint64_t end = warm_end + udrpc__us_to_tsc(ck, (uint64_t)(duration_s * 1e6));
-    for (unsigned i = 0; i < depth; i++) {
-        uint8_t *p = shm_tx_reserve(&tx, (uint32_t)size);
-        memcpy(msg, &i, sizeof(i));
-        memcpy(p, msg, size);
-        sent_tsc[i] = udrpc__rdtsc();
-        shm_tx_commit(&tx, (uint32_t)size);
-    }
     const uint8_t *bufs[BURST];
     uint32_t lens[BURST];
     uint64_t done = 0, now = start;
     while (now < end) {
+        /* Send what fits; the ring full, read the echoes (the server may
+         * wait for room in its own ring, so the client never waits). */
+        while (n_ready) {
+            unsigned idx = ready[ready_head];
+            uint32_t len = size - off < rec_max ? (uint32_t)(size - off) : rec_max;
+            uint8_t *p = shm_tx_reserve(&tx, len);
+            if (!p)
+                break;
+            unsigned tag = idx | (off + len == size ? LAST_BIT : 0);
+            memcpy(msg + off, &tag, sizeof(tag));
+            memcpy(p, msg + off, len);
+            if (off == 0)
+                sent_tsc[idx] = udrpc__rdtsc();
+            shm_tx_commit(&tx, len);
+            off += len;
+            if (off == size) {
+                off = 0;
+                ready_head = (ready_head + 1) % depth;
+                n_ready--;
+            }
+        }
         shm_rx_release(&rx);
         int n = shm_rx_read(&rx, bufs, lens, BURST);
         now = udrpc__rdtsc();
         for (int i = 0; i < n; i++) {
-            unsigned idx;
-            memcpy(&idx, bufs[i], sizeof(idx));
-            if (idx >= depth)
+            unsigned tag;
+            memcpy(&tag, bufs[i], sizeof(tag));
+            unsigned idx = tag & ~LAST_BIT;
+            if (!(tag & LAST_BIT) || idx >= depth)
                 continue;
             if (now >= warm_end) {
                 hist_add(&lat, now - sent_tsc[idx]);
                 done++;
             }
-            uint8_t *p;
-            while (!(p = shm_tx_reserve(&tx, (uint32_t)size)))
-                ;
-            memcpy(msg, &idx, sizeof(idx));
-            memcpy(p, msg, size);
-            sent_tsc[idx] = now;
-            shm_tx_commit(&tx, (uint32_t)size);
+            ready[(ready_head + n_ready) % depth] = idx;
+            n_ready++;
         }
     }
     bench_stop_server(pid);
     munmap(reg, bytes);
+    free(msg);
     r->count = done;
     r->resent = 0;
     r->rpc_per_s = (double)done / duration_s;
