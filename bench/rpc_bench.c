@@ -706,6 +706,12 @@ static struct range ratio_range(const struct bench_result *a, const struct bench
     return range_of(x, k);
 }
 
+/* One way: the point's size times r's RPC/s, in bytes per second. */
+static double goodput(const struct point *pt, const struct bench_result *r)
+{
+    return r->rpc_per_s * (double)pt->size;
+}
+
 static void summarize(struct point *pt)
 {
     unsigned n = pt->reps;
@@ -731,7 +737,7 @@ static void summarize(struct point *pt)
     pt->p99 = range_of(x, n);
     if (pt->reqs && (plugin_makes(pt->type) || !bench_payload_sized(&payload)))
         pt->size = (size_t)(pt->req_bytes / (double)pt->reqs + 0.5);
-    pt->gbps = pt->r.rpc_per_s * (double)pt->size * 2 * 8 / 1e9; /* request + response */
+    pt->gbps = goodput(pt, &pt->r) * 2 * 8 / 1e9; /* request + response */
     double cores = (pt->cpu_client_s + pt->cpu_server_s) / opt.duration_s;
     pt->rpc_per_core = cores > 0 ? pt->r.rpc_per_s / cores : 0;
     if (pt->have_raw) {
@@ -973,12 +979,12 @@ static void print_point(const struct point *pt, const char *tp)
     if (pt->memcpy_bytes_per_s > 0) {
         printf("%8zu %5u %4u %-14s %.2f GB/s of memcpy; udrpc's goodput (one way) %.2f GB/s: "
                "%.2fx\n", pt->size, pt->depth, pt->sessions, "memcpy",
-               pt->memcpy_bytes_per_s / 1e9, pt->r.rpc_per_s * (double)pt->size / 1e9,
-               pt->r.rpc_per_s * (double)pt->size / pt->memcpy_bytes_per_s);
+               pt->memcpy_bytes_per_s / 1e9, goodput(pt, &pt->r) / 1e9,
+               goodput(pt, &pt->r) / pt->memcpy_bytes_per_s);
         if (pt->have_floor)
             printf("%8s %5s %4s %-14s the ring floor's goodput (one way) %.2f GB/s: %.2fx\n",
-                   "", "", "", "", pt->floor.rpc_per_s * (double)pt->size / 1e9,
-                   pt->floor.rpc_per_s * (double)pt->size / pt->memcpy_bytes_per_s);
+                   "", "", "", "", goodput(pt, &pt->floor) / 1e9,
+                   goodput(pt, &pt->floor) / pt->memcpy_bytes_per_s);
     }
     fflush(stdout);
 
@@ -1073,11 +1079,10 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
                     p->ucx.rpc_per_s, p->ucx.p50_us, p->depth == 1 ? "tag_lat" : "tag_bw");
         if (p->memcpy_bytes_per_s > 0)
             fprintf(f, "\"memcpy_gb_per_s\": %.3f, \"goodput_vs_memcpy\": %.3f, ",
-                    p->memcpy_bytes_per_s / 1e9,
-                    p->r.rpc_per_s * (double)p->size / p->memcpy_bytes_per_s);
+                    p->memcpy_bytes_per_s / 1e9, goodput(p, &p->r) / p->memcpy_bytes_per_s);
         if (p->memcpy_bytes_per_s > 0 && p->have_floor)
             fprintf(f, "\"shm_floor_goodput_vs_memcpy\": %.3f, ",
-                    p->floor.rpc_per_s * (double)p->size / p->memcpy_bytes_per_s);
+                    goodput(p, &p->floor) / p->memcpy_bytes_per_s);
         fprintf(f,
                 "\"err_timeout\": %llu, \"err_session\": %llu, \"err_no_handler\": %llu, "
                 "\"err_too_big\": %llu, \"err_other\": %llu, \"bad_responses\": %llu, ",
