@@ -44,8 +44,9 @@
  * Requests in flight (depth) are spread over the point's sessions; one
  * session holds 8 at most, the rest wait in it. Each point runs 0.3 s of
  * warm-up, then --duration seconds of measurement; --repeat N measures
- * every point N times (the peers N times too, before udrpc starts) and
- * reports medians with min-max, and each ratio to a peer per repetition.
+ * every point N times (its peers N times too) and reports medians with
+ * min-max, and each ratio to a peer per repetition. A point's peers run
+ * just before it, on the same cores, while udrpc's server sleeps.
  * Latency comes from a log-bucketed histogram filled per request; CPU time
  * is each side's Rpc thread (getrusage RUSAGE_THREAD; the server reports
  * its own over an RPC).
@@ -77,6 +78,7 @@
 #define MAX_SESSIONS 128
 #define MAX_REPEAT 32
 #define WARMUP_US 300000
+#define SERVER_IDLE_SLEEP_US 2000 /* the server sleeps while peers run (want_peers) */
 
 /* rpc_bench's own request types: out of the way of a plugin's. */
 enum { REQ_ECHO = 254, REQ_SERVER_INFO = 255 };
@@ -131,7 +133,7 @@ struct point {
     unsigned depth, sessions, reps;
     struct bench_result rep[MAX_REPEAT], raw_rep[MAX_REPEAT], gso_rep[MAX_REPEAT];
     struct bench_result r, raw, gso, sp; /* medians (sp: one run) */
-    struct range rps, p50, p99, rps_vs_raw, p50_vs_raw, rps_vs_gso;
+    struct range rps, p50, p99, rps_vs_raw, p50_vs_raw, rps_vs_gso, p50_vs_gso;
     int have_raw, have_gso, have_sp;
     double gbps, cpu_client_s, cpu_server_s, rpc_per_core;
     uint64_t retransmits;
@@ -242,12 +244,23 @@ static udrpc_config_t bench_cfg(void)
     return cfg;
 }
 
+/* Whether the run measures peers beside udrpc (not over loop, which has
+ * none). */
+static int want_peers(void)
+{
+    return opt.peers && strcmp(opt.transport, "loop") != 0;
+}
+
 static atomic_int server_stop, server_ready;
 
 /* The server endpoint's context is the plugin's state: its handlers' ctx. */
 static void serve(udrpc_nexus_t *nx, int fd_out, char *uri_out)
 {
     udrpc_config_t cfg = bench_cfg();
+    /* Peers run between udrpc's points, on this server's core: it sleeps
+     * while they do. A point's traffic never leaves it idle this long. */
+    if (want_peers())
+        cfg.idle_sleep_us = SERVER_IDLE_SLEEP_US;
     udrpc_t *rpc = udrpc_create(nx, 0, have_plugin ? plugin.state : NULL, NULL, &cfg);
     if (!rpc) {
         perror("rpc_bench: server udrpc_create");
@@ -265,7 +278,7 @@ static void serve(udrpc_nexus_t *nx, int fd_out, char *uri_out)
         atomic_store(&server_ready, 1);
     }
     while (!atomic_load_explicit(&server_stop, memory_order_relaxed))
-        udrpc_run_event_loop_once(rpc);
+        udrpc_run_event_loop(rpc, 10);
     udrpc_destroy(rpc);
 }
 
@@ -751,6 +764,8 @@ static void summarize(struct point *pt)
         pt->gso = median_result(pt->gso_rep, n);
         pt->rps_vs_gso = ratio_range(pt->rep, pt->gso_rep, n,
                                      offsetof(struct bench_result, rpc_per_s));
+        pt->p50_vs_gso = ratio_range(pt->rep, pt->gso_rep, n,
+                                     offsetof(struct bench_result, p50_us));
     }
     if (pt->have_floor) {
         pt->floor = median_result(pt->floor_rep, n);
@@ -906,7 +921,7 @@ static void print_row(const struct point *pt, const char *what, const struct ben
 }
 
 static void print_ratio(const struct point *pt, const char *vs, const struct bench_result *p,
-                        const struct range *rps)
+                        const struct range *rps, const struct range *p50)
 {
     const struct bench_result *u = &pt->r;
     printf("%8zu %5u %4u %-14s %10.2fx %8s %7.2fx %8s %7.2fx   (udrpc / %s", pt->size,
@@ -914,7 +929,8 @@ static void print_ratio(const struct point *pt, const char *vs, const struct ben
            "", p->p50_us > 0 ? u->p50_us / p->p50_us : 0, "",
            p->p99_us > 0 ? u->p99_us / p->p99_us : 0, vs);
     if (pt->reps > 1 && rps)
-        printf("; RPC/s ratio %.2f-%.2fx over %u runs", rps->min, rps->max, pt->reps);
+        printf("; ratio per run: RPC/s %.2f-%.2fx, p50 %.2f-%.2fx, over %u runs", rps->min,
+               rps->max, p50->min, p50->max, pt->reps);
     printf(")\n");
 }
 
@@ -925,13 +941,14 @@ static uint64_t errors_of(const struct errs *e)
 
 /* A UDP echo's row, its losses and udrpc's ratio to it. */
 static void print_peer(const struct point *pt, const char *what, const char *vs,
-                       const struct bench_result *r, const struct range *rps)
+                       const struct bench_result *r, const struct range *rps,
+                       const struct range *p50)
 {
     print_row(pt, what, r, 0);
     if (r->resent)
         printf("%8s %5s %4s %-14s %llu datagrams lost and sent again\n", "", "", "", "",
                (unsigned long long)r->resent);
-    print_ratio(pt, vs, r, rps);
+    print_ratio(pt, vs, r, rps, p50);
 }
 
 static void print_point(const struct point *pt, const char *tp)
@@ -962,19 +979,19 @@ static void print_point(const struct point *pt, const char *tp)
                pt->cc_rate_max / 1e6, pt->cc_rtt_min_us, pt->cc_rtt_avg_us,
                (unsigned long long)pt->cc_paced);
     if (pt->have_raw)
-        print_peer(pt, "raw UDP echo", "raw UDP", &pt->raw, &pt->rps_vs_raw);
+        print_peer(pt, "raw UDP echo", "raw UDP", &pt->raw, &pt->rps_vs_raw, &pt->p50_vs_raw);
     if (pt->have_gso)
-        print_peer(pt, "GSO UDP echo", "GSO UDP", &pt->gso, &pt->rps_vs_gso);
+        print_peer(pt, "GSO UDP echo", "GSO UDP", &pt->gso, &pt->rps_vs_gso, &pt->p50_vs_gso);
     if (pt->have_sp) {
         print_row(pt, "sockperf", &pt->sp, 0);
-        print_ratio(pt, "sockperf", &pt->sp, NULL);
+        print_ratio(pt, "sockperf", &pt->sp, NULL, NULL);
     }
     if (pt->have_floor)
-        print_peer(pt, "shm ring floor", "ring floor", &pt->floor, &pt->rps_vs_floor);
+        print_peer(pt, "shm ring floor", "ring floor", &pt->floor, &pt->rps_vs_floor, &pt->p50_vs_floor);
     if (pt->have_ucx) {
         print_row(pt, pt->depth == 1 ? "UCX tag_lat" : "UCX tag_bw", &pt->ucx, 0);
         print_ratio(pt, pt->depth == 1 ? "UCX round trips over sm"
-                                       : "UCX one-way messages over sm", &pt->ucx, NULL);
+                                       : "UCX one-way messages over sm", &pt->ucx, NULL, NULL);
     }
     if (pt->memcpy_bytes_per_s > 0) {
         printf("%8zu %5u %4u %-14s %.2f GB/s of memcpy; udrpc's goodput (one way) %.2f GB/s: "
@@ -1066,8 +1083,10 @@ static void write_json(const char *path, const struct point *pts, unsigned n, co
             json_range(f, "rps_vs_raw", &p->rps_vs_raw);
             json_range(f, "p50_vs_raw", &p->p50_vs_raw);
         }
-        if (p->have_gso)
+        if (p->have_gso) {
             json_range(f, "rps_vs_gso", &p->rps_vs_gso);
+            json_range(f, "p50_vs_gso", &p->p50_vs_gso);
+        }
         if (p->have_floor) {
             json_range(f, "rps_vs_floor", &p->rps_vs_floor);
             json_range(f, "p50_vs_floor", &p->p50_vs_floor);
@@ -1494,58 +1513,53 @@ static const char *sweep_kind(void)
     return !strcmp(opt.transport, "auto") && !opt.server_uri ? "shm" : opt.transport;
 }
 
-/* The peers of every point: the same size and depth, on the same cores. */
-static void run_peers(struct point *pts, unsigned n, unsigned *done, unsigned steps,
-                      double per_point)
+/* Point i's peers in repetition rep: the same size and depth, on the same
+ * cores, run just before udrpc's measurement of the point (an earlier
+ * point of this size and depth lends its figures). */
+static void run_peers(struct point *pts, unsigned i, unsigned rep, unsigned *done,
+                      unsigned steps, double per_point)
 {
-    for (unsigned rep = 0; rep < opt.repeat; rep++)
-        for (unsigned i = 0; i < n; i++) {
-            struct point *pt = &pts[i];
-            const struct point *same = NULL; /* an earlier point of this size and depth */
-            for (unsigned j = 0; j < i && !same; j++)
-                if (pts[j].size == pt->size && pts[j].depth == pt->depth)
-                    same = &pts[j];
-            if (same) {
-                pt->raw_rep[rep] = same->raw_rep[rep];
-                pt->gso_rep[rep] = same->gso_rep[rep];
-                pt->floor_rep[rep] = same->floor_rep[rep];
-                pt->have_raw = same->have_raw;
-                pt->have_gso = same->have_gso;
-                pt->have_sp = same->have_sp;
-                pt->have_floor = same->have_floor;
-                pt->have_ucx = same->have_ucx;
-                pt->sp = same->sp;
-                pt->ucx = same->ucx;
-                pt->memcpy_bytes_per_s = same->memcpy_bytes_per_s;
-                continue;
-            }
-            progress(*done, steps, per_point * (steps - *done));
-            ++*done;
-            if (!strcmp(sweep_kind(), "shm")) {
-                /* Its peers are of memory, not of the kernel's UDP. */
-                pt->have_floor = shm_echo_run(pt->size, pt->depth, opt.duration_s,
-                                              opt.server_core, opt.client_core,
-                                              &pt->floor_rep[rep]) == 0;
-                if (rep == 0) {
-                    pt->have_ucx = run_ucx(pt->size, pt->depth, &pt->ucx) == 0;
-                    if (pt->size >= 65536)
-                        pt->memcpy_bytes_per_s = memcpy_bytes_per_s(
-                            pt->size, opt.duration_s, opt.client_core);
-                }
-                continue;
-            }
-
-            if (pt->size > 65507)
-                continue;
-            pt->have_raw = udp_echo_run(opt.host, pt->size, pt->depth, opt.duration_s,
-                                        opt.server_core, opt.client_core, 0,
-                                        &pt->raw_rep[rep]) == 0;
-            pt->have_gso = udp_echo_run(opt.host, pt->size, pt->depth, opt.duration_s,
-                                        opt.server_core, opt.client_core, 1,
-                                        &pt->gso_rep[rep]) == 0;
-            if (rep == 0 && pt->depth == 1)
-                pt->have_sp = run_sockperf(pt->size, &pt->sp) == 0;
+    struct point *pt = &pts[i];
+    const struct point *same = NULL; /* an earlier point of this size and depth */
+    for (unsigned j = 0; j < i && !same; j++)
+        if (pts[j].size == pt->size && pts[j].depth == pt->depth)
+            same = &pts[j];
+    if (same) {
+        pt->raw_rep[rep] = same->raw_rep[rep];
+        pt->gso_rep[rep] = same->gso_rep[rep];
+        pt->floor_rep[rep] = same->floor_rep[rep];
+        pt->have_raw = same->have_raw;
+        pt->have_gso = same->have_gso;
+        pt->have_sp = same->have_sp;
+        pt->have_floor = same->have_floor;
+        pt->have_ucx = same->have_ucx;
+        pt->sp = same->sp;
+        pt->ucx = same->ucx;
+        pt->memcpy_bytes_per_s = same->memcpy_bytes_per_s;
+        return;
+    }
+    progress(*done, steps, per_point * (steps - *done));
+    ++*done;
+    if (!strcmp(sweep_kind(), "shm")) {
+        /* Its peers are of memory, not of the kernel's UDP. */
+        pt->have_floor = shm_echo_run(pt->size, pt->depth, opt.duration_s, opt.server_core,
+                                      opt.client_core, &pt->floor_rep[rep]) == 0;
+        if (rep == 0) {
+            pt->have_ucx = run_ucx(pt->size, pt->depth, &pt->ucx) == 0;
+            if (pt->size >= 65536)
+                pt->memcpy_bytes_per_s =
+                    memcpy_bytes_per_s(pt->size, opt.duration_s, opt.client_core);
         }
+        return;
+    }
+    if (pt->size > 65507)
+        return;
+    pt->have_raw = udp_echo_run(opt.host, pt->size, pt->depth, opt.duration_s, opt.server_core,
+                                opt.client_core, 0, &pt->raw_rep[rep]) == 0;
+    pt->have_gso = udp_echo_run(opt.host, pt->size, pt->depth, opt.duration_s, opt.server_core,
+                                opt.client_core, 1, &pt->gso_rep[rep]) == 0;
+    if (rep == 0 && pt->depth == 1)
+        pt->have_sp = run_sockperf(pt->size, &pt->sp) == 0;
 }
 
 int main(int argc, char **argv)
@@ -1567,15 +1581,8 @@ int main(int argc, char **argv)
     unsigned total = make_points(pts), done = 0;
     for (unsigned i = 0; i < total; i++)
         pts[i].reps = opt.repeat;
-    int want_peers = opt.peers && strcmp(opt.transport, "loop") != 0;
     double per_point = opt.duration_s + 0.4;
-    unsigned steps = (want_peers ? total * 3 : total) * opt.repeat;
-
-    /* Peers first, on the same cores, while nothing of udrpc runs: an idle
-     * udrpc endpoint would spin beside them, and would lose its sessions
-     * while nobody polled it. */
-    if (want_peers)
-        run_peers(pts, total, &done, steps, per_point);
+    unsigned steps = (want_peers() ? total * 3 : total) * opt.repeat;
 
     udrpc_config_t cfg = bench_cfg();
     for (unsigned i = 0; i < total; i++)
@@ -1678,8 +1685,15 @@ int main(int argc, char **argv)
      * one. */
     if (opt.repeat == 1)
         print_header(); /* each point as it ends; with repetitions, at the end */
+    /* Each point's peers run just before it, on the same cores: a ratio
+     * compares two measurements seconds apart, not minutes, and the
+     * host's moods (vCPU placement, neighbours) last longer than that.
+     * Meanwhile udrpc's server sleeps (want_peers) and nothing polls the
+     * client: their sessions live on the Nexus threads' heartbeats. */
     for (unsigned rep = 0; rep < opt.repeat; rep++)
         for (unsigned i = 0; i < total; i++) {
+            if (want_peers())
+                run_peers(pts, i, rep, &done, steps, per_point);
             progress(done, steps, per_point * (steps - done));
             run_point(&pts[i], rep);
             done++;
