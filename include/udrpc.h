@@ -40,7 +40,8 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 9 /* 0.9: xdp's in-place sends (stats
+#define UDRPC_VERSION_MINOR 10 /* 0.10: udrpc_resp_msgbuf_in_place;
+                                  0.9: xdp's in-place sends (stats
                                   xdp_in_place_sends, UDRPC_XDP_IN_PLACE);
                                   0.8: the xdp transport, stats xdp_*;
                                   0.7: the shm transport, stats shm_*;
@@ -689,6 +690,20 @@ UDRPC_API const udrpc_msgbuf_t *udrpc_req_msgbuf(const udrpc_req_handle_t *h);
  *  handler (FG: the Rpc thread; BG: the worker, or the one it passed h
  *  to). */
 UDRPC_API udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size);
+
+/** Server: instead of udrpc_resp_msgbuf(), a response buffer that holds
+ *  the request's bytes (size: the request's), for a handler that answers
+ *  in place: an echo, a proxy, a transform of the request's bytes. Where
+ *  the library holds the request in a buffer of its own (a request of
+ *  more than one packet, reassembled; or a copy, made for a BG handler or
+ *  a deferred answer) that buffer itself becomes the response's: no copy,
+ *  no allocation. A single-packet request read where it arrived is copied
+ *  into a new buffer. From then on udrpc_req_msgbuf(h) may share the
+ *  response's bytes: read and write the returned buffer only. Shrink it
+ *  with udrpc_msgbuf_resize(); it cannot grow. Returns NULL as
+ *  udrpc_resp_msgbuf() does (a response buffer chosen already, the size
+ *  over the client's max_msg_size, memory short). Same threads. */
+UDRPC_API udrpc_msgbuf_t *udrpc_resp_msgbuf_in_place(udrpc_req_handle_t *h);
 
 /** Server: sends the response of h (an empty one if udrpc_resp_msgbuf was
  *  not called). h is invalid afterwards. Returns 0, -EINVAL (h already

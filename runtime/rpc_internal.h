@@ -197,6 +197,8 @@ struct udrpc_req_handle {            /* server slot */
     uint8_t req_type;
     uint8_t status;                  /* enum wire_status of the response */
     bool has_req, req_owned;
+    bool req_in_resp;                /* req is a view of dyn_resp, the buffer
+                                        it arrived in (udrpc_resp_msgbuf_in_place) */
     bool dyn_resp_bg;                /* dyn_resp is from rpc->bg_alloc */
     bool bg_answered;                /* set by the worker; cleared by the
                                         Rpc thread when it hands the slot

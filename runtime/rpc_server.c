@@ -11,7 +11,7 @@ static void server_free_req(struct udrpc *rpc, sslot_t *h)
 {
     if (h->req_owned)
         udrpc__msgbuf_put(&rpc->alloc, &h->req);
-    h->req_owned = false;
+    h->req_owned = h->req_in_resp = false;
     h->req.buf = NULL;
 }
 
@@ -26,7 +26,7 @@ static void server_send_resp(struct udrpc *rpc, sslot_t *h, uint32_t pkt)
  * whose handler answers later gets a copy. False: no memory. */
 static bool server_own_req(struct udrpc *rpc, sslot_t *h)
 {
-    if (h->req_owned || h->req.size == 0)
+    if (h->req_owned || h->req_in_resp || h->req.size == 0)
         return true;
     udrpc_msgbuf_t copy;
     if (udrpc__msgbuf_get(&rpc->alloc, h->req.size, &copy) != 0)
@@ -266,6 +266,30 @@ udrpc_msgbuf_t *udrpc_resp_msgbuf(udrpc_req_handle_t *h, size_t size)
         h->resp = &h->dyn_resp;
     }
     h->resp->size = size;
+    return h->resp;
+}
+
+udrpc_msgbuf_t *udrpc_resp_msgbuf_in_place(udrpc_req_handle_t *h)
+{
+    if (!h || !(SV_MASK(h->state) & SV_HANDLED) || h->resp)
+        return NULL;
+    if (!h->req_owned) {
+        /* Read where it arrived (one packet): a response buffer, a copy. */
+        size_t size = h->req.size;
+        udrpc_msgbuf_t *resp = udrpc_resp_msgbuf(h, size);
+        if (resp && size)
+            memcpy(resp->buf, h->req.buf, size);
+        return resp;
+    }
+    if (h->req.size >= h->sess->peer_msg_limit)
+        return NULL; /* (as udrpc_resp_msgbuf) */
+    /* The request's own buffer (from the Rpc's allocator, on any thread)
+     * becomes the response's; the request stays a view of it. */
+    h->dyn_resp = h->req;
+    h->dyn_resp_bg = false;
+    h->req_owned = false;
+    h->req_in_resp = true;
+    h->resp = &h->dyn_resp;
     return h->resp;
 }
 

@@ -24,6 +24,31 @@ static void echo_handler(udrpc_req_handle_t *h, void *ctx)
     CHECK_EQ(udrpc_enqueue_response(h), -EINVAL); /* answered already */
 }
 
+/* The request's own buffer answers where it is the library's (several
+ * packets); a single-packet request is copied into a new one. */
+static void in_place_handler(udrpc_req_handle_t *h, void *ctx)
+{
+    struct fx *f = ctx;
+    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
+    const uint8_t *req_buf = req->buf;
+    size_t size = req->size;
+    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf_in_place(h);
+    CHECK(resp != NULL);
+    CHECK_EQ(resp->size, size);
+    CHECK(udrpc_resp_msgbuf_in_place(h) == NULL); /* once per request, */
+    CHECK(udrpc_resp_msgbuf(h, 1) == NULL);       /* either way */
+    if (size > f->dpp) {
+        CHECK(resp->buf == req_buf);
+        f->in_place_moved++;
+    } else {
+        CHECK(size == 0 || (resp->buf != req_buf && !memcmp(resp->buf, req_buf, size)));
+        f->in_place_copied++;
+    }
+    for (size_t i = 0; i < size; i++)
+        resp->buf[i] ^= FX_IN_PLACE_XOR;
+    CHECK_EQ(udrpc_enqueue_response(h), 0);
+}
+
 static void defer_handler(udrpc_req_handle_t *h, void *ctx)
 {
     struct fx *f = ctx;
@@ -114,6 +139,7 @@ static void fx_open(struct fx *f, const char *transport, const udrpc_config_t *c
     CHECK(f->nx != NULL);
     CHECK_EQ(udrpc_register_handler(f->nx, FX_ECHO, echo_handler, UDRPC_HANDLER_FG), 0);
     CHECK_EQ(udrpc_register_handler(f->nx, FX_DEFER, defer_handler, UDRPC_HANDLER_FG), 0);
+    CHECK_EQ(udrpc_register_handler(f->nx, FX_IN_PLACE, in_place_handler, UDRPC_HANDLER_FG), 0);
     f->cli = udrpc_create(f->nx, 1, f, sm_handler, &f->cfg);
     CHECK(f->cli != NULL);
     f->srv = udrpc_create(f->nx, 2, f, NULL, &f->cfg);

@@ -25,8 +25,11 @@
 enum {
     FX_ECHO = 1,  /* answers with the request's bytes, at once */
     FX_DEFER = 3, /* keeps the handle in fx->deferred: the case answers */
+    FX_IN_PLACE = 4, /* answers at once in the request's bytes, each XOR
+                        FX_IN_PLACE_XOR (udrpc_resp_msgbuf_in_place) */
     FX_NONE = 99, /* no handler registered */
 };
+#define FX_IN_PLACE_XOR 0x5A
 
 /* One request's completion: how often its continuation ran, with what. */
 struct fx_done {
@@ -49,6 +52,7 @@ struct fx {
     int last_err, last_session;
     /* Handler runs. */
     int handled;                   /* FX_ECHO */
+    int in_place_moved, in_place_copied; /* FX_IN_PLACE: no copy, a copy */
     udrpc_req_handle_t *deferred[64]; /* FX_DEFER, unanswered */
     int n_deferred;
     int conts; /* continuations run in this case */

@@ -24,7 +24,7 @@
 #include "rpc_internal.h"
 #include "test.h"
 
-enum { REQ_BG = 1, REQ_NESTED = 2, REQ_BG_LATER = 3, REQ_BG_SLOW = 4 };
+enum { REQ_BG = 1, REQ_NESTED = 2, REQ_BG_LATER = 3, REQ_BG_SLOW = 4, REQ_BG_IN_PLACE = 5 };
 
 static pthread_t rpc_thread;
 static udrpc_t *cli, *srv_a, *srv_b;
@@ -55,6 +55,23 @@ static void bg_handler(udrpc_req_handle_t *h, void *ctx)
         atomic_fetch_add(&bg_eperm, 1);
     usleep(200); /* a blocking call: fine here */
     fill_resp(h);
+    CHECK_EQ(udrpc_enqueue_response(h), 0);
+}
+
+/* The response fill_resp would make for want = the request's size - 4,
+ * written over the request's own bytes (the worker got the library's
+ * copy of the request, so no copy and no allocation here). */
+static void bg_in_place_handler(udrpc_req_handle_t *h, void *ctx)
+{
+    (void)ctx;
+    const uint8_t *req_buf = udrpc_req_msgbuf(h)->buf;
+    udrpc_msgbuf_t *resp = udrpc_resp_msgbuf_in_place(h);
+    CHECK(resp != NULL && resp->buf == req_buf);
+    CHECK(udrpc_resp_msgbuf(h, 1) == NULL);
+    size_t n = resp->size - 4;
+    for (size_t i = 0; i < n; i++)
+        resp->buf[i] = (uint8_t)~resp->buf[4 + i];
+    udrpc_msgbuf_resize(resp, n);
     CHECK_EQ(udrpc_enqueue_response(h), 0);
 }
 
@@ -209,6 +226,8 @@ int main(int argc, char **argv)
     CHECK_EQ(udrpc_register_handler(nx, REQ_NESTED, nested_handler, UDRPC_HANDLER_FG), 0);
     CHECK_EQ(udrpc_register_handler(nx, REQ_BG_LATER, bg_later_handler, UDRPC_HANDLER_BG), 0);
     CHECK_EQ(udrpc_register_handler(nx, REQ_BG_SLOW, bg_slow_handler, UDRPC_HANDLER_BG), 0);
+    CHECK_EQ(udrpc_register_handler(nx, REQ_BG_IN_PLACE, bg_in_place_handler, UDRPC_HANDLER_BG),
+             0);
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
     cfg.transport = transport;
@@ -256,6 +275,21 @@ int main(int argc, char **argv)
     CHECK_EQ(atomic_load(&bg_on_rpc_thread), 0);
     CHECK_EQ(atomic_load(&bg_eperm), N);
     printf("bg: %d requests on 2 workers, none on the Rpc thread, all bytes right\n", N);
+
+    /* 1b. BG handlers answering in the request's bytes, one at a time:
+     * sizes from one packet to many. */
+    static const uint32_t in_place_sizes[] = { 5, 100, 1012, 1013, 5000, 100004 };
+    for (unsigned i = 0; i < sizeof(in_place_sizes) / sizeof(in_place_sizes[0]); i++) {
+        struct call c;
+        prepare(cli, &c, in_place_sizes[i], in_place_sizes[i] - 4, (int)i);
+        CHECK_EQ(udrpc_enqueue_request(cli, to_b, REQ_BG_IN_PLACE, &c.req, &c.resp, cont, &c),
+                 0);
+        PUMP_UNTIL(c.calls == 1);
+        check_resp(&c);
+        udrpc_msgbuf_free(cli, &c.req);
+        udrpc_msgbuf_free(cli, &c.resp);
+    }
+    printf("bg in place: 6 responses in their requests' bytes\n");
 
     /* 2. Answered later from another thread. */
     struct call later;

@@ -224,6 +224,83 @@ static void peer_max_msg_smaller_resp(struct fx *f)
     free_bufs(f, &b);
 }
 
+/* udrpc_resp_msgbuf_in_place. Answered in the handler, sizes 0, 40, one
+ * packet, one packet and a byte, three packets: a single-packet request
+ * (read where it arrived) is copied, a larger one answers in its own
+ * buffer. Then three deferred: each request was copied when its handler
+ * returned, so each answers in that copy; one shrinks its response. Every
+ * byte is the request's XOR the key, every continuation runs once. */
+static void in_place_responses(struct fx *f)
+{
+    const size_t sizes[] = { 0, 40, f->dpp, f->dpp + 1, 3 * f->dpp };
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    static struct bufs b[N], later[3];
+    struct fx_done *d[N], *dl[3];
+    for (unsigned i = 0; i < N; i++) {
+        alloc_bufs(f, &b[i], sizes[i] ? sizes[i] : 1, sizes[i] ? sizes[i] : 1);
+        udrpc_msgbuf_resize(&b[i].req, sizes[i]);
+        for (size_t j = 0; j < sizes[i]; j++)
+            b[i].req.buf[j] = (uint8_t)(i * 7 + j * 13);
+        d[i] = fx_done_new(f);
+        CHECK_EQ(udrpc_enqueue_request(f->cli, f->snum, FX_IN_PLACE, &b[i].req, &b[i].resp,
+                                       fx_cont, d[i]), 0);
+    }
+    FX_PUMP_UNTIL(f, d[0]->calls && d[1]->calls && d[2]->calls && d[3]->calls && d[4]->calls,
+                  2000);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK_EQ(d[i]->calls, 1);
+        CHECK_EQ(d[i]->status, 0);
+        CHECK_EQ(b[i].resp.size, sizes[i]);
+        for (size_t j = 0; j < sizes[i]; j++)
+            CHECK_EQ(b[i].resp.buf[j], (uint8_t)(b[i].req.buf[j] ^ FX_IN_PLACE_XOR));
+    }
+    CHECK_EQ(f->in_place_copied, 3);
+    CHECK_EQ(f->in_place_moved, 2);
+
+    const size_t later_sizes[3] = { 40, 2 * f->dpp + 5, 3000 };
+    for (unsigned i = 0; i < 3; i++) {
+        alloc_bufs(f, &later[i], later_sizes[i], later_sizes[i]);
+        memset(later[i].req.buf, 0x40 + (int)i, later_sizes[i]);
+        dl[i] = fx_done_new(f);
+        CHECK_EQ(udrpc_enqueue_request(f->cli, f->snum, FX_DEFER, &later[i].req,
+                                       &later[i].resp, fx_cont, dl[i]), 0);
+    }
+    FX_PUMP_UNTIL(f, f->n_deferred == 3, 2000);
+    for (int k = 0; k < 200; k++) /* RX buffers reused meanwhile */
+        fx_pump(f);
+    for (int i = 0; i < 3; i++) {
+        udrpc_req_handle_t *h = f->deferred[i];
+        const udrpc_msgbuf_t *r = udrpc_req_msgbuf(h);
+        const uint8_t *req_buf = r->buf;
+        int which = r->buf[0] - 0x40;
+        CHECK(which >= 0 && which < 3);
+        udrpc_msgbuf_t *o = udrpc_resp_msgbuf_in_place(h);
+        CHECK(o != NULL && o->buf == req_buf); /* the copy made at the return */
+        CHECK_EQ(o->size, later_sizes[which]);
+        CHECK(udrpc_resp_msgbuf_in_place(h) == NULL);
+        for (size_t j = 0; j < o->size; j++)
+            CHECK_EQ(o->buf[j], 0x40 + which);
+        for (size_t j = 0; j < o->size; j++)
+            o->buf[j] ^= FX_IN_PLACE_XOR;
+        if (which == 1)
+            udrpc_msgbuf_resize(o, 100);
+        CHECK_EQ(udrpc_enqueue_response(h), 0);
+    }
+    f->n_deferred = 0;
+    FX_PUMP_UNTIL(f, dl[0]->calls && dl[1]->calls && dl[2]->calls, 2000);
+    for (unsigned i = 0; i < 3; i++) {
+        CHECK_EQ(dl[i]->calls, 1);
+        CHECK_EQ(dl[i]->status, 0);
+        CHECK_EQ(later[i].resp.size, i == 1 ? 100 : later_sizes[i]);
+        for (size_t j = 0; j < later[i].resp.size; j++)
+            CHECK_EQ(later[i].resp.buf[j], (0x40 + i) ^ FX_IN_PLACE_XOR);
+    }
+    for (unsigned i = 0; i < N; i++)
+        free_bufs(f, &b[i]);
+    for (unsigned i = 0; i < 3; i++)
+        free_bufs(f, &later[i]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct fx_case cases[] = {
@@ -232,6 +309,7 @@ int main(int argc, char **argv)
         FX_CASE(response_too_big),
         FX_CASE(wrong_thread),
         FX_CASE(deferred_responses),
+        FX_CASE(in_place_responses),
         FX_CASE(peer_max_msg_smaller, .flags = FX_UNCONNECTED),
         FX_CASE(peer_max_msg_smaller_resp, .flags = FX_UNCONNECTED),
     };
