@@ -532,6 +532,10 @@ static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc)
     }
     if (rpc->stall_head)
         udrpc__process_stalls(rpc);
+    /* What those packets asked for (responses, the requests continuations
+     * made) goes now, not behind the timers and SM checks below. */
+    if (rpc->tx_n)
+        udrpc__tx_flush(rpc);
     if (unlikely(atomic_load_explicit(&rpc->bg_done, memory_order_relaxed) != NULL))
         udrpc__bg_process_done(rpc);
     udrpc__fire_timers(rpc);
@@ -543,7 +547,8 @@ static inline __attribute__((always_inline)) void loop_once(struct udrpc *rpc)
     }
     if (unlikely(rpc->now_tsc >= rpc->next_liveness_tsc))
         udrpc__check_liveness(rpc);
-    udrpc__tx_flush(rpc);
+    if (rpc->tx_n) /* what the timers and SM made */
+        udrpc__tx_flush(rpc);
 }
 
 /* Blocks until a packet may be waiting on one of the transports, or
