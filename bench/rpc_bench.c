@@ -986,7 +986,8 @@ static void print_point(const struct point *pt, const char *tp)
         print_ratio(pt, "sockperf", &pt->sp, NULL, NULL);
     }
     if (pt->have_floor)
-        print_peer(pt, "shm ring floor", "ring floor", &pt->floor, &pt->rps_vs_floor, &pt->p50_vs_floor);
+        print_peer(pt, "shm ring floor", "ring floor", &pt->floor, &pt->rps_vs_floor,
+                   &pt->p50_vs_floor);
     if (pt->have_ucx) {
         print_row(pt, pt->depth == 1 ? "UCX tag_lat" : "UCX tag_bw", &pt->ucx, 0);
         print_ratio(pt, pt->depth == 1 ? "UCX round trips over sm"
