@@ -1686,10 +1686,11 @@ int main(int argc, char **argv)
     if (opt.repeat == 1)
         print_header(); /* each point as it ends; with repetitions, at the end */
     /* Each point's peers run just before it, on the same cores: a ratio
-     * compares two measurements seconds apart, not minutes, and the
-     * host's moods (vCPU placement, neighbours) last longer than that.
-     * Meanwhile udrpc's server sleeps (want_peers) and nothing polls the
-     * client: their sessions live on the Nexus threads' heartbeats. */
+     * compares two measurements seconds apart, not minutes, so the host's
+     * slower spells (vCPU placement, neighbours) have less room to fall
+     * between them; they still can. Meanwhile udrpc's server sleeps
+     * (want_peers) and nothing polls the client: their sessions live on
+     * the Nexus threads' heartbeats. */
     for (unsigned rep = 0; rep < opt.repeat; rep++)
         for (unsigned i = 0; i < total; i++) {
             if (want_peers())
