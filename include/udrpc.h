@@ -40,7 +40,9 @@ extern "C" {
 /** API version: a minor bump adds, a major bump breaks. */
 #define UDRPC_VERSION_MAJOR 0
 /** API version: see UDRPC_VERSION_MAJOR. */
-#define UDRPC_VERSION_MINOR 10 /* 0.10: udrpc_resp_msgbuf_in_place;
+#define UDRPC_VERSION_MINOR 11 /* 0.11: shm's heap (stats shm_ref_sends,
+                                  UDRPC_SHM_HEAP_MB);
+                                  0.10: udrpc_resp_msgbuf_in_place;
                                   0.9: xdp's in-place sends (stats
                                   xdp_in_place_sends, UDRPC_XDP_IN_PLACE);
                                   0.8: the xdp transport, stats xdp_*;
@@ -310,7 +312,9 @@ typedef enum {
     UDRPC_DROP_BAD_SOURCE,   /**< source is not the session's peer */
     UDRPC_DROP_MSG_SIZE,     /**< message size over the limit */
     UDRPC_DROP_BAD_LENGTH,   /**< payload length does not match the header */
-    UDRPC_DROP_STALE_REQ,    /**< request number behind the slot */
+    UDRPC_DROP_STALE_REQ,    /**< request number behind the slot; or (shm)
+                                  a payload by reference that its sender
+                                  may have taken back before we read it */
     UDRPC_DROP_FUTURE_REQ,   /**< request number ahead of the slot's window */
     UDRPC_DROP_BAD_PKT_NUM,  /**< packet number outside the message */
     UDRPC_DROP_DUPLICATE,    /**< already received */
@@ -403,6 +407,11 @@ typedef struct udrpc_stats {
     uint64_t xdp_in_place_sends; /**< xdp: packets whose payload the
                                       kernel or NIC read from the msgbuf in
                                       place, not from a copy */
+    uint64_t shm_ref_sends;      /**< shm: packets sent by reference, their
+                                      payload read by the peer where our
+                                      msgbuf holds it, not copied into the
+                                      ring (48 KiB and up, msgbufs in the
+                                      endpoint's shm heap) */
 } udrpc_stats_t;
 
 /** udrpc_stats_t.xdp_mode: an xdp transport is in use ... */

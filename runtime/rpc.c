@@ -107,6 +107,13 @@ static int reg_region(void *ctx, void *base, size_t len, uint32_t *lkey)
     return tp->ops->reg_mem(tp, base, len, lkey);
 }
 
+void udrpc__void_refs(struct udrpc *rpc)
+{
+    for (unsigned t = 0; t < rpc->n_tps; t++)
+        if (rpc->tps[t]->ops->void_refs)
+            rpc->tps[t]->ops->void_refs(rpc->tps[t]);
+}
+
 /* The allocators' borrow hook: memory the transport sends from in place. */
 static void *lent_region(void *ctx, size_t len)
 {
@@ -402,8 +409,12 @@ rx_bursts(struct udrpc *rpc, struct transport *tp, const struct transport_ops *o
 {
     for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
         unsigned n = ops->rx_burst(tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
-        if (n)
-            udrpc__process_rx(rpc, rpc->rx, n);
+        if (n) {
+            if (unlikely(tp->rx_refs))
+                udrpc__process_rx_refs(rpc, rpc->rx, n);
+            else
+                udrpc__process_rx(rpc, rpc->rx, n);
+        }
         if (n < UDRPC_RX_BURST)
             break;
     }

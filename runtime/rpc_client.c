@@ -240,6 +240,11 @@ static void client_complete(struct udrpc *rpc, struct cslot *c, int status)
 {
     struct session *s = c->sess;
     slot_end(rpc, c);
+    if (unlikely(status != 0))
+        udrpc__void_refs(rpc); /* its buffer goes back (the caller's, or
+                                  own_req freed) maybe before the server read
+                                  it by reference. After a response, what
+                                  is left is duplicates, dropped unread. */
     if (unlikely(c->abandoned)) {
         /* Its continuation ran when it was given up on: the exchange is
          * over (the server has answered, or the session ended). */
@@ -279,6 +284,7 @@ static int client_abandon(struct udrpc *rpc, struct cslot *c, int status)
         memcpy(c->own_req.buf, c->req->buf, c->req->size);
         if (c->tx_gen == rpc->tx_gen)
             udrpc__tx_flush(rpc); /* no queued send may read the caller's req */
+        udrpc__void_refs(rpc); /* nor a packet sent by reference, unread */
         c->req = &c->own_req;
         c->resp = NULL;
         c->abandoned = true;
@@ -502,7 +508,7 @@ static inline __attribute__((always_inline)) void client_ack(struct udrpc *rpc,
     client_advance(rpc, c, new_rx);
 }
 
-static void client_rx_cr(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void client_rx_cr(struct udrpc *rpc, struct session *s,
                          const struct pkthdr_fields *f, size_t len)
 {
     if (unlikely(len != 0))
@@ -537,9 +543,9 @@ static void client_rx_cr(struct udrpc *rpc, struct session *s,
     client_pump(rpc, c);
 }
 
-static void client_rx_resp(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void client_rx_resp(struct udrpc *rpc, struct session *s,
                            const struct pkthdr_fields *f, const uint8_t *data,
-                           size_t len)
+                           size_t len, const struct tp_rx_ref *ref)
 {
     uint32_t pkts = (uint32_t)msgbuf_pkts(f->msg_size, rpc->dpp);
     if (unlikely(f->pkt_num >= pkts))
@@ -590,12 +596,16 @@ static void client_rx_resp(struct udrpc *rpc, struct session *s,
         if (ahead) {
             /* Ahead of a gap (reordered): keep it until the gap fills. */
             memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+            if (unlikely(ref != NULL) && !rx_ref_intact(ref))
+                DROP(rpc, STALE_REQ);
             c->rx_ahead |= 1ull << ahead;
             client_gap_signal(rpc, c);
             return;
         }
     }
     memcpy(c->resp->buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+    if (unlikely(ref != NULL) && !rx_ref_intact(ref))
+        DROP(rpc, STALE_REQ); /* (packet 0: its size, kept, is the same again) */
     client_ack(rpc, c, idx + 1);
     if (c->num_rx == c->req_pkts + c->resp_pkts - 1)
         client_complete(rpc, c, 0);

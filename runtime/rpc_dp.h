@@ -44,6 +44,15 @@ static inline void tx_queue(struct udrpc *rpc, const struct session *s,
     t->lkey = lkey;
 }
 
+/* After a payload sent by reference was copied: false if its sender has
+ * voided its references since (udrpc__void_refs: it may have taken the
+ * buffer back), so that the copy may hold bytes of a later use. */
+static inline bool rx_ref_intact(const struct tp_rx_ref *r)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(r->epoch_word, memory_order_relaxed) == r->epoch;
+}
+
 /* rpc_tx.c */
 static void tx_ctrl(struct udrpc *rpc, const struct session *s, uint8_t req_type,
                     uint32_t msg_size, enum pkt_type type, uint16_t pkt_num,
@@ -56,20 +65,20 @@ static void client_pump(struct udrpc *rpc, struct cslot *c);
 /* A request's deadline passed: in a slot, or still queued (rpc_client.c). */
 static void client_deadline(struct udrpc *rpc, struct cslot *c);
 static void queued_end(struct udrpc *rpc, struct queued_req *q, int status);
-static void client_rx_cr(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void client_rx_cr(struct udrpc *rpc, struct session *s,
                          const struct pkthdr_fields *f, size_t len);
-static void client_rx_resp(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void client_rx_resp(struct udrpc *rpc, struct session *s,
                            const struct pkthdr_fields *f, const uint8_t *data,
-                           size_t len);
+                           size_t len, const struct tp_rx_ref *ref);
 /* rpc_pkt_loss.c */
 static inline void rtt_sample(struct udrpc *rpc, struct session *s, uint64_t sent_tsc);
 static void rto_was_needless(struct udrpc *rpc, struct session *s);
 static void client_gap_signal(struct udrpc *rpc, struct cslot *c);
 /* rpc_server.c */
-static void server_rx_req(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void server_rx_req(struct udrpc *rpc, struct session *s,
                           const struct pkthdr_fields *f, const uint8_t *data,
-                          size_t len);
-static void server_rx_rfr(struct udrpc *rpc, struct session *s,
+                          size_t len, const struct tp_rx_ref *ref);
+static inline __attribute__((always_inline)) void server_rx_rfr(struct udrpc *rpc, struct session *s,
                           const struct pkthdr_fields *f, size_t len);
 
 #endif

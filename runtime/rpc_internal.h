@@ -419,6 +419,8 @@ void udrpc__session_notify_closed(struct udrpc *rpc, struct session *s);
 /* datapath.c: the datapath (rpc_tx.c, rpc_client.c, rpc_pkt_loss.c,
  * rpc_server.c, rpc_rx.c) */
 void udrpc__process_rx(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned n);
+/* The same, for a transport whose packets may come by reference. */
+void udrpc__process_rx_refs(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned n);
 void udrpc__tx_flush(struct udrpc *rpc);
 void udrpc__fire_timers(struct udrpc *rpc);
 void udrpc__process_stalls(struct udrpc *rpc);
@@ -431,6 +433,9 @@ void udrpc__client_check_queued(struct udrpc *rpc, struct session *s);
 void udrpc__session_fail_requests(struct udrpc *rpc, struct session *s, int err);
 void udrpc__server_respond_bg(struct udrpc *rpc, sslot_t *h);
 void udrpc__sslot_put_dyn_resp(struct udrpc *rpc, sslot_t *h);
+/* Voids every payload its transports have sent by reference (shm), before
+ * a buffer an unread reference may name is freed or handed back. */
+void udrpc__void_refs(struct udrpc *rpc);
 
 /* bg.c: background handlers */
 int udrpc__bg_start(udrpc_nexus_t *nx);

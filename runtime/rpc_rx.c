@@ -6,7 +6,10 @@
  */
 #include "rpc_dp.h"
 
-static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
+/* ref: p->ref, passed apart so that the common case (NULL, a constant)
+ * compiles without any of the by-reference checks. */
+static inline __attribute__((always_inline)) void
+process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p, const struct tp_rx_ref *ref)
 {
     struct pkthdr_fields f;
     if (UDRPC_BENCH_SLOWDOWN) {
@@ -33,13 +36,13 @@ static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
         DROP(rpc, MSG_SIZE);
     if (unlikely(f.status != WIRE_OK && (f.pkt_type != PKT_RESP || f.status >= WIRE_STATUS_MAX)))
         DROP(rpc, MAGIC);
-    const uint8_t *data = p->buf + UDRPC_HDR_SIZE;
+    const uint8_t *data = ref ? ref->data : p->buf + UDRPC_HDR_SIZE;
     size_t len = p->len - UDRPC_HDR_SIZE;
     switch (f.pkt_type) {
     case PKT_REQ:
         if (unlikely(s->is_client))
             DROP(rpc, BAD_TYPE);
-        server_rx_req(rpc, s, &f, data, len);
+        server_rx_req(rpc, s, &f, data, len, ref);
         return;
     case PKT_RFR:
         if (unlikely(s->is_client))
@@ -49,7 +52,7 @@ static inline void process_pkt(struct udrpc *rpc, const struct tp_rx_pkt *p)
     case PKT_RESP:
         if (unlikely(!s->is_client))
             DROP(rpc, BAD_TYPE);
-        client_rx_resp(rpc, s, &f, data, len);
+        client_rx_resp(rpc, s, &f, data, len, ref);
         return;
     default: /* PKT_CR */
         if (unlikely(!s->is_client))
@@ -63,5 +66,12 @@ void udrpc__process_rx(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned
 {
     rpc->stats.pkts_rx += n;
     for (unsigned i = 0; i < n; i++)
-        process_pkt(rpc, &pkts[i]);
+        process_pkt(rpc, &pkts[i], NULL);
+}
+
+void udrpc__process_rx_refs(struct udrpc *rpc, const struct tp_rx_pkt *pkts, unsigned n)
+{
+    rpc->stats.pkts_rx += n;
+    for (unsigned i = 0; i < n; i++)
+        process_pkt(rpc, &pkts[i], pkts[i].ref);
 }

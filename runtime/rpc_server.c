@@ -76,17 +76,25 @@ static void server_invoke(struct udrpc *rpc, sslot_t *h)
  * after the previous response on this slot arrived, so that response and
  * the previous request's buffers can go. A single-packet request is
  * handed to its handler in the receive buffer itself. */
-static void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
+static inline __attribute__((always_inline)) void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
                            const struct pkthdr_fields *f, uint32_t pkts, const uint8_t *data,
-                           size_t len)
+                           size_t len, const struct tp_rx_ref *ref)
 {
     if (unlikely(SV_MASK(h->state) & SV_BUSY))
         DROP(rpc, FUTURE_REQ);
     if (unlikely(f->pkt_num != 0))
         DROP(rpc, OUT_OF_ORDER);
     udrpc_msgbuf_t big = { 0 };
-    if (pkts > 1 && udrpc__msgbuf_get(&rpc->alloc, f->msg_size, &big) != 0)
+    if ((pkts > 1 || ref) && udrpc__msgbuf_get(&rpc->alloc, f->msg_size, &big) != 0)
         DROP(rpc, NO_MEMORY); /* as if lost: the client retransmits */
+    if (unlikely(ref != NULL)) {
+        /* By reference: copied, then checked, before anything changes. */
+        memcpy(big.buf, data, len);
+        if (!rx_ref_intact(ref)) {
+            udrpc__msgbuf_put(&rpc->alloc, &big);
+            DROP(rpc, STALE_REQ);
+        }
+    }
     if (h->tx_gen == rpc->tx_gen)
         udrpc__tx_flush(rpc); /* a queued resend may still read the buffers */
     if (h->resp == &h->dyn_resp)
@@ -101,7 +109,7 @@ static void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
     h->num_rx = 1;
     h->rx_ahead = 0;
     h->status = WIRE_OK;
-    if (pkts == 1) {
+    if (pkts == 1 && !ref) {
         /* Zero copy: the handler reads the RX buffer in place. */
         h->req.buf = (uint8_t *)data;
         h->req.size = h->req.max_size = f->msg_size;
@@ -111,7 +119,12 @@ static void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
     }
     h->req = big;
     h->req_owned = true;
-    memcpy(h->req.buf, data, len);
+    if (pkts == 1) {
+        server_invoke(rpc, h); /* (by reference: copied above) */
+        return;
+    }
+    if (!ref)
+        memcpy(h->req.buf, data, len);
     SV_SET(h, SV_RECEIVING);
     tx_ctrl(rpc, s, h->req_type, f->msg_size, PKT_CR, 0, h->req_num);
     h->tx_gen = rpc->tx_gen;
@@ -120,8 +133,9 @@ static void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
 /* A later packet of a multi-packet request being received: copied into
  * place (up to 64 ahead of a gap are kept), then a cumulative CR. The last
  * one runs the handler. */
-static void server_reassemble(struct udrpc *rpc, struct session *s, sslot_t *h,
-                              const struct pkthdr_fields *f, const uint8_t *data, size_t len)
+static inline __attribute__((always_inline)) void server_reassemble(struct udrpc *rpc, struct session *s, sslot_t *h,
+                              const struct pkthdr_fields *f, const uint8_t *data, size_t len,
+                              const struct tp_rx_ref *ref)
 {
     uint32_t ahead = f->pkt_num - h->num_rx;
     if (f->pkt_num >= h->num_rx && ahead >= 64) {
@@ -130,6 +144,8 @@ static void server_reassemble(struct udrpc *rpc, struct session *s, sslot_t *h,
         rpc->stats.dup_rx++; /* our CR was lost or late: answer again */
     } else {
         memcpy(h->req.buf + (size_t)f->pkt_num * rpc->dpp, data, len);
+        if (unlikely(ref != NULL) && !rx_ref_intact(ref))
+            DROP(rpc, STALE_REQ); /* not marked received: it comes again */
         if (ahead) {
             /* Ahead of a gap: kept for when the gap fills. The CR
              * below repeats the last one: a duplicate ack that tells
@@ -156,7 +172,7 @@ static void server_reassemble(struct udrpc *rpc, struct session *s, sslot_t *h,
 /* A packet of a request the slot has received whole: the client resent
  * it (our answer was lost or late). At most once: a running handler is
  * said to run, a stored response is sent again, nothing runs twice. */
-static void server_dup_req(struct udrpc *rpc, struct session *s, sslot_t *h,
+static inline __attribute__((always_inline)) void server_dup_req(struct udrpc *rpc, struct session *s, sslot_t *h,
                            const struct pkthdr_fields *f)
 {
     switch (h->state) {
@@ -183,9 +199,9 @@ static void server_dup_req(struct udrpc *rpc, struct session *s, sslot_t *h,
 
 /* A request packet: the slot is req_num mod 8; a new request, a packet of
  * one being received, or a duplicate of one received whole. */
-static void server_rx_req(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void server_rx_req(struct udrpc *rpc, struct session *s,
                           const struct pkthdr_fields *f, const uint8_t *data,
-                          size_t len)
+                          size_t len, const struct tp_rx_ref *ref)
 {
     unsigned i = f->req_num & (UDRPC_SLOTS_PER_SESSION - 1);
     sslot_t *h = &s->s[i];
@@ -196,7 +212,7 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
         DROP(rpc, BAD_LENGTH);
     uint64_t expected = h->has_req ? h->req_num + UDRPC_SLOTS_PER_SESSION : i;
     if (f->req_num == expected) {
-        server_new_req(rpc, s, h, f, pkts, data, len);
+        server_new_req(rpc, s, h, f, pkts, data, len, ref);
         return;
     }
     if (!h->has_req || f->req_num > expected)
@@ -209,12 +225,12 @@ static void server_rx_req(struct udrpc *rpc, struct session *s,
     if (unlikely(f->req_type != h->req_type))
         DROP(rpc, BAD_TYPE);
     if (h->state == SV_RECEIVING)
-        server_reassemble(rpc, s, h, f, data, len);
+        server_reassemble(rpc, s, h, f, data, len, ref);
     else
         server_dup_req(rpc, s, h, f);
 }
 
-static void server_rx_rfr(struct udrpc *rpc, struct session *s,
+static inline __attribute__((always_inline)) void server_rx_rfr(struct udrpc *rpc, struct session *s,
                           const struct pkthdr_fields *f, size_t len)
 {
     if (unlikely(len != 0))

@@ -111,6 +111,7 @@ void udrpc__session_free(struct udrpc *rpc, struct session *s)
     udrpc__nexus_peer_put(rpc->nx, s->np);
     s->np = NULL;
     if (!s->is_client) {
+        udrpc__void_refs(rpc); /* responses the client may read late */
         for (unsigned i = 0; i < UDRPC_SLOTS_PER_SESSION; i++) {
             sslot_t *h = &s->s[i];
             if (h->req_owned)

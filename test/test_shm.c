@@ -9,9 +9,18 @@
  *   auto              two default endpoints ("auto") talk over shm.
  *   fallback          a "shm,udp" client of a udp-only server connects
  *                     over udp (no channel), and serves.
- *   backpressure      four sessions of 1 MiB RPCs, more than a ring holds:
- *                     packets wait in the backlog, none is dropped or
- *                     sent again.
+ *   by_reference      RPCs of 0.5-1 MiB: every packet of 48 KiB or more
+ *                     goes by reference, each way, counted exactly; a
+ *                     client without a heap (UDRPC_SHM_HEAP_MB=0) copies
+ *                     its requests and still gets references back.
+ *   late_reference    a 1 MiB request sent by reference is cancelled
+ *                     before the server has read it, and its caller
+ *                     overwrites the buffer: the server drops the late
+ *                     references (the generation moved) and runs the
+ *                     request once, intact, from its retransmitted copy.
+ *   backpressure      without heaps, four sessions of 1 MiB RPCs, more
+ *                     than a ring holds: packets wait in the backlog,
+ *                     none is dropped or sent again.
  *   idle_sleep        a server endpoint of shm and udp that sleeps when
  *                     idle (idle_sleep_us), and a client waiting in epoll
  *                     (udrpc_get_fd): each request after 2 ms of quiet is
@@ -20,10 +29,15 @@
  *                     core meanwhile. Then the same over udp alone, whose
  *                     wake-ups are the kernel's, for comparison.
  *   hostile           a peer attaches by hand and writes random rings
- *                     (random bytes and tails) and well-formed rings of
- *                     random packets: the server counts broken rings and
- *                     drops, never crashes, and the honest client's RPCs
- *                     meanwhile all complete, byte-correct.
+ *                     (random bytes and tails), well-formed rings of
+ *                     random packets, and references into a heap of
+ *                     random bytes that it hands over (in bounds, then
+ *                     anywhere) or into none: the server reads the ones
+ *                     in bounds and drops them, closes a ring at the
+ *                     first bad one, never crashes, and the honest
+ *                     client's RPCs meanwhile all complete, byte-correct.
+ *   heap_read_only    the heap a server hands its peers maps read-only:
+ *                     writes, writable maps, mprotect, resizing refused.
  *   other_uid         (root only, else skipped) a process of uid 65534
  *                     cannot attach: neither through the library (its
  *                     session fails) nor by hand with a valid hello; the
@@ -40,6 +54,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,7 +66,8 @@
 #include "test.h"
 #include "udrpc.h"
 
-enum { ECHO = 1, DEPTH = 8, SIZE_MAX_B = 3000 };
+enum { ECHO = 1, PATTERN = 2, DEPTH = 8, SIZE_MAX_B = 3000 };
+static void pattern_check(udrpc_req_handle_t *h, void *ctx);
 
 /* The connected sessions on rpc's transport of that kind, which its event
  * loop therefore polls (rpc->tp_sessions); -1: it has none of that kind. */
@@ -81,6 +97,7 @@ static struct ep ep_open(const char *transport)
     e.nx = udrpc_nexus_create("127.0.0.1:0", NULL);
     CHECK(e.nx != NULL);
     CHECK_EQ(udrpc_register_handler(e.nx, ECHO, echo_inverted, UDRPC_HANDLER_FG), 0);
+    CHECK_EQ(udrpc_register_handler(e.nx, PATTERN, pattern_check, UDRPC_HANDLER_FG), 0);
     udrpc_config_t cfg;
     udrpc_config_default(&cfg);
     cfg.transport = transport;
@@ -113,6 +130,7 @@ struct client {
     unsigned calls[DEPTH];
     unsigned slot;                   /* its continuations' tags: g_tags[slot] */
     uint64_t rng;
+    uint64_t ref_pkts;               /* packets of SHM_REF_MIN or more issued */
     udrpc_msgbuf_t req[DEPTH], resp[DEPTH];
 };
 
@@ -146,6 +164,9 @@ static void client_issue(struct client *c, unsigned i)
     CHECK_EQ(c->calls[i], 0);
     c->calls[i]++;
     c->issued++;
+    const size_t dpp = c->e.rpc->dpp;
+    for (size_t off = 0; off < size; off += dpp)
+        c->ref_pkts += (size - off < dpp ? size - off : dpp) >= SHM_REF_MIN;
     CHECK_EQ(udrpc_enqueue_request(c->e.rpc, c->sessions[i % c->n_sessions], ECHO, &c->req[i], &c->resp[i], cont,
                                    g_tags[c->slot][i]),
              0);
@@ -282,6 +303,160 @@ static void fallback(void)
     ep_close(&srv);
 }
 
+/* RPCs of 0.5 to 1 MiB: each full packet goes by reference each way (its
+ * payload read from the sender's heap), every byte checked. Then a client
+ * without a heap: its requests are copied into the ring, the server's
+ * responses still go by reference. */
+static void by_reference(void)
+{
+    struct ep srv = ep_open("shm");
+    static struct client a, b;
+    client_open_n(&a, "shm", udrpc_nexus_uri(srv.nx), 300, 2, 1u << 20);
+    struct client *cs[] = { &a };
+    pump(&srv, cs, 1, 30000);
+    udrpc_stats_t sa = stats_of(&a.e), ss = stats_of(&srv);
+    CHECK_EQ(sa.retransmits, 0);
+    CHECK(a.ref_pkts > 300);
+    CHECK_EQ(sa.shm_ref_sends, a.ref_pkts); /* each request packet once */
+    CHECK_EQ(ss.shm_ref_sends, a.ref_pkts); /* and each response packet */
+    setenv("UDRPC_SHM_HEAP_MB", "0", 1);
+    client_open_n(&b, "shm", udrpc_nexus_uri(srv.nx), 300, 2, 1u << 20);
+    unsetenv("UDRPC_SHM_HEAP_MB");
+    cs[0] = &b;
+    pump(&srv, cs, 1, 30000);
+    udrpc_stats_t sb = stats_of(&b.e), ss2 = stats_of(&srv);
+    CHECK_EQ(sb.retransmits, 0);
+    CHECK_EQ(sb.shm_ref_sends, 0);
+    CHECK_EQ(ss2.shm_ref_sends - ss.shm_ref_sends, b.ref_pkts);
+    printf("by_reference: 300 RPCs of 0.5-1 MiB: %llu packets by reference each way; a "
+           "client without a heap: %llu responses' packets by reference, its requests "
+           "copied; every byte checked\n", (unsigned long long)a.ref_pkts,
+           (unsigned long long)b.ref_pkts);
+    client_close(&a);
+    client_close(&b);
+    ep_close(&srv);
+}
+
+/* late_reference: the request's bytes, a pattern named by its first 8
+ * bytes. The handler counts requests that hold exactly that, and any
+ * that do not (bytes its client never sent as that request). */
+enum { LATE_SIZE = 1u << 20 };
+static unsigned g_pattern_good, g_pattern_bad;
+
+static uint8_t pattern_byte(uint64_t seed, size_t i)
+{
+    return (uint8_t)(seed * 7 + i * 31 + (i >> 9));
+}
+
+static void pattern_fill(uint8_t *p, size_t size, uint64_t seed)
+{
+    memcpy(p, &seed, 8);
+    for (size_t i = 8; i < size; i++)
+        p[i] = pattern_byte(seed, i);
+}
+
+static void pattern_check(udrpc_req_handle_t *h, void *ctx)
+{
+    (void)ctx;
+    const udrpc_msgbuf_t *req = udrpc_req_msgbuf(h);
+    uint64_t seed;
+    bool ok = req->size == LATE_SIZE;
+    if (ok) {
+        memcpy(&seed, req->buf, 8);
+        for (size_t i = 8; i < req->size && ok; i++)
+            ok = req->buf[i] == pattern_byte(seed, i);
+    }
+    ok ? g_pattern_good++ : g_pattern_bad++;
+    udrpc_enqueue_response(h); /* (empty) */
+}
+
+static unsigned g_late_conts;
+static int g_late_status;
+static void late_cont(void *rpc_context, void *tag, int status)
+{
+    (void)rpc_context;
+    (void)tag;
+    CHECK_EQ(status, g_late_status);
+    g_late_conts++;
+}
+
+/* A request sent by reference, given up on before the server has read
+ * it: the caller has its buffer back at once and overwrites it, while the
+ * references wait unread in the ring. The server must never run its
+ * handler on those bytes: it reads the references, sees the buffer's
+ * generation moved, and drops them (drops[STALE_REQ]); the request's own
+ * copy, retransmitted, is what it runs, once, intact. 10 rounds. */
+static void late_reference(void)
+{
+    struct ep srv = ep_open("shm");
+    struct ep cli = ep_open("shm");
+    int s = udrpc_connect(cli.rpc, udrpc_nexus_uri(srv.nx), 0);
+    CHECK(s >= 0);
+    for (uint64_t end = now_ms() + 3000; !udrpc_is_connected(cli.rpc, s);) {
+        CHECK(now_ms() < end);
+        udrpc_run_event_loop_once(srv.rpc);
+        udrpc_run_event_loop_once(cli.rpc);
+    }
+    udrpc_msgbuf_t req, resp;
+    CHECK_EQ(udrpc_msgbuf_alloc(cli.rpc, LATE_SIZE, &req), 0);
+    CHECK_EQ(udrpc_msgbuf_alloc(cli.rpc, 64, &resp), 0);
+    const unsigned rounds = 10;
+    for (unsigned r = 0; r < rounds; r++) {
+        pattern_fill(req.buf, LATE_SIZE, 1000 + r);
+        uint64_t refs_before = stats_of(&cli).shm_ref_sends;
+        unsigned good_before = g_pattern_good;
+        CHECK_EQ(udrpc_enqueue_request(cli.rpc, s, PATTERN, &req, &resp, late_cont, &req), 0);
+        udrpc_run_event_loop_once(cli.rpc); /* sent: references in the ring */
+        CHECK(stats_of(&cli).shm_ref_sends > refs_before);
+        g_late_status = -ECANCELED;
+        CHECK_EQ(udrpc_cancel(cli.rpc, s, &req), 0); /* the server has read nothing */
+        CHECK_EQ(g_late_conts, r + 1);
+        for (size_t i = 8; i < LATE_SIZE; i++)
+            req.buf[i] ^= 0x5A; /* the caller's again: overwritten */
+        /* The server reads the references now; the client's copy of the
+         * request is retransmitted, answered, and its slot moves on. */
+        for (uint64_t end = now_ms() + 10000; g_pattern_good + g_pattern_bad == good_before;) {
+            CHECK(now_ms() < end);
+            udrpc_run_event_loop_once(srv.rpc);
+            udrpc_run_event_loop_once(cli.rpc);
+        }
+        CHECK_EQ(g_pattern_bad, 0); /* the handler ran on what was sent */
+        pump_for(&srv, 2);
+    }
+    udrpc_stats_t ss = stats_of(&srv);
+    CHECK_EQ(g_pattern_bad, 0);
+    CHECK_EQ(g_pattern_good, rounds);
+    CHECK(ss.drops[UDRPC_DROP_STALE_REQ] >= rounds);
+    /* The same on a session closed under the request (-ECONNRESET): the
+     * server reads the references before it hears of the close, and runs
+     * nothing. */
+    pattern_fill(req.buf, LATE_SIZE, 77);
+    CHECK_EQ(udrpc_enqueue_request(cli.rpc, s, PATTERN, &req, &resp, late_cont, &req), 0);
+    udrpc_run_event_loop_once(cli.rpc);
+    g_late_status = -ECONNRESET;
+    CHECK_EQ(udrpc_disconnect(cli.rpc, s), 0);
+    CHECK_EQ(g_late_conts, rounds + 1);
+    for (size_t i = 8; i < LATE_SIZE; i++)
+        req.buf[i] ^= 0x5A;
+    uint64_t stale_before = ss.drops[UDRPC_DROP_STALE_REQ];
+    for (uint64_t end = now_ms() + 200; now_ms() < end;) {
+        udrpc_run_event_loop_once(srv.rpc);
+        udrpc_run_event_loop_once(cli.rpc);
+    }
+    CHECK_EQ(g_pattern_bad, 0);
+    CHECK_EQ(g_pattern_good, rounds);
+    CHECK(stats_of(&srv).drops[UDRPC_DROP_STALE_REQ] > stale_before);
+    printf("late_reference: %u requests by reference given up on and overwritten before the "
+           "server read them: %llu late references dropped, each request run once, intact, "
+           "from its copy; none run on the overwritten bytes; one more on a session "
+           "closed under it, not run at all\n", rounds,
+           (unsigned long long)ss.drops[UDRPC_DROP_STALE_REQ]);
+    udrpc_msgbuf_free(cli.rpc, &req);
+    udrpc_msgbuf_free(cli.rpc, &resp);
+    ep_close(&cli);
+    ep_close(&srv);
+}
+
 /* Four sessions of 8 RPCs of 0.5 to 1 MiB each way: more than a ring
  * holds. What does not fit waits in the backlog: nothing is dropped or
  * sent again. (The RTO floor is raised to 1 s: this one thread copies,
@@ -291,17 +466,23 @@ static void backpressure(void)
 {
     setenv("UDRPC_RTO_MIN_US", "1000000", 1);
     setenv("UDRPC_RTO_MAX_US", "2000000", 1);
+    /* Without heaps, so that every payload is copied into the ring: with
+     * them, a 64 KiB packet takes a 64-byte record, and the credits of
+     * four sessions never fill a ring. */
+    setenv("UDRPC_SHM_HEAP_MB", "0", 1);
     struct ep srv = ep_open("shm");
     static struct client a;
     client_open_n(&a, "shm", udrpc_nexus_uri(srv.nx), 400, 4, 1u << 20);
     unsetenv("UDRPC_RTO_MIN_US");
     unsetenv("UDRPC_RTO_MAX_US");
+    unsetenv("UDRPC_SHM_HEAP_MB");
     struct client *cs[] = { &a };
     pump(&srv, cs, 1, 60000);
     udrpc_stats_t sa = stats_of(&a.e), ss = stats_of(&srv);
     CHECK(sa.shm_ring_full + ss.shm_ring_full > 0);
     CHECK_EQ(sa.drops[UDRPC_DROP_TX_FULL] + ss.drops[UDRPC_DROP_TX_FULL], 0);
     CHECK_EQ(sa.retransmits, 0);
+    CHECK_EQ(sa.shm_ref_sends + ss.shm_ref_sends, 0);
     printf("backpressure: 400 RPCs of 0.5-1 MiB over 4 sessions: %llu packets waited for "
            "a full ring (client %llu, server %llu), none dropped, none sent again\n",
            (unsigned long long)(sa.shm_ring_full + ss.shm_ring_full),
@@ -425,11 +606,11 @@ static void idle_sleep(void)
 
 /* Attaches to the server endpoint at (port, rpc 0) by hand, as a client
  * would: returns the socket (kept open: the channel lives while it does)
- * and maps the region at *region. refusable: the server may refuse us
- * (another uid) at accept, before our hello: its socket may be closed
- * already when we send. */
+ * and maps the region at *region. heap_fd: our heap for the hello, or -1.
+ * refusable: the server may refuse us (another uid) at accept, before our
+ * hello: its socket may be closed already when we send. */
 static int attach_by_hand(uint16_t port, uint64_t ring_bytes, struct shm_region **region,
-                          bool refusable)
+                          int heap_fd, bool refusable)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "udrpc-shm/%u/0", port);
@@ -448,7 +629,8 @@ static int attach_by_hand(uint16_t port, uint64_t ring_bytes, struct shm_region 
     struct shm_hello h = { .magic = SHM_MAGIC, .version = SHM_VERSION, .mtu = 65507,
                            .ring_bytes = ring_bytes, .token = 12345 };
     int efd = mfd; /* any descriptor will do for the eventfd */
-    int fds[2] = { mfd, efd };
+    int fds[3] = { mfd, efd, heap_fd };
+    const size_t fds_len = (heap_fd >= 0 ? 3 : 2) * sizeof(int);
     char ctrl[CMSG_SPACE(sizeof(fds))];
     memset(ctrl, 0, sizeof(ctrl));
     struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
@@ -457,13 +639,23 @@ static int attach_by_hand(uint16_t port, uint64_t ring_bytes, struct shm_region 
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(fds));
-    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    c->cmsg_len = CMSG_LEN(fds_len);
+    memcpy(CMSG_DATA(c), fds, fds_len);
+    m.msg_controllen = CMSG_SPACE(fds_len);
     ssize_t sent = sendmsg(fd, &m, MSG_NOSIGNAL);
     if (!(refusable && sent < 0 && (errno == EPIPE || errno == ECONNRESET)))
         CHECK_EQ(sent, (long)sizeof(h));
     close(mfd);
     return fd;
+}
+
+static uint64_t all_drops(const struct ep *e)
+{
+    udrpc_stats_t s = stats_of(e);
+    uint64_t n = 0;
+    for (int i = 0; i < UDRPC_DROP_MAX; i++)
+        n += s.drops[i];
+    return n;
 }
 
 static void hostile(void)
@@ -477,16 +669,56 @@ static void hostile(void)
     const uint64_t ring = 1u << 20; /* (at least 4 records of the MTU) */
     uint64_t seed = 42;
     unsigned rounds = 0;
+    uint64_t heap_ref_drops = 0;
     for (unsigned r = 0; r < 40; r++) {
         struct shm_region *reg;
-        int fd = attach_by_hand(port, ring, &reg, false);
+        /* Every fourth attach brings a heap of random bytes, and its
+         * rings' records reference it: in bounds and out. */
+        const size_t heap_bytes = 1u << 20;
+        int heap = -1;
+        if (r % 4 == 2) {
+            heap = memfd_create("hostile-heap", MFD_ALLOW_SEALING);
+            CHECK(heap >= 0);
+            CHECK_EQ(ftruncate(heap, (off_t)heap_bytes), 0);
+            CHECK_EQ(fcntl(heap, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+            uint8_t *hp = mmap(NULL, heap_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, heap, 0);
+            CHECK(hp != MAP_FAILED);
+            CHECK_EQ(getrandom(hp, heap_bytes, 0), (long)heap_bytes);
+            for (size_t off = 0; off + 16 <= heap_bytes; off += 4096)
+                hp[off + 7] = 0xB7; /* packet headers, at times */
+            munmap(hp, heap_bytes);
+        }
+        int fd = attach_by_hand(port, ring, &reg, heap, false);
+        if (heap >= 0)
+            close(heap);
         uint8_t *data = (uint8_t *)reg + SHM_HDR_BYTES;
         /* Let the server open the channel (its 1 ms scan), then write. */
         for (uint64_t end = now_ms() + 5; now_ms() < end;)
             udrpc_run_event_loop_once(srv.rpc), udrpc_run_event_loop_once(a.e.rpc);
         CHECK_EQ(getrandom(data, ring, 0), (long)ring);
         const uint64_t pos0 = SHM_POS0(ring);
-        if (r % 2) {
+        if (r % 4 >= 2) {
+            /* Well-formed references (with a heap or without), with
+             * headers from the ring's random bytes, some with udrpc's
+             * magic: the first 200 inside the heap, then half of them
+             * anywhere. */
+            uint64_t off = 0;
+            for (unsigned k = 0; off + 128 < ring; k++) {
+                seed = seed * 6364136223846793005ull + 1;
+                struct shm_rec_hdr h = { .len = SHM_REF_REC_LEN, .kind = SHM_REC_REF };
+                struct shm_ref ref = { .off = (seed >> 20) % (heap_bytes / 2),
+                                       .len = 1 + (uint32_t)(seed >> 44) % 65000,
+                                       .epoch = (uint32_t)seed & 1 };
+                if (k >= 200 && (seed & 2))
+                    ref.off = seed; /* anywhere */
+                if (seed & 4)
+                    data[off + SHM_REC_HDR + 7] = 0xB7;
+                memcpy(data + off + 8, &h.len, 8);
+                memcpy(data + off + SHM_REC_HDR + SHM_PKT_HDR, &ref, sizeof(ref));
+                atomic_store((_Atomic uint64_t *)(void *)(data + off), pos0 + off);
+                off += shm_rec_bytes(h.len);
+            }
+        } else if (r % 2) {
             /* Well-formed records of random packets, some with udrpc's
              * magic, from where the server's reader starts. */
             uint64_t off = 0;
@@ -508,27 +740,86 @@ static void hostile(void)
                     atomic_store((_Atomic uint64_t *)(void *)(data + off), pos0 + off);
         }
         unsigned before = a.done;
+        uint64_t drops_before = all_drops(&srv), bad_before = stats_of(&srv).shm_bad_rings;
         for (uint64_t end = now_ms() + 10; now_ms() < end;)
             udrpc_run_event_loop_once(srv.rpc), udrpc_run_event_loop_once(a.e.rpc);
         CHECK(a.done > before); /* the honest client is served meanwhile */
+        if (r % 4 == 2) /* references into the heap were read, and dropped */
+            heap_ref_drops += all_drops(&srv) - drops_before;
+        if (r % 4 == 3) /* without a heap, the first reference closes the ring */
+            CHECK_EQ(stats_of(&srv).shm_bad_rings, bad_before + 1);
         munmap(reg, SHM_HDR_BYTES + 2 * ring);
         close(fd);
         rounds++;
     }
     udrpc_stats_t ss = stats_of(&srv);
-    uint64_t drops = 0;
-    for (int i = 0; i < UDRPC_DROP_MAX; i++)
-        drops += ss.drops[i];
+    uint64_t drops = all_drops(&srv);
     CHECK(ss.shm_bad_rings > 0);
+    CHECK(heap_ref_drops > 0);
     CHECK(drops > 0);
     /* The honest client finishes what it has in flight, each once. */
     a.want = a.issued;
     pump(&srv, cs, 1, 10000);
     CHECK_EQ(stats_of(&a.e).shm_channels, 1);
     printf("hostile: %u attaches with random rings: %llu broken rings closed, %llu packets "
-           "dropped; the honest client did %u RPCs meanwhile, all checked\n", rounds,
-           (unsigned long long)ss.shm_bad_rings, (unsigned long long)drops, a.done);
+           "dropped (%llu of them read by reference from a hostile heap); the honest "
+           "client did %u RPCs meanwhile, all checked\n", rounds,
+           (unsigned long long)ss.shm_bad_rings, (unsigned long long)drops,
+           (unsigned long long)heap_ref_drops, a.done);
     client_close(&a);
+    ep_close(&srv);
+}
+
+/* The server's answer hands us its heap: a descriptor we can map and
+ * read, but neither write through, nor map writable, nor resize. */
+static void heap_read_only(void)
+{
+    struct ep srv = ep_open("shm");
+    const char *uri = udrpc_nexus_uri(srv.nx);
+    uint16_t port = (uint16_t)atoi(strrchr(uri, ':') + 1);
+    const uint64_t ring = 1u << 20;
+    struct shm_region *reg;
+    int fd = attach_by_hand(port, ring, &reg, -1, false);
+    struct shm_answer ans;
+    int fds[2] = { -1, -1 };
+    char ctrl[CMSG_SPACE(sizeof(fds))];
+    struct iovec iov = { .iov_base = &ans, .iov_len = sizeof(ans) };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
+                        .msg_controllen = sizeof(ctrl) };
+    ssize_t got = -1;
+    for (uint64_t end = now_ms() + 3000; got < 0 && now_ms() < end;) {
+        udrpc_run_event_loop_once(srv.rpc); /* (its 1 ms scan answers) */
+        got = recvmsg(fd, &m, MSG_DONTWAIT);
+    }
+    CHECK_EQ(got, (long)sizeof(ans));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    CHECK(c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(fds)));
+    memcpy(fds, CMSG_DATA(c), sizeof(fds));
+    int heap = fds[1];
+    struct stat st;
+    CHECK_EQ(fstat(heap, &st), 0);
+    CHECK(st.st_size >= (1 << 20));
+    const size_t len = (size_t)st.st_size;
+    CHECK_EQ(fcntl(heap, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+             F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    CHECK(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, heap, 0) == MAP_FAILED);
+    CHECK_EQ(errno, EACCES);
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, heap, 0);
+    CHECK(p != MAP_FAILED);
+    CHECK_EQ(mprotect(p, 4096, PROT_READ | PROT_WRITE), -1);
+    CHECK_EQ(errno, EACCES);
+    char byte = 0;
+    CHECK_EQ(pwrite(heap, &byte, 1, 0), -1);
+    CHECK_EQ(errno, EBADF);
+    CHECK_EQ(ftruncate(heap, 0), -1);
+    CHECK_EQ(fcntl(heap, F_ADD_SEALS, F_SEAL_WRITE), -1);
+    munmap(p, len);
+    close(fds[0]);
+    close(heap);
+    munmap(reg, SHM_HDR_BYTES + 2 * ring);
+    close(fd);
+    printf("heap_read_only: the server's heap (%zu MiB) maps read-only; writes, writable "
+           "maps, mprotect, resizing and sealing all refused\n", len >> 20);
     ep_close(&srv);
 }
 
@@ -557,7 +848,7 @@ static void other_uid(void)
             _exit(11);
         /* By hand, with a valid hello: refused too (the socket closes). */
         struct shm_region *reg;
-        int fd = attach_by_hand(port, 1u << 20, &reg, true);
+        int fd = attach_by_hand(port, 1u << 20, &reg, -1, true);
         char b;
         struct timeval tv = { .tv_sec = 3 };
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -593,9 +884,12 @@ int main(int argc, char **argv)
     } cases[] = { { "local_and_remote", local_and_remote },
                   { "auto", auto_picks_shm },
                   { "fallback", fallback },
+                  { "by_reference", by_reference },
+                  { "late_reference", late_reference },
                   { "backpressure", backpressure },
                   { "idle_sleep", idle_sleep },
                   { "hostile", hostile },
+                  { "heap_read_only", heap_read_only },
                   { "other_uid", other_uid } };
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (!only || !strcmp(only, cases[i].name))

@@ -6,6 +6,9 @@
  * Contracts:
  *  - rx_burst fills up to max packets; each points into the transport's own
  *    receive buffers (zero copy) and stays valid until the next rx_burst.
+ *    A packet is its header and its payload, which follows it but for shm's
+ *    packets by reference (ref: the payload where the peer's msgbuf holds
+ *    it).
  *  - tx_burst takes up to n packets (header + payload gathered, zero copy)
  *    and returns how many it took; the rest were not sent.
  *  - tx_flush returns once no send still references caller memory
@@ -65,8 +68,20 @@ struct tp_tx_pkt {
     uint32_t lkey;              /* memory key of data (RDMA transports) */
 };
 
+/* A payload by reference (shm): where it lies, in memory its sender may
+ * still change. It is what was sent only if, once copied, *epoch_word
+ * still reads epoch (the sender bumps it before it frees or hands back a
+ * buffer that an unread reference may name: a seqlock's check). */
+struct tp_rx_ref {
+    const uint8_t *data;        /* len - UDRPC_HDR_SIZE bytes */
+    const _Atomic uint32_t *epoch_word;
+    uint32_t epoch;
+};
+
 struct tp_rx_pkt {
-    const uint8_t *buf;         /* header, then payload */
+    const uint8_t *buf;         /* header, then payload (but see ref) */
+    const struct tp_rx_ref *ref; /* NULL, or the payload is elsewhere (read
+                                   only where the transport has rx_refs) */
     uint32_t len;               /* bytes, header included */
     uint64_t src_id[2];
 };
@@ -121,6 +136,12 @@ struct transport_ops {
      * until destroy. Called from the Rpc's thread and the background
      * allocator's at once. NULL: it lends none. */
     void *(*lend_mem)(struct transport *tp, size_t len);
+    /* Voids every payload sent by reference so far (shm): a peer that
+     * reads one later drops it as stale. The Rpc calls it before it frees
+     * or hands back a buffer while the peer may still hold an unread
+     * reference to it: a request given up on, or failed, a session torn
+     * down. Off the datapath. NULL: it sends none. */
+    void (*void_refs)(struct transport *tp);
     void (*destroy)(struct transport *tp);
 };
 
@@ -135,6 +156,8 @@ struct transport {
     double link_rate_bytes_per_s; /* congestion control's default link rate */
     struct tp_route local;      /* what this endpoint advertises */
     uint64_t src_tag;           /* OR-ed into every src_id[1] (tp_params) */
+    bool rx_refs;               /* rx_burst's packets may come by reference
+                                   (tp_rx_pkt.ref: shm with a peer's heap) */
     /* A change the transport made on its own (udp: GSO or GRO refused and
      * turned off), for the Rpc to log once, off the datapath, and clear.
      * NULL: nothing to say. */

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
     /* shm: where the reader's head starts, then a ring's bytes
      * (fuzz_shm.c): records of 16, 100 and 1000 bytes from offset 0; one
      * of 100 after a wrap marker at the ring's end (4096). Positions count
-     * from SHM_POS0. */
+     * from SHM_POS0. A third: two references, into the fuzz heap. */
     memset(buf, 0, sizeof(buf));
     uint64_t off = 0;
     const uint32_t lens[] = { 16, 100, 1000 };
@@ -130,5 +130,20 @@ int main(int argc, char **argv)
     memcpy(buf + 8 + 4032, &w, sizeof(w));
     memcpy(buf + 8, &r, sizeof(r));
     put("shm", 1, buf, 8 + 4096);
+    /* Two references into the fuzz heap (8 KiB), then a packet. */
+    memset(buf, 0, sizeof(buf));
+    off = 0;
+    const struct shm_ref refs[2] = { { .off = 0, .len = 1000 }, { .off = 4096, .len = 4096 } };
+    for (int i = 0; i < 3; i++) {
+        uint32_t len = i < 2 ? SHM_REF_REC_LEN : 100;
+        struct shm_rec_hdr h = { .len = len, .kind = i < 2 ? SHM_REC_REF : SHM_REC_PKT };
+        atomic_init(&h.pos, SHM_POS0(4096) + off);
+        memcpy(buf + 8 + off, &h, sizeof(h));
+        memset(buf + 8 + off + SHM_REC_HDR, 0x50 + i, SHM_PKT_HDR);
+        if (i < 2)
+            memcpy(buf + 8 + off + SHM_REC_HDR + SHM_PKT_HDR, &refs[i], sizeof(refs[i]));
+        off += shm_rec_bytes(len);
+    }
+    put("shm", 2, buf, 8 + off);
     return 0;
 }

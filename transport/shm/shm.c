@@ -29,9 +29,18 @@
  *  - A server without shm, or one that did not get the hello, refuses the
  *    route, and the client connects over its next transport.
  *
- * The datapath: tx_burst copies each packet into its channel's ring (the
- * copy a NIC's DMA would make), or into the backlog while that ring is
- * full; rx_burst reads every open channel's ring in place. No syscall,
+ * The heap (shm_ring.h): the endpoint's msgbufs come from a memfd of its
+ * own (lend_mem), sealed against shrinking, that each peer maps read-only:
+ * the hello and the answer carry a read-only descriptor of it
+ * (/proc/self/fd reopened O_RDONLY: a peer can neither write it nor map
+ * it writable). UDRPC_SHM_HEAP_MB sizes it (virtual until used; 0: no
+ * heap, every payload copied).
+ *
+ * The datapath: tx_burst writes each packet into its channel's ring: a
+ * payload of SHM_REF_MIN bytes or more that lies in our heap by
+ * reference, anything else copied (the copy a NIC's DMA would make); into
+ * the backlog, copied, while that ring is full. rx_burst reads every open
+ * channel's ring in place, and a reference where it points. No syscall,
  * unless a peer sleeps (idle_sleep_us, udrpc_get_fd): then its eventfd is
  * written once per burst.
  */
@@ -64,6 +73,9 @@
 #define SHM_BACKLOG_BYTES (32u << 20) /* per endpoint, private: packets that
                                         found their ring full, in order */
 #define SHM_BURST 64u
+#define SHM_HEAP_MB 1024u          /* per endpoint (UDRPC_SHM_HEAP_MB), virtual
+                                      until msgbufs use it */
+#define SHM_PEER_HEAP_MAX (64ull << 30) /* the largest peer heap we map */
 
 enum chan_state { CH_FREE = 0, CH_ACCEPTED, CH_OPEN, CH_DEAD };
 
@@ -81,6 +93,8 @@ struct shm_chan {
     uint8_t server_rpc_id;
     void *region;
     size_t region_bytes;
+    const void *peer_heap;     /* mapped read-only, or NULL */
+    size_t peer_heap_bytes;
     struct shm_tx tx;
     struct shm_rx rx;
 };
@@ -99,7 +113,15 @@ struct shm_transport {
     unsigned rx_next;              /* where the next rx_burst starts */
     struct tp_faults faults;
     struct tp_tx_pkt faulted[2 * SHM_BURST];
-    uint64_t refused, bad_rings, held;
+    uint64_t refused, bad_rings, held, ref_sends;
+    struct tp_rx_ref rx_refs[64]; /* the last rx_burst's references */
+    /* The heap: msgbuf memory that peers map read-only. */
+    uint8_t *heap;             /* NULL: none */
+    size_t heap_bytes;
+    _Atomic size_t heap_used;  /* lent so far (lend_mem, two threads) */
+    _Atomic uint32_t *epoch;   /* at the heap's start (void_refs) */
+    int heap_ro_fd;            /* sent to each peer; -1: none */
+    uint32_t ref_min;          /* UINT32_MAX without a heap */
     /* The backlog: a FIFO of packets copied out of bursts whose ring was
      * full, sent on as the peer frees room. Records as in a ring (a
      * struct backlog_rec, the packet, padding to 64 bytes), never split at
@@ -149,6 +171,8 @@ static void chan_free(struct shm_chan *c)
 {
     if (c->region)
         munmap(c->region, c->region_bytes);
+    if (c->peer_heap)
+        munmap((void *)c->peer_heap, c->peer_heap_bytes);
     if (c->sock >= 0)
         close(c->sock);
     if (c->peer_efd >= 0)
@@ -177,6 +201,7 @@ static size_t region_bytes(uint64_t ring_bytes)
  * read, by role. */
 static void chan_rings(struct shm_chan *c, uint64_t ring_bytes, unsigned mtu)
 {
+    /* (the client maps the server's heap after this, from its answer) */
     struct shm_region *reg = c->region;
     uint8_t *c2s = (uint8_t *)c->region + SHM_HDR_BYTES;
     uint8_t *s2c = c2s + ring_bytes;
@@ -186,7 +211,28 @@ static void chan_rings(struct shm_chan *c, uint64_t ring_bytes, unsigned mtu)
                              .tail = pos0, .head_seen = pos0 };
     c->rx = (struct shm_rx){ .ctl = c->is_client ? &reg->s2c : &reg->c2s,
                              .data = c->is_client ? s2c : c2s, .size = ring_bytes,
-                             .mtu = mtu, .head = pos0, .head_pub = pos0 };
+                             .mtu = mtu, .head = pos0, .head_pub = pos0,
+                             .heap = c->peer_heap, .heap_bytes = c->peer_heap_bytes };
+}
+
+/* Maps a peer's heap (fd) read-only for c's receive ring: 0, or -errno
+ * for one not sealed against shrinking (the peer could take pages from
+ * under our reads: SIGBUS) or too large. */
+static int chan_map_peer_heap(struct shm_chan *c, int fd)
+{
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &st) != 0 || st.st_size <= 0 ||
+        (uint64_t)st.st_size > SHM_PEER_HEAP_MAX)
+        return -EPROTO;
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    c->peer_heap = p;
+    c->peer_heap_bytes = (size_t)st.st_size;
+    c->rx.heap = p;
+    c->rx.heap_bytes = (uint64_t)st.st_size;
+    return 0;
 }
 
 static void listen_name(struct sockaddr_un *sa, socklen_t *len, uint16_t port, uint8_t rpc_id)
@@ -206,13 +252,13 @@ static bool peer_uid_is(int fd, uid_t uid)
     return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == uid;
 }
 
-/* One message and up to two descriptors; -errno, or the bytes read. */
+/* One message and up to three descriptors; -errno, or the bytes read. */
 static ssize_t recv_fds(int fd, void *buf, size_t len, int *fds, unsigned max_fds,
                         unsigned *n_fds)
 {
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(3 * sizeof(int))];
     } ctrl;
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.buf,
@@ -225,9 +271,9 @@ static ssize_t recv_fds(int fd, void *buf, size_t len, int *fds, unsigned max_fd
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
             continue;
         unsigned k = (unsigned)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int got[2];
-        memcpy(got, CMSG_DATA(h), (k > 2 ? 2 : k) * sizeof(int));
-        for (unsigned i = 0; i < k && i < 2; i++) {
+        int got[3];
+        memcpy(got, CMSG_DATA(h), (k > 3 ? 3 : k) * sizeof(int));
+        for (unsigned i = 0; i < k && i < 3; i++) {
             if (*n_fds < max_fds)
                 fds[(*n_fds)++] = got[i];
             else
@@ -243,7 +289,7 @@ static int send_fds(int fd, const void *buf, size_t len, const int *fds, unsigne
 {
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(3 * sizeof(int))];
     } ctrl;
     memset(&ctrl, 0, sizeof(ctrl));
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
@@ -257,20 +303,32 @@ static int send_fds(int fd, const void *buf, size_t len, const int *fds, unsigne
     return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len ? 0 : -errno;
 }
 
-/* Server: a client's hello on channel c (accepted). 0: open; -EAGAIN: not
- * here yet; else the channel is to be closed. */
+/* Our answer, or our hello: fds and our heap's read-only descriptor. */
+static int send_with_heap(struct shm_transport *t, int sock, const void *msg, size_t len,
+                          int fd0, int fd1)
+{
+    int fds[3] = { fd0, fd1, t->heap_ro_fd };
+    unsigned n = fd1 >= 0 ? 2 : 1;
+    if (t->heap_ro_fd >= 0)
+        fds[n++] = t->heap_ro_fd;
+    return send_fds(sock, msg, len, fds, n);
+}
+
+/* Server: a client's hello on channel c (accepted): its region, its
+ * eventfd, and its heap if it has one. 0: open; -EAGAIN: not here yet;
+ * else the channel is to be closed. */
 static int server_hello(struct shm_transport *t, struct shm_chan *c)
 {
     struct shm_hello h;
-    int fds[2] = { -1, -1 };
+    int fds[3] = { -1, -1, -1 };
     unsigned n_fds;
-    ssize_t r = recv_fds(c->sock, &h, sizeof(h), fds, 2, &n_fds);
+    ssize_t r = recv_fds(c->sock, &h, sizeof(h), fds, 3, &n_fds);
     if (r == -EAGAIN)
         return -EAGAIN;
     int ret = -EPROTO;
     struct stat st;
     int seals;
-    if (r != (ssize_t)sizeof(h) || n_fds != 2 || h.magic != SHM_MAGIC ||
+    if (r != (ssize_t)sizeof(h) || n_fds < 2 || h.magic != SHM_MAGIC ||
         h.version != SHM_VERSION || h.mtu != t->base.mtu || h.ring_bytes < 4096 ||
         h.ring_bytes > (1ull << 30) || (h.ring_bytes & (h.ring_bytes - 1)) ||
         h.ring_bytes < 4 * shm_rec_bytes(t->base.mtu))
@@ -288,8 +346,10 @@ static int server_hello(struct shm_transport *t, struct shm_chan *c)
         ret = -ENOMEM;
         goto out;
     }
+    if (n_fds == 3 && (ret = chan_map_peer_heap(c, fds[2])) != 0)
+        goto out;
     struct shm_answer a = { .magic = SHM_MAGIC, .nonce = t->nonce };
-    if ((ret = send_fds(c->sock, &a, sizeof(a), &t->efd, 1)) != 0)
+    if ((ret = send_with_heap(t, c->sock, &a, sizeof(a), t->efd, -1)) != 0)
         goto out;
     c->token = h.token;
     c->peer_efd = fds[1];
@@ -298,9 +358,9 @@ static int server_hello(struct shm_transport *t, struct shm_chan *c)
     open_add(t, c);
     ret = 0;
 out:
-    close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
+    for (unsigned i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     return ret;
 }
 
@@ -332,25 +392,29 @@ static void server_accept(struct shm_transport *t)
     }
 }
 
-/* Client: the server's answer to our hello, if it is here. */
+/* Client: the server's answer to our hello, if it is here: its eventfd,
+ * and its heap if it has one. */
 static void client_answer(struct shm_transport *t, struct shm_chan *c)
 {
-    (void)t;
     struct shm_answer a;
-    int fd = -1;
+    int fds[2] = { -1, -1 };
     unsigned n_fds;
-    ssize_t r = recv_fds(c->sock, &a, sizeof(a), &fd, 1, &n_fds);
+    ssize_t r = recv_fds(c->sock, &a, sizeof(a), fds, 2, &n_fds);
     if (r == -EAGAIN)
         return;
-    if (r != (ssize_t)sizeof(a) || n_fds != 1 || a.magic != SHM_MAGIC) {
-        if (fd >= 0)
-            close(fd);
+    bool ok = r == (ssize_t)sizeof(a) && n_fds >= 1 && a.magic == SHM_MAGIC &&
+              (n_fds == 1 || chan_map_peer_heap(c, fds[1]) == 0);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    if (!ok) {
+        if (fds[0] >= 0)
+            close(fds[0]);
         t->bad_rings++;
         chan_kill(t, c);
         return;
     }
     c->server_nonce = a.nonce;
-    c->peer_efd = fd;
+    c->peer_efd = fds[0];
     c->answered = true;
 }
 
@@ -410,8 +474,7 @@ static int client_open(struct shm_transport *t, const union tp_addr *peer_sm, ui
     }
     struct shm_hello h = { .magic = SHM_MAGIC, .version = SHM_VERSION, .mtu = t->base.mtu,
                            .ring_bytes = ring, .token = c->token };
-    int fds[2] = { mfd, t->efd };
-    if ((ret = send_fds(c->sock, &h, sizeof(h), fds, 2)) != 0)
+    if ((ret = send_with_heap(t, c->sock, &h, sizeof(h), mfd, t->efd)) != 0)
         goto fail;
     close(mfd);
     c->is_client = true;
@@ -506,7 +569,7 @@ static __attribute__((noinline)) void backlog_drain(struct shm_transport *t)
             if (!p)
                 return;
             memcpy(p, t->backlog + off + SHM_REC_HDR, r.len);
-            shm_tx_commit(&c->tx, r.len);
+            shm_tx_commit(&c->tx, r.len, SHM_REC_PKT);
             c->backlog--;
             wake_peer(c);
         }
@@ -541,16 +604,28 @@ static unsigned shm_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
         uint32_t len = TP_HDR_SIZE + pkts[i].data_len;
         if (unlikely(len > t->base.mtu))
             continue; /* (never from the Rpc) */
+        /* A large payload in our heap goes by reference. */
+        uint64_t heap_off = (uint64_t)((uintptr_t)pkts[i].data - (uintptr_t)t->heap);
+        bool by_ref = pkts[i].data_len >= t->ref_min && heap_off < t->heap_bytes &&
+                      pkts[i].data_len <= t->heap_bytes - heap_off;
+        uint32_t rec_len = by_ref ? SHM_REF_REC_LEN : len;
         /* Behind what already waits for this ring, or waiting itself. */
-        uint8_t *p = c->backlog ? NULL : shm_tx_reserve(&c->tx, len);
+        uint8_t *p = c->backlog ? NULL : shm_tx_reserve(&c->tx, rec_len);
         if (unlikely(!p)) {
             sent += backlog_push(t, c, &pkts[i]); /* (full too: the Rpc counts a drop) */
             continue;
         }
         memcpy(p, pkts[i].hdr, TP_HDR_SIZE);
-        if (pkts[i].data_len)
+        if (by_ref) {
+            struct shm_ref ref = {
+                .off = heap_off, .len = pkts[i].data_len,
+                .epoch = atomic_load_explicit(t->epoch, memory_order_relaxed) };
+            memcpy(p + TP_HDR_SIZE, &ref, sizeof(ref));
+            t->ref_sends++;
+        } else if (pkts[i].data_len) {
             memcpy(p + TP_HDR_SIZE, pkts[i].data, pkts[i].data_len);
-        shm_tx_commit(&c->tx, len);
+        }
+        shm_tx_commit(&c->tx, rec_len, by_ref ? SHM_REC_REF : SHM_REC_PKT);
         sent++;
         if (c != last) { /* (a sleeper wakes to the first; the rest follow) */
             wake_peer(c);
@@ -577,8 +652,9 @@ static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         backlog_drain(t); /* (its peer may have made room since) */
     if (n_open == 0)
         return 0;
-    const uint8_t *bufs[64];
+    const uint8_t *bufs[64], *datas[64];
     uint32_t lens[64];
+    struct shm_gen gens[64];
     if (max > 64)
         max = 64;
     unsigned start = t->rx_next < n_open ? t->rx_next : 0;
@@ -586,7 +662,7 @@ static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         unsigned i = start + k < n_open ? start + k : start + k - n_open;
         struct shm_chan *c = &t->chans[t->open[i]];
         shm_rx_release(&c->rx); /* what the last burst returned */
-        int got = shm_rx_read(&c->rx, bufs, lens, max - n);
+        int got = shm_rx_read(&c->rx, bufs, datas, lens, gens, max - n);
         if (got < 0) {
             t->bad_rings++;
             chan_kill(t, c); /* (the open list changed: stop here) */
@@ -596,6 +672,11 @@ static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         for (int j = 0; j < got; j++) {
             pkts[n].buf = bufs[j];
             pkts[n].len = lens[j];
+            pkts[n].ref = NULL;
+            if (gens[j].word) {
+                t->rx_refs[n] = (struct tp_rx_ref){ datas[j], gens[j].word, gens[j].want };
+                pkts[n].ref = &t->rx_refs[n];
+            }
             pkts[n].src_id[0] = c->token;
             pkts[n].src_id[1] = src1;
             n++;
@@ -737,6 +818,32 @@ static void shm_stats(struct transport *tp, udrpc_stats_t *out)
     out->shm_refused += t->refused;
     out->shm_bad_rings += t->bad_rings;
     out->shm_ring_full += t->held;
+    out->shm_ref_sends += t->ref_sends;
+}
+
+/* Voids every reference sent so far: one bump of our epoch, ordered
+ * before whatever the caller writes next (a seqlock's write side). */
+static void shm_void_refs(struct transport *tp)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    if (!t->heap)
+        return;
+    atomic_store_explicit(t->epoch, atomic_load_explicit(t->epoch, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+/* Msgbuf memory from the heap: len bytes at a time, never returned (the
+ * allocator keeps its regions). Called from two threads. */
+static void *shm_lend_mem(struct transport *tp, size_t len)
+{
+    struct shm_transport *t = (struct shm_transport *)tp;
+    if (!t->heap)
+        return NULL;
+    size_t off = atomic_fetch_add_explicit(&t->heap_used, len, memory_order_relaxed);
+    if (off > t->heap_bytes || len > t->heap_bytes - off)
+        return NULL; /* full: the allocator maps its own, copied when sent */
+    return t->heap + off;
 }
 
 static void shm_destroy(struct transport *tp)
@@ -747,8 +854,43 @@ static void shm_destroy(struct transport *tp)
             chan_free(&t->chans[i]);
     close(t->listen_fd);
     close(t->efd);
+    if (t->heap)
+        munmap(t->heap, t->heap_bytes);
+    if (t->heap_ro_fd >= 0)
+        close(t->heap_ro_fd);
     free(t->backlog);
     free(t);
+}
+
+/* The heap: a memfd of bytes, sealed against resizing, mapped here, and a
+ * read-only descriptor of it for peers. Without one (bytes 0, or no /proc
+ * to reopen it by), every payload is copied. */
+static void heap_create(struct shm_transport *t, size_t bytes)
+{
+    if (bytes < SHM_HEAP_RESERVED)
+        return;
+    int fd = memfd_create("udrpc-shm-heap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return;
+    char path[40];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    void *p = MAP_FAILED;
+    if (ftruncate(fd, (off_t)bytes) == 0 &&
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0 &&
+        (t->heap_ro_fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        if (t->heap_ro_fd >= 0)
+            close(t->heap_ro_fd);
+        t->heap_ro_fd = -1;
+        return;
+    }
+    t->heap = p;
+    t->heap_bytes = bytes;
+    t->epoch = (_Atomic uint32_t *)p;
+    atomic_init(&t->heap_used, SHM_HEAP_RESERVED);
+    t->ref_min = SHM_REF_MIN;
 }
 
 static const struct transport_ops shm_ops = {
@@ -762,6 +904,8 @@ static const struct transport_ops shm_ops = {
     .arm = shm_arm,
     .disarm = shm_disarm,
     .stats = shm_stats,
+    .lend_mem = shm_lend_mem,
+    .void_refs = shm_void_refs,
     .destroy = shm_destroy,
 };
 
@@ -792,6 +936,20 @@ int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
         }
         t->ring_bytes = (uint64_t)v * 1024;
     }
+    /* UDRPC_SHM_HEAP_MB: 0 (no heap) to 65536. */
+    size_t heap_mb = SHM_HEAP_MB;
+    const char *mb = getenv("UDRPC_SHM_HEAP_MB");
+    if (mb && *mb) {
+        char *end;
+        unsigned long v = strtoul(mb, &end, 10);
+        if (*end || v > 65536) {
+            free(t);
+            return -EINVAL;
+        }
+        heap_mb = v;
+    }
+    t->heap_ro_fd = -1;
+    t->ref_min = UINT32_MAX;
     t->uid = geteuid();
     t->sm_port = udrpc__addr_port(&p->bind);
     t->rpc_id = p->rpc_id;
@@ -818,9 +976,11 @@ int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
         free(t);
         return ret;
     }
+    heap_create(t, heap_mb << 20);
     t->base.ops = &shm_ops;
     t->base.name = "shm";
     t->base.kind = TP_SHM;
+    t->base.rx_refs = true;
     t->base.link_rate_bytes_per_s = 10e9; /* memory: ~80 Gbit/s */
     t->base.local.kind = TP_SHM;
     t->base.local.len = 8;
@@ -835,10 +995,12 @@ int udrpc__shm_fuzz_rx(const uint8_t *data, size_t size)
 {
     /* A ring of RING bytes holding the input: its first 8 bytes are where
      * the consumer's head starts (an offset in the ring, in its first lap
-     * after SHM_POS0), the rest the ring's bytes. */
-    enum { RING = 4096 };
+     * after SHM_POS0), the rest the ring's bytes. References point into a
+     * peer heap of HEAP bytes. */
+    enum { RING = 4096, HEAP = 8192 };
     static struct shm_ring_ctl ctl;
     static _Alignas(64) uint8_t ring[RING];
+    static uint8_t heap[HEAP];
     uint64_t head = 0;
     memcpy(&head, data, size < 8 ? size : 8);
     memset(ring, 0, sizeof(ring));
@@ -846,21 +1008,31 @@ int udrpc__shm_fuzz_rx(const uint8_t *data, size_t size)
         memcpy(ring, data + 8, size - 8 < RING ? size - 8 : RING);
     head = SHM_POS0(RING) + (head & (RING - 1) & ~(uint64_t)(SHM_REC_ALIGN - 1));
     struct shm_rx rx = { .ctl = &ctl, .data = ring, .size = RING, .mtu = 1024,
-                         .head = head, .head_pub = head };
-    const uint8_t *bufs[32];
+                         .head = head, .head_pub = head, .heap = heap, .heap_bytes = HEAP };
+    const uint8_t *bufs[32], *datas[32];
     uint32_t lens[32];
+    struct shm_gen gens[32];
     int total = 0;
     for (int round = 0; round < 64; round++) {
-        int n = shm_rx_read(&rx, bufs, lens, 32);
+        int n = shm_rx_read(&rx, bufs, datas, lens, gens, 32);
         if (n <= 0)
             return n < 0 ? -1 : total;
         for (int i = 0; i < n; i++) {
-            /* Every packet lies inside the ring (ASan would see it read). */
+            /* Every header lies inside the ring, every payload inside the
+             * ring or the heap (ASan would see them read). */
             volatile uint8_t sum = 0;
-            for (uint32_t b = 0; b < lens[i]; b++)
+            uint32_t hdr = lens[i] < SHM_PKT_HDR ? lens[i] : SHM_PKT_HDR;
+            for (uint32_t b = 0; b < hdr; b++)
                 sum ^= bufs[i][b];
+            for (uint32_t b = hdr; b < lens[i]; b++)
+                sum ^= datas[i][b - hdr];
+            if (gens[i].word) /* a generation word inside the heap */
+                sum ^= (uint8_t)atomic_load(gens[i].word);
             (void)sum;
-            if (bufs[i] < ring || bufs[i] + lens[i] > ring + RING)
+            const uint8_t *d = datas[i], *d_end = datas[i] + (lens[i] - hdr);
+            if (bufs[i] < ring || bufs[i] + hdr > ring + RING ||
+                (lens[i] > hdr && !((d >= ring && d_end <= ring + RING) ||
+                                    (d >= heap && d_end <= heap + HEAP))))
                 __builtin_trap();
         }
         total += n;
