@@ -508,8 +508,8 @@ static inline __attribute__((always_inline)) void client_ack(struct udrpc *rpc,
     client_advance(rpc, c, new_rx);
 }
 
-static inline __attribute__((always_inline)) void client_rx_cr(struct udrpc *rpc, struct session *s,
-                         const struct pkthdr_fields *f, size_t len)
+DP_INLINE void client_rx_cr(struct udrpc *rpc, struct session *s,
+                            const struct pkthdr_fields *f, size_t len)
 {
     if (unlikely(len != 0))
         DROP(rpc, BAD_LENGTH);
@@ -543,9 +543,9 @@ static inline __attribute__((always_inline)) void client_rx_cr(struct udrpc *rpc
     client_pump(rpc, c);
 }
 
-static inline __attribute__((always_inline)) void client_rx_resp(struct udrpc *rpc, struct session *s,
-                           const struct pkthdr_fields *f, const uint8_t *data,
-                           size_t len, const struct tp_rx_ref *ref)
+DP_INLINE void client_rx_resp(struct udrpc *rpc, struct session *s,
+                              const struct pkthdr_fields *f, const uint8_t *data,
+                              size_t len, const struct tp_rx_ref *ref)
 {
     uint32_t pkts = (uint32_t)msgbuf_pkts(f->msg_size, rpc->dpp);
     if (unlikely(f->pkt_num >= pkts))

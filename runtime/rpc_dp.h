@@ -13,6 +13,12 @@
 #include "log.h"
 #include "rpc_internal.h"
 
+/* The per-packet receive functions: compiled into both copies of the
+ * receive path (rpc_rx.c), each with its own constant reference, never
+ * called out of line (GCC would share one copy between the two and keep
+ * every check: about +40 instructions per RPC each side). */
+#define DP_INLINE static inline __attribute__((always_inline))
+
 /* Counts the drop; a trace line (compiled out below UDRPC_LOG_MIN_LEVEL
  * trace, and rate-limited: a remote sender chooses what we drop). */
 #define DROP(rpc, reason)                                                     \
@@ -65,20 +71,20 @@ static void client_pump(struct udrpc *rpc, struct cslot *c);
 /* A request's deadline passed: in a slot, or still queued (rpc_client.c). */
 static void client_deadline(struct udrpc *rpc, struct cslot *c);
 static void queued_end(struct udrpc *rpc, struct queued_req *q, int status);
-static inline __attribute__((always_inline)) void client_rx_cr(struct udrpc *rpc, struct session *s,
-                         const struct pkthdr_fields *f, size_t len);
-static inline __attribute__((always_inline)) void client_rx_resp(struct udrpc *rpc, struct session *s,
-                           const struct pkthdr_fields *f, const uint8_t *data,
-                           size_t len, const struct tp_rx_ref *ref);
+DP_INLINE void client_rx_cr(struct udrpc *rpc, struct session *s,
+                            const struct pkthdr_fields *f, size_t len);
+DP_INLINE void client_rx_resp(struct udrpc *rpc, struct session *s,
+                              const struct pkthdr_fields *f, const uint8_t *data,
+                              size_t len, const struct tp_rx_ref *ref);
 /* rpc_pkt_loss.c */
 static inline void rtt_sample(struct udrpc *rpc, struct session *s, uint64_t sent_tsc);
 static void rto_was_needless(struct udrpc *rpc, struct session *s);
 static void client_gap_signal(struct udrpc *rpc, struct cslot *c);
 /* rpc_server.c */
-static inline __attribute__((always_inline)) void server_rx_req(struct udrpc *rpc, struct session *s,
-                          const struct pkthdr_fields *f, const uint8_t *data,
-                          size_t len, const struct tp_rx_ref *ref);
-static inline __attribute__((always_inline)) void server_rx_rfr(struct udrpc *rpc, struct session *s,
-                          const struct pkthdr_fields *f, size_t len);
+DP_INLINE void server_rx_req(struct udrpc *rpc, struct session *s,
+                             const struct pkthdr_fields *f, const uint8_t *data,
+                             size_t len, const struct tp_rx_ref *ref);
+DP_INLINE void server_rx_rfr(struct udrpc *rpc, struct session *s,
+                             const struct pkthdr_fields *f, size_t len);
 
 #endif

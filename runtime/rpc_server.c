@@ -76,9 +76,9 @@ static void server_invoke(struct udrpc *rpc, sslot_t *h)
  * after the previous response on this slot arrived, so that response and
  * the previous request's buffers can go. A single-packet request is
  * handed to its handler in the receive buffer itself. */
-static inline __attribute__((always_inline)) void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
-                           const struct pkthdr_fields *f, uint32_t pkts, const uint8_t *data,
-                           size_t len, const struct tp_rx_ref *ref)
+DP_INLINE void server_new_req(struct udrpc *rpc, struct session *s, sslot_t *h,
+                              const struct pkthdr_fields *f, uint32_t pkts, const uint8_t *data,
+                              size_t len, const struct tp_rx_ref *ref)
 {
     if (unlikely(SV_MASK(h->state) & SV_BUSY))
         DROP(rpc, FUTURE_REQ);
@@ -133,9 +133,9 @@ static inline __attribute__((always_inline)) void server_new_req(struct udrpc *r
 /* A later packet of a multi-packet request being received: copied into
  * place (up to 64 ahead of a gap are kept), then a cumulative CR. The last
  * one runs the handler. */
-static inline __attribute__((always_inline)) void server_reassemble(struct udrpc *rpc, struct session *s, sslot_t *h,
-                              const struct pkthdr_fields *f, const uint8_t *data, size_t len,
-                              const struct tp_rx_ref *ref)
+DP_INLINE void server_reassemble(struct udrpc *rpc, struct session *s, sslot_t *h,
+                                 const struct pkthdr_fields *f, const uint8_t *data, size_t len,
+                                 const struct tp_rx_ref *ref)
 {
     uint32_t ahead = f->pkt_num - h->num_rx;
     if (f->pkt_num >= h->num_rx && ahead >= 64) {
@@ -172,8 +172,8 @@ static inline __attribute__((always_inline)) void server_reassemble(struct udrpc
 /* A packet of a request the slot has received whole: the client resent
  * it (our answer was lost or late). At most once: a running handler is
  * said to run, a stored response is sent again, nothing runs twice. */
-static inline __attribute__((always_inline)) void server_dup_req(struct udrpc *rpc, struct session *s, sslot_t *h,
-                           const struct pkthdr_fields *f)
+DP_INLINE void server_dup_req(struct udrpc *rpc, struct session *s, sslot_t *h,
+                              const struct pkthdr_fields *f)
 {
     switch (h->state) {
     case SV_IN_HANDLER:
@@ -199,9 +199,9 @@ static inline __attribute__((always_inline)) void server_dup_req(struct udrpc *r
 
 /* A request packet: the slot is req_num mod 8; a new request, a packet of
  * one being received, or a duplicate of one received whole. */
-static inline __attribute__((always_inline)) void server_rx_req(struct udrpc *rpc, struct session *s,
-                          const struct pkthdr_fields *f, const uint8_t *data,
-                          size_t len, const struct tp_rx_ref *ref)
+DP_INLINE void server_rx_req(struct udrpc *rpc, struct session *s,
+                             const struct pkthdr_fields *f, const uint8_t *data,
+                             size_t len, const struct tp_rx_ref *ref)
 {
     unsigned i = f->req_num & (UDRPC_SLOTS_PER_SESSION - 1);
     sslot_t *h = &s->s[i];
@@ -230,8 +230,8 @@ static inline __attribute__((always_inline)) void server_rx_req(struct udrpc *rp
         server_dup_req(rpc, s, h, f);
 }
 
-static inline __attribute__((always_inline)) void server_rx_rfr(struct udrpc *rpc, struct session *s,
-                          const struct pkthdr_fields *f, size_t len)
+DP_INLINE void server_rx_rfr(struct udrpc *rpc, struct session *s,
+                             const struct pkthdr_fields *f, size_t len)
 {
     if (unlikely(len != 0))
         DROP(rpc, BAD_LENGTH);

@@ -217,13 +217,14 @@ static void chan_rings(struct shm_chan *c, uint64_t ring_bytes, unsigned mtu)
 
 /* Maps a peer's heap (fd) read-only for c's receive ring: 0, or -errno
  * for one not sealed against shrinking (the peer could take pages from
- * under our reads: SIGBUS) or too large. */
+ * under our reads: SIGBUS), too small to hold its epoch page, or too
+ * large. */
 static int chan_map_peer_heap(struct shm_chan *c, int fd)
 {
     struct stat st;
     int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &st) != 0 || st.st_size <= 0 ||
-        (uint64_t)st.st_size > SHM_PEER_HEAP_MAX)
+    if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &st) != 0 ||
+        st.st_size < (off_t)SHM_HEAP_RESERVED || (uint64_t)st.st_size > SHM_PEER_HEAP_MAX)
         return -EPROTO;
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
