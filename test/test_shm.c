@@ -16,7 +16,7 @@
  *   late_reference    a 1 MiB request sent by reference is cancelled
  *                     before the server has read it, and its caller
  *                     overwrites the buffer: the server drops the late
- *                     references (the generation moved) and runs the
+ *                     references (its epoch moved) and runs the
  *                     request once, intact, from its retransmitted copy.
  *   backpressure      without heaps, four sessions of 1 MiB RPCs, more
  *                     than a ring holds: packets wait in the backlog,
@@ -383,9 +383,10 @@ static void late_cont(void *rpc_context, void *tag, int status)
 /* A request sent by reference, given up on before the server has read
  * it: the caller has its buffer back at once and overwrites it, while the
  * references wait unread in the ring. The server must never run its
- * handler on those bytes: it reads the references, sees the buffer's
- * generation moved, and drops them (drops[STALE_REQ]); the request's own
- * copy, retransmitted, is what it runs, once, intact. 10 rounds. */
+ * handler on those bytes: it reads the references, sees the sender's
+ * epoch moved, and drops them (drops[STALE_REQ]); the request's own copy,
+ * retransmitted, is what it runs, once, intact. 10 rounds; then once on a
+ * session closed under the request, which runs nothing. */
 static void late_reference(void)
 {
     struct ep srv = ep_open("shm");

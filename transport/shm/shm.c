@@ -1027,7 +1027,7 @@ int udrpc__shm_fuzz_rx(const uint8_t *data, size_t size)
                 sum ^= bufs[i][b];
             for (uint32_t b = hdr; b < lens[i]; b++)
                 sum ^= datas[i][b - hdr];
-            if (gens[i].word) /* a generation word inside the heap */
+            if (gens[i].word) /* the epoch word, inside the heap */
                 sum ^= (uint8_t)atomic_load(gens[i].word);
             (void)sum;
             const uint8_t *d = datas[i], *d_end = datas[i] + (lens[i] - hdr);
