@@ -410,9 +410,10 @@ rx_bursts(struct udrpc *rpc, struct transport *tp, const struct transport_ops *o
     for (unsigned b = 0; b < UDRPC_RX_BURSTS_MAX; b++) {
         unsigned n = ops->rx_burst(tp, rpc->rx, UDRPC_RX_BURST, rpc->now_tsc);
         if (n) {
-            if (unlikely(tp->rx_refs))
+            if (unlikely(tp->rx_refs)) {
+                tp->rx_refs = false;
                 udrpc__process_rx_refs(rpc, rpc->rx, n);
-            else
+            } else
                 udrpc__process_rx(rpc, rpc->rx, n);
         }
         if (n < UDRPC_RX_BURST)

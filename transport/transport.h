@@ -81,7 +81,8 @@ struct tp_rx_ref {
 struct tp_rx_pkt {
     const uint8_t *buf;         /* header, then payload (but see ref) */
     const struct tp_rx_ref *ref; /* NULL, or the payload is elsewhere (read
-                                   only where the transport has rx_refs) */
+                                   only in a burst after which the
+                                   transport's rx_refs is true) */
     uint32_t len;               /* bytes, header included */
     uint64_t src_id[2];
 };
@@ -156,8 +157,10 @@ struct transport {
     double link_rate_bytes_per_s; /* congestion control's default link rate */
     struct tp_route local;      /* what this endpoint advertises */
     uint64_t src_tag;           /* OR-ed into every src_id[1] (tp_params) */
-    bool rx_refs;               /* rx_burst's packets may come by reference
-                                   (tp_rx_pkt.ref: shm with a peer's heap) */
+    bool rx_refs;               /* set by rx_burst when some of the packets
+                                   it returns came by reference (shm), and
+                                   every one's tp_rx_pkt.ref is set; the
+                                   Rpc reads ref only then, and clears it */
     /* A change the transport made on its own (udp: GSO or GRO refused and
      * turned off), for the Rpc to log once, off the datapath, and clear.
      * NULL: nothing to say. */

@@ -60,12 +60,12 @@ static int floor_server(void *argp, int fd_out)
     if (write(fd_out, &ok, 1) != 1)
         return 1;
     close(fd_out);
-    const uint8_t *bufs[BURST], *datas[BURST]; /* (PKT records only: datas, gens unused) */
-    struct shm_gen gens[BURST];
+    const uint8_t *bufs[BURST];
+    bool other; /* (never: the floor sends no references) */
     uint32_t lens[BURST];
     for (;;) {
         shm_rx_release(&rx);
-        int n = shm_rx_read(&rx, bufs, datas, lens, gens, BURST);
+        int n = shm_rx_read(&rx, bufs, lens, BURST, &other);
         for (int i = 0; i < n; i++) {
             uint8_t *p;
             while (!(p = shm_tx_reserve(&tx, lens[i])))
@@ -125,8 +125,8 @@ int shm_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
     uint64_t start = udrpc__rdtsc();
     uint64_t warm_end = start + udrpc__us_to_tsc(ck, 300000);
     uint64_t end = warm_end + udrpc__us_to_tsc(ck, (uint64_t)(duration_s * 1e6));
-    const uint8_t *bufs[BURST], *datas[BURST]; /* (PKT records only: datas, gens unused) */
-    struct shm_gen gens[BURST];
+    const uint8_t *bufs[BURST];
+    bool other; /* (never: the floor sends no references) */
     uint32_t lens[BURST];
     uint64_t done = 0, now = start;
     while (now < end) {
@@ -152,7 +152,7 @@ int shm_echo_run(size_t size, unsigned depth, double duration_s, int server_cpu,
             }
         }
         shm_rx_release(&rx);
-        int n = shm_rx_read(&rx, bufs, datas, lens, gens, BURST);
+        int n = shm_rx_read(&rx, bufs, lens, BURST, &other);
         now = udrpc__rdtsc();
         for (int i = 0; i < n; i++) {
             unsigned tag;

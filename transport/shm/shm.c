@@ -121,7 +121,6 @@ struct shm_transport {
     _Atomic size_t heap_used;  /* lent so far (lend_mem, two threads) */
     _Atomic uint32_t *epoch;   /* at the heap's start (void_refs) */
     int heap_ro_fd;            /* sent to each peer; -1: none */
-    uint32_t ref_min;          /* UINT32_MAX without a heap */
     /* The backlog: a FIFO of packets copied out of bursts whose ring was
      * full, sent on as the peer frees room. Records as in a ring (a
      * struct backlog_rec, the packet, padding to 64 bytes), never split at
@@ -578,6 +577,28 @@ static __attribute__((noinline)) void backlog_drain(struct shm_transport *t)
     }
 }
 
+/* A packet whose payload lies in our heap, as a reference to it: true if
+ * sent so; false for a payload elsewhere, or a ring full or with packets
+ * waiting before it (the caller copies it then, into the backlog). */
+static __attribute__((noinline)) bool tx_by_ref(struct shm_transport *t, struct shm_chan *c,
+                                                const struct tp_tx_pkt *pkt)
+{
+    uint64_t heap_off = (uint64_t)((uintptr_t)pkt->data - (uintptr_t)t->heap);
+    if (!t->heap || heap_off >= t->heap_bytes || pkt->data_len > t->heap_bytes - heap_off ||
+        c->backlog)
+        return false;
+    uint8_t *p = shm_tx_reserve(&c->tx, SHM_REF_REC_LEN);
+    if (!p)
+        return false;
+    struct shm_ref ref = { .off = heap_off, .len = pkt->data_len,
+                           .epoch = atomic_load_explicit(t->epoch, memory_order_relaxed) };
+    memcpy(p, pkt->hdr, TP_HDR_SIZE);
+    memcpy(p + TP_HDR_SIZE, &ref, sizeof(ref));
+    shm_tx_commit(&c->tx, SHM_REF_REC_LEN, SHM_REC_REF);
+    t->ref_sends++;
+    return true;
+}
+
 static unsigned shm_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts, unsigned n,
                              uint64_t now_tsc)
 {
@@ -605,29 +626,21 @@ static unsigned shm_tx_burst(struct transport *tp, const struct tp_tx_pkt *pkts,
         uint32_t len = TP_HDR_SIZE + pkts[i].data_len;
         if (unlikely(len > t->base.mtu))
             continue; /* (never from the Rpc) */
-        /* A large payload in our heap goes by reference. */
-        uint64_t heap_off = (uint64_t)((uintptr_t)pkts[i].data - (uintptr_t)t->heap);
-        bool by_ref = pkts[i].data_len >= t->ref_min && heap_off < t->heap_bytes &&
-                      pkts[i].data_len <= t->heap_bytes - heap_off;
-        uint32_t rec_len = by_ref ? SHM_REF_REC_LEN : len;
-        /* Behind what already waits for this ring, or waiting itself. */
-        uint8_t *p = c->backlog ? NULL : shm_tx_reserve(&c->tx, rec_len);
-        if (unlikely(!p)) {
-            sent += backlog_push(t, c, &pkts[i]); /* (full too: the Rpc counts a drop) */
-            continue;
+        if (unlikely(pkts[i].data_len >= SHM_REF_MIN) && tx_by_ref(t, c, &pkts[i])) {
+            sent++;
+        } else {
+            /* Behind what already waits for this ring, or waiting itself. */
+            uint8_t *p = c->backlog ? NULL : shm_tx_reserve(&c->tx, len);
+            if (unlikely(!p)) {
+                sent += backlog_push(t, c, &pkts[i]); /* (full too: the Rpc counts a drop) */
+                continue;
+            }
+            memcpy(p, pkts[i].hdr, TP_HDR_SIZE);
+            if (pkts[i].data_len)
+                memcpy(p + TP_HDR_SIZE, pkts[i].data, pkts[i].data_len);
+            shm_tx_commit(&c->tx, len, SHM_REC_PKT);
+            sent++;
         }
-        memcpy(p, pkts[i].hdr, TP_HDR_SIZE);
-        if (by_ref) {
-            struct shm_ref ref = {
-                .off = heap_off, .len = pkts[i].data_len,
-                .epoch = atomic_load_explicit(t->epoch, memory_order_relaxed) };
-            memcpy(p + TP_HDR_SIZE, &ref, sizeof(ref));
-            t->ref_sends++;
-        } else if (pkts[i].data_len) {
-            memcpy(p + TP_HDR_SIZE, pkts[i].data, pkts[i].data_len);
-        }
-        shm_tx_commit(&c->tx, rec_len, by_ref ? SHM_REC_REF : SHM_REC_PKT);
-        sent++;
         if (c != last) { /* (a sleeper wakes to the first; the rest follow) */
             wake_peer(c);
             last = c;
@@ -643,6 +656,34 @@ static void shm_tx_flush(struct transport *tp)
     (void)tp; /* tx_burst copied every byte */
 }
 
+/* The rest of a burst from channel c once a reference is at its head:
+ * record by record, from pkts[n] to at most max, each packet's ref set.
+ * Returns the new n, or -1 for a broken ring. */
+static __attribute__((noinline)) int rx_slow(struct shm_transport *t, struct shm_chan *c,
+                                             struct tp_rx_pkt *pkts, unsigned n, unsigned max,
+                                             uint64_t src1)
+{
+    while (n < max) {
+        struct shm_gen gen;
+        const uint8_t *buf, *data;
+        uint32_t len;
+        int got = shm_rx_read_one(&c->rx, &buf, &data, &len, &gen);
+        if (got <= 0)
+            return got < 0 ? -1 : (int)n;
+        pkts[n].buf = buf;
+        pkts[n].len = len;
+        pkts[n].src_id[0] = c->token;
+        pkts[n].src_id[1] = src1;
+        pkts[n].ref = NULL;
+        if (gen.word) {
+            t->rx_refs[n] = (struct tp_rx_ref){ data, gen.word, gen.want };
+            pkts[n].ref = &t->rx_refs[n];
+        }
+        n++;
+    }
+    return (int)n;
+}
+
 static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsigned max,
                              uint64_t now_tsc)
 {
@@ -653,9 +694,10 @@ static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         backlog_drain(t); /* (its peer may have made room since) */
     if (n_open == 0)
         return 0;
-    const uint8_t *bufs[64], *datas[64];
+    const uint8_t *bufs[64];
     uint32_t lens[64];
-    struct shm_gen gens[64];
+    unsigned ref_valid = 0; /* pkts[0, ref_valid) have ref set */
+    bool other;
     if (max > 64)
         max = 64;
     unsigned start = t->rx_next < n_open ? t->rx_next : 0;
@@ -663,27 +705,35 @@ static unsigned shm_rx_burst(struct transport *tp, struct tp_rx_pkt *pkts, unsig
         unsigned i = start + k < n_open ? start + k : start + k - n_open;
         struct shm_chan *c = &t->chans[t->open[i]];
         shm_rx_release(&c->rx); /* what the last burst returned */
-        int got = shm_rx_read(&c->rx, bufs, datas, lens, gens, max - n);
+        int got = shm_rx_read(&c->rx, bufs, lens, max - n, &other);
+        uint64_t src1 = tp->src_tag | (uint64_t)t->open[i];
+        for (int j = 0; j < got; j++) {
+            pkts[n].buf = bufs[j];
+            pkts[n].len = lens[j];
+            pkts[n].src_id[0] = c->token;
+            pkts[n].src_id[1] = src1;
+            n++;
+        }
+        if (unlikely(other) && got >= 0) {
+            /* A reference: the Rpc will read every packet's ref. */
+            for (; ref_valid < n; ref_valid++)
+                pkts[ref_valid].ref = NULL;
+            got = rx_slow(t, c, pkts, n, max, src1);
+            if (got >= 0)
+                n = ref_valid = (unsigned)got;
+        }
         if (got < 0) {
             t->bad_rings++;
             chan_kill(t, c); /* (the open list changed: stop here) */
             break;
         }
-        uint64_t src1 = tp->src_tag | (uint64_t)t->open[i];
-        for (int j = 0; j < got; j++) {
-            pkts[n].buf = bufs[j];
-            pkts[n].len = lens[j];
-            pkts[n].ref = NULL;
-            if (gens[j].word) {
-                t->rx_refs[n] = (struct tp_rx_ref){ datas[j], gens[j].word, gens[j].want };
-                pkts[n].ref = &t->rx_refs[n];
-            }
-            pkts[n].src_id[0] = c->token;
-            pkts[n].src_id[1] = src1;
-            n++;
-        }
         if (n == max)
             t->rx_next = i + 1; /* the next burst starts after the full one */
+    }
+    if (unlikely(ref_valid != 0)) {
+        for (; ref_valid < n; ref_valid++)
+            pkts[ref_valid].ref = NULL;
+        t->base.rx_refs = true; /* (the Rpc clears it) */
     }
     return n;
 }
@@ -891,7 +941,6 @@ static void heap_create(struct shm_transport *t, size_t bytes)
     t->heap_bytes = bytes;
     t->epoch = (_Atomic uint32_t *)p;
     atomic_init(&t->heap_used, SHM_HEAP_RESERVED);
-    t->ref_min = SHM_REF_MIN;
 }
 
 static const struct transport_ops shm_ops = {
@@ -950,7 +999,6 @@ int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
         heap_mb = v;
     }
     t->heap_ro_fd = -1;
-    t->ref_min = UINT32_MAX;
     t->uid = geteuid();
     t->sm_port = udrpc__addr_port(&p->bind);
     t->rpc_id = p->rpc_id;
@@ -981,7 +1029,6 @@ int udrpc__shm_create(const udrpc_config_t *cfg, const struct tp_params *p,
     t->base.ops = &shm_ops;
     t->base.name = "shm";
     t->base.kind = TP_SHM;
-    t->base.rx_refs = true;
     t->base.link_rate_bytes_per_s = 10e9; /* memory: ~80 Gbit/s */
     t->base.local.kind = TP_SHM;
     t->base.local.len = 8;
@@ -1015,22 +1062,39 @@ int udrpc__shm_fuzz_rx(const uint8_t *data, size_t size)
     struct shm_gen gens[32];
     int total = 0;
     for (int round = 0; round < 64; round++) {
-        int n = shm_rx_read(&rx, bufs, datas, lens, gens, 32);
-        if (n <= 0)
-            return n < 0 ? -1 : total;
+        /* As rx_burst reads: the fast reader, then record by record from
+         * a reference on. */
+        bool other;
+        int n = shm_rx_read(&rx, bufs, lens, 32, &other);
+        if (n < 0)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            datas[i] = bufs[i] + (lens[i] < SHM_PKT_HDR ? lens[i] : SHM_PKT_HDR);
+            gens[i].word = NULL;
+        }
+        while (other && n < 32) {
+            int got = shm_rx_read_one(&rx, &bufs[n], &datas[n], &lens[n], &gens[n]);
+            if (got < 0)
+                return -1;
+            if (got == 0)
+                break;
+            n++;
+        }
+        if (n == 0)
+            return total;
         for (int i = 0; i < n; i++) {
             /* Every header lies inside the ring, every payload inside the
              * ring or the heap (ASan would see them read). */
             volatile uint8_t sum = 0;
             uint32_t hdr = lens[i] < SHM_PKT_HDR ? lens[i] : SHM_PKT_HDR;
+            const uint8_t *d = datas[i], *d_end = d + (lens[i] - hdr);
             for (uint32_t b = 0; b < hdr; b++)
                 sum ^= bufs[i][b];
-            for (uint32_t b = hdr; b < lens[i]; b++)
-                sum ^= datas[i][b - hdr];
+            for (const uint8_t *q = d; q < d_end; q++)
+                sum ^= *q;
             if (gens[i].word) /* the epoch word, inside the heap */
                 sum ^= (uint8_t)atomic_load(gens[i].word);
             (void)sum;
-            const uint8_t *d = datas[i], *d_end = datas[i] + (lens[i] - hdr);
             if (bufs[i] < ring || bufs[i] + hdr > ring + RING ||
                 (lens[i] > hdr && !((d >= ring && d_end <= ring + RING) ||
                                     (d >= heap && d_end <= heap + HEAP))))

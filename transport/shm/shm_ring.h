@@ -46,6 +46,7 @@
 #define UDRPC_TRANSPORT_SHM_RING_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -212,17 +213,17 @@ static inline int shm_rx_ready(const struct shm_rx *r)
     return shm_rx_pos(r, r->head & (r->size - 1)) == r->head;
 }
 
-/* Reads up to max packets: bufs[i] points at each one's header in the
- * ring, datas[i] at its payload (behind the header, or in the producer's
- * heap), lens[i] is its length with the header, gens[i] its check; valid
- * until the next shm_rx_release. Returns how many, or -1 for a ring the
+/* Reads up to max packets copied into the ring: bufs[i] and lens[i] point
+ * at each (header, then payload) and give its length; valid until the
+ * next shm_rx_release. Stops before a reference, and says so in *other
+ * (shm_rx_read_one takes it). Returns how many, or -1 for a ring the
  * producer broke: an unknown kind, a length over the MTU, a record past
- * the ring's end, a wrap marker at its start, or a reference outside the
- * producer's heap. */
-static inline int shm_rx_read(struct shm_rx *r, const uint8_t **bufs, const uint8_t **datas,
-                              uint32_t *lens, struct shm_gen *gens, unsigned max)
+ * the ring's end, or a wrap marker at its start. */
+static inline int shm_rx_read(struct shm_rx *r, const uint8_t **bufs, uint32_t *lens,
+                              unsigned max, bool *other)
 {
     unsigned n = 0;
+    *other = false;
     while (n < max) {
         uint64_t off = r->head & (r->size - 1); /* a multiple of 64 */
         if (shm_rx_pos(r, off) != r->head)
@@ -237,13 +238,50 @@ static inline int shm_rx_read(struct shm_rx *r, const uint8_t **bufs, const uint
             r->head += r->size - off;
             continue; /* (the record at 0 is no wrap: this loop ends) */
         }
+        if (kind == SHM_REC_REF) {
+            *other = true; /* (left at the head, read again there) */
+            break;
+        }
+        uint64_t need = shm_rec_bytes(len);
+        if (kind != SHM_REC_PKT || len > r->mtu || need > r->size - off)
+            return -1;
+        bufs[n] = r->data + off + SHM_REC_HDR;
+        lens[n] = len;
+        n++;
+        r->head += need;
+    }
+    return (int)n;
+}
+
+/* The record at the consumer's head, of either kind: 1 and the packet
+ * (its header at *buf, its payload at *data, behind the header or in the
+ * producer's heap, its length with the header, and for a reference its
+ * check, gen->word NULL otherwise), 0 if none is written yet, -1 for a
+ * broken ring (as shm_rx_read, or a reference outside the producer's
+ * heap). */
+static inline int shm_rx_read_one(struct shm_rx *r, const uint8_t **buf, const uint8_t **data,
+                                  uint32_t *plen, struct shm_gen *gen)
+{
+    for (;;) {
+        uint64_t off = r->head & (r->size - 1);
+        if (shm_rx_pos(r, off) != r->head)
+            return 0;
+        const struct shm_rec_hdr *h = (const struct shm_rec_hdr *)(const void *)(r->data + off);
+        uint32_t len = __atomic_load_n(&h->len, __ATOMIC_RELAXED);
+        uint32_t kind = __atomic_load_n(&h->kind, __ATOMIC_RELAXED);
+        if (kind == SHM_REC_WRAP) {
+            if (off == 0)
+                return -1;
+            r->head += r->size - off;
+            continue;
+        }
         uint64_t need = shm_rec_bytes(len);
         if (len > r->mtu || need > r->size - off)
             return -1;
         const uint8_t *pkt = r->data + off + SHM_REC_HDR;
+        gen->word = NULL;
         if (kind == SHM_REC_PKT) {
-            datas[n] = pkt + SHM_PKT_HDR;
-            gens[n].word = NULL;
+            *data = pkt + SHM_PKT_HDR;
         } else if (kind == SHM_REC_REF && len == SHM_REF_REC_LEN) {
             const struct shm_ref *ref = (const struct shm_ref *)(const void *)(pkt + SHM_PKT_HDR);
             uint64_t ref_off = __atomic_load_n(&ref->off, __ATOMIC_RELAXED);
@@ -251,19 +289,18 @@ static inline int shm_rx_read(struct shm_rx *r, const uint8_t **bufs, const uint
             if (ref_len == 0 || ref_len > r->mtu - SHM_PKT_HDR || ref_off > r->heap_bytes ||
                 ref_len > r->heap_bytes - ref_off)
                 return -1; /* (no heap: heap_bytes is 0; else at least 4 KiB) */
-            datas[n] = r->heap + ref_off;
-            gens[n].word = (const _Atomic uint32_t *)(const void *)r->heap;
-            gens[n].want = __atomic_load_n(&ref->epoch, __ATOMIC_RELAXED);
+            *data = r->heap + ref_off;
+            gen->word = (const _Atomic uint32_t *)(const void *)r->heap;
+            gen->want = __atomic_load_n(&ref->epoch, __ATOMIC_RELAXED);
             len = SHM_PKT_HDR + ref_len;
         } else {
             return -1;
         }
-        bufs[n] = pkt;
-        lens[n] = len;
-        n++;
+        *buf = pkt;
+        *plen = len;
         r->head += need;
+        return 1;
     }
-    return (int)n;
 }
 
 #endif
